@@ -1,0 +1,67 @@
+# Everything a developer or CI needs: `make run` and `make test` set up the environment first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SAM_VENV := .venv-sam
+LOCAL := .local
+DDB_LOCAL := $(LOCAL)/dynamodb-local
+DDB_LOCAL_VERSION := 2.9.30
+HOST ?= 127.0.0.1
+PORT ?= 3000
+
+.PHONY: help install dev-tools dynamodb-local run run-dynamodb-local test test-fast lint bench soak clean
+
+help:
+	@echo "make run        start the local stack on the embedded DynamoDB emulator (http://$(HOST):$(PORT))"
+	@echo "make test       install everything and run the whole test suite"
+	@echo "make lint       cfn-lint and sam validate --lint on template.yaml"
+	@echo "make bench      benchmarks (cold start, warm overhead, DynamoDB cost, contention)"
+	@echo "make soak       load and soak test of the local stack"
+
+$(BIN)/activate: requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $(BIN)/activate
+
+install: $(BIN)/activate
+
+$(SAM_VENV)/bin/sam: requirements-sam.lock
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet --upgrade pip
+	$(SAM_VENV)/bin/pip install --quiet -r requirements-sam.lock
+	touch $(SAM_VENV)/bin/sam
+
+# Amazon DynamoDB Local, as shipped in the npm package amplify-dynamodb-simulator (run with java).
+$(DDB_LOCAL)/node_modules/amplify-dynamodb-simulator/emulator/DynamoDBLocal.jar:
+	mkdir -p $(DDB_LOCAL)
+	cd $(DDB_LOCAL) && npm install --silent --no-audit --no-fund --no-save amplify-dynamodb-simulator@$(DDB_LOCAL_VERSION)
+
+dynamodb-local: $(DDB_LOCAL)/node_modules/amplify-dynamodb-simulator/emulator/DynamoDBLocal.jar
+
+dev-tools: install $(SAM_VENV)/bin/sam dynamodb-local
+
+run: install
+	$(BIN)/payments serve --host $(HOST) --port $(PORT)
+
+# The local stack in front of Amazon DynamoDB Local (data kept in .local/dynamodb-data).
+run-dynamodb-local: install dynamodb-local
+	$(BIN)/python -m payments_cli.dynamodb_local --data-dir $(LOCAL)/dynamodb-data -- \
+		$(BIN)/payments serve --host $(HOST) --port $(PORT)
+
+lint: install $(SAM_VENV)/bin/sam
+	$(BIN)/cfn-lint template.yaml
+	SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam validate --lint --template template.yaml --region us-east-1
+
+test: dev-tools
+	SAM_BIN=$(abspath $(SAM_VENV)/bin/sam) DYNAMODB_LOCAL_DIR=$(abspath $(DDB_LOCAL)) $(BIN)/pytest
+
+bench: install dynamodb-local
+	DYNAMODB_LOCAL_DIR=$(abspath $(DDB_LOCAL)) $(BIN)/python bench/run.py
+
+soak: install dynamodb-local
+	DYNAMODB_LOCAL_DIR=$(abspath $(DDB_LOCAL)) $(BIN)/python bench/soak.py
+
+clean:
+	rm -rf $(VENV) $(SAM_VENV) $(LOCAL) .aws-sam .pytest_cache .hypothesis

@@ -1,0 +1,1 @@
+"""The `payments` command-line tool: local stack, tables, fixtures, tokens, OTP, reconciliation."""

@@ -1,0 +1,702 @@
+"""Validates fixture files (demo data, test users, catalogues) and upserts them into the Willson and Ledger tables."""
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Hashable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from decimal import Decimal, DecimalException
+from typing import Annotated, Any, Literal, TypeVar
+
+import pyotp
+from boto3.dynamodb.types import DYNAMODB_CONTEXT
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+from payments.repositories import codec, keys
+from payments.repositories.batch import batch_get
+
+
+class FixtureError(Exception):
+    """A fixture was refused; message names the path, e.g. 'willsoners[2].au_id: user 99 does not exist'."""
+
+
+# --- Format ---------------------------------------------------------------------------------
+
+_ID_LIMIT = 2**63
+_WALLET_LIMIT = 10**18
+_MIN_OTP_SECRET_LENGTH = 16
+_DECIMAL_STRING = re.compile(r"[0-9]+(\.[0-9]+)?")
+_UTC_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def _storable(value: Decimal) -> Decimal:
+    # The serializer would refuse the value mid-load; refusing it here keeps the load all-or-nothing.
+    try:
+        DYNAMODB_CONTEXT.create_decimal(value)
+    except DecimalException:
+        raise ValueError("does not fit a DynamoDB number (at most 38 significant digits)") from None
+    return value
+
+
+def _json_number(value: object) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, int | Decimal):
+        raise ValueError("must be a JSON number")
+    return _storable(Decimal(value))
+
+
+def _decimal_string(value: object) -> Decimal:
+    if not isinstance(value, str) or not _DECIMAL_STRING.fullmatch(value):
+        raise ValueError("must be a decimal string such as \"0.1\" (digits, optionally a point and digits)")
+    return _storable(Decimal(value))
+
+
+def _otp_secret(value: str) -> str:
+    secret = value.upper().rstrip("=")
+    if len(secret) < _MIN_OTP_SECRET_LENGTH:
+        raise ValueError(f"must be at least {_MIN_OTP_SECRET_LENGTH} base32 characters")
+    try:
+        pyotp.TOTP(secret)
+    except ValueError as error:
+        raise ValueError(f"is not a usable TOTP secret ({error})") from None
+    return secret
+
+
+def _utc_timestamp(value: str) -> str:
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError("must be an ISO 8601 date and time") from None
+    if moment.tzinfo is None:
+        raise ValueError("must state its UTC offset (for example Z or +09:00)")
+    return moment.astimezone(timezone.utc).strftime(_UTC_FORMAT)
+
+
+Id = Annotated[int, Field(gt=0, lt=_ID_LIMIT)]
+Gender = Literal["여", "남"]
+ConcernGender = Literal["ALL", "여", "남"]
+Rating = Annotated[Decimal, BeforeValidator(_json_number), Field(ge=0, le=5)]
+Rate = Annotated[Decimal, BeforeValidator(_decimal_string), Field(gt=0)]
+CoinQuantity = Annotated[Decimal, BeforeValidator(_decimal_string), Field(ge=0, lt=_WALLET_LIMIT)]
+PointQuantity = Annotated[int, Field(ge=0, lt=_ID_LIMIT)]
+OtpSecret = Annotated[str, AfterValidator(_otp_secret)]
+UtcTimestamp = Annotated[str, AfterValidator(_utc_timestamp)]
+
+
+class _Entry(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class Subcategory(_Entry):
+    idx: Id
+    name: str
+
+
+class Category(_Entry):
+    idx: Id
+    name: str
+    subcategories: list[Subcategory]
+
+
+class User(_Entry):
+    au_id: Id
+    nickname: str
+    gender: Gender
+    age: str
+    pic: str
+
+
+class Willsoner(_Entry):
+    idx: Id
+    au_id: Id
+    status: str
+    avg_rating: Rating | None
+    experience: str
+    introduction: str
+    subcategory_idx: list[Id]
+    keywords: list[str]
+    image: str
+
+
+class Ticket(_Entry):
+    idx: Id
+    minutes: Annotated[int, Field(gt=0, lt=_ID_LIMIT)]
+    price: Annotated[int, Field(ge=0, lt=_ID_LIMIT)]
+
+
+class Concern(_Entry):
+    idx: Id
+    au_id: Id
+    content: str
+    time: str
+    wil_gender: ConcernGender
+    subcategory_idx: Id
+    personalities: list[str]
+    direction: str
+
+
+class Session(_Entry):
+    asker_au_id: Id
+    willsoner_idx: Id
+    concern_idx: Id
+    completed_at: UtcTimestamp
+
+
+class AppPoint(_Entry):
+    point_id: Id
+    name: str
+
+
+class App(_Entry):
+    app_id: Id
+    database_id: Id
+    name: str
+    points: list[AppPoint]
+
+
+class Coin(_Entry):
+    coin_id: Id
+    symbol: str
+    decimals: Annotated[int, Field(ge=0, le=18)]
+
+
+class SwapRate(_Entry):
+    app_id: Id
+    point_id: Id
+    coin_id: Id
+    rate: Rate
+
+
+class AccountPoint(_Entry):
+    app_id: Id
+    point_id: Id
+    mu_id: Id
+    quantity: PointQuantity
+
+
+class AccountWallet(_Entry):
+    coin_id: Id
+    walletaddress: str
+    quantity: CoinQuantity
+
+
+class Account(_Entry):
+    au_id: Id
+    otp_secret: OtpSecret | None = None
+    points: list[AccountPoint] = []
+    wallets: list[AccountWallet] = []
+
+
+class Fixture(_Entry):
+    categories: list[Category] = []
+    users: list[User] = []
+    willsoners: list[Willsoner] = []
+    tickets: list[Ticket] = []
+    concerns: list[Concern] = []
+    sessions: list[Session] = []
+    apps: list[App] = []
+    coins: list[Coin] = []
+    swap_rates: list[SwapRate] = []
+    accounts: list[Account] = []
+
+
+# --- Parsing --------------------------------------------------------------------------------
+
+
+class _JsonObject(dict[str, Any]):
+    """A JSON object that remembers the first key it saw twice (json keeps only the last value)."""
+
+    def __init__(self, pairs: list[tuple[str, Any]]) -> None:
+        super().__init__(pairs)
+        counted: set[str] = set()
+        self.repeated: str | None = None
+        for name, _ in pairs:
+            if name in counted:
+                self.repeated = name
+                break
+            counted.add(name)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise FixtureError(f"{name} is not a JSON number; the fixture must not contain NaN or Infinity")
+
+
+def _format_path(location: Iterable[str | int]) -> str:
+    path = ""
+    for part in location:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path or "(top level)"
+
+
+def _find_repeated_key(value: Any, location: tuple[str | int, ...] = ()) -> str | None:
+    if isinstance(value, _JsonObject):
+        if value.repeated is not None:
+            return f"{_format_path((*location, value.repeated))}: key appears more than once"
+        children: Iterable[tuple[str | int, Any]] = value.items()
+    elif isinstance(value, list):
+        children = enumerate(value)
+    else:
+        return None
+    for name, child in children:
+        found = _find_repeated_key(child, (*location, name))
+        if found:
+            return found
+    return None
+
+
+def parse_fixture_text(text: str) -> Fixture:
+    """Parse and validate a fixture file's text; raises FixtureError naming the first bad path."""
+    try:
+        document = json.loads(
+            text, parse_float=Decimal, parse_constant=_refuse_constant, object_pairs_hook=_JsonObject
+        )
+    except json.JSONDecodeError as error:
+        raise FixtureError(f"line {error.lineno} column {error.colno}: {error.msg}") from None
+    repeated = _find_repeated_key(document)
+    if repeated:
+        raise FixtureError(repeated)
+    try:
+        fixture = Fixture.model_validate(document)
+    except ValidationError as error:
+        raise FixtureError(
+            "; ".join(f"{_format_path(problem['loc'])}: {problem['msg']}" for problem in error.errors())
+        ) from None
+    _check_unique(fixture)
+    return fixture
+
+
+def _unique(entries: Iterable[tuple[str, Hashable]]) -> None:
+    first: dict[Hashable, str] = {}
+    for path, identity in entries:
+        if identity in first:
+            raise FixtureError(f"{path}: duplicate of {first[identity]}")
+        first[identity] = path
+
+
+def _check_unique(fixture: Fixture) -> None:
+    _unique((f"categories[{i}].idx", c.idx) for i, c in enumerate(fixture.categories))
+    _unique(
+        (f"categories[{i}].subcategories[{j}].idx", s.idx)
+        for i, c in enumerate(fixture.categories)
+        for j, s in enumerate(c.subcategories)
+    )
+    _unique((f"users[{i}].au_id", u.au_id) for i, u in enumerate(fixture.users))
+    _unique((f"willsoners[{i}].idx", w.idx) for i, w in enumerate(fixture.willsoners))
+    for i, willsoner in enumerate(fixture.willsoners):
+        _unique((f"willsoners[{i}].subcategory_idx[{j}]", s) for j, s in enumerate(willsoner.subcategory_idx))
+    _unique((f"tickets[{i}].idx", t.idx) for i, t in enumerate(fixture.tickets))
+    _unique((f"concerns[{i}].idx", c.idx) for i, c in enumerate(fixture.concerns))
+    _unique((f"apps[{i}].app_id", a.app_id) for i, a in enumerate(fixture.apps))
+    for i, app in enumerate(fixture.apps):
+        _unique((f"apps[{i}].points[{j}].point_id", p.point_id) for j, p in enumerate(app.points))
+    _unique((f"coins[{i}].coin_id", c.coin_id) for i, c in enumerate(fixture.coins))
+    _unique((f"swap_rates[{i}]", (r.app_id, r.point_id, r.coin_id)) for i, r in enumerate(fixture.swap_rates))
+    _unique((f"accounts[{i}].au_id", a.au_id) for i, a in enumerate(fixture.accounts))
+    for i, account in enumerate(fixture.accounts):
+        _unique((f"accounts[{i}].points[{j}]", (p.app_id, p.point_id)) for j, p in enumerate(account.points))
+        _unique((f"accounts[{i}].wallets[{j}].coin_id", w.coin_id) for j, w in enumerate(account.wallets))
+
+
+# --- DynamoDB access ------------------------------------------------------------------------
+
+ItemKey = tuple[str, str]
+Item = dict[str, Any]
+
+_BATCH_GET_LIMIT = 100
+_BATCH_WRITE_LIMIT = 25
+# DynamoDB may leave writes unprocessed under throttling; they are sent again a bounded number of times.
+_UNPROCESSED_ATTEMPTS = 8
+_STORED_WILLSON_ENTITIES = ("user", "category", "willsoner", "willsoner_card", "concern", "listing")
+_COMPLETE = "complete"
+
+
+def _item_key(item: Item) -> ItemKey:
+    return (item[keys.PK], item[keys.SK])
+
+
+def _scan(client: Any, table: str, entities: Iterable[str]) -> dict[ItemKey, Item]:
+    values = {f":entity{n}": codec.to_attribute(entity) for n, entity in enumerate(entities)}
+    pages = client.get_paginator("scan").paginate(
+        TableName=table,
+        ConsistentRead=True,
+        FilterExpression=f"#entity IN ({', '.join(values)})",
+        ExpressionAttributeNames={"#entity": "entity"},
+        ExpressionAttributeValues=values,
+    )
+    found: dict[ItemKey, Item] = {}
+    for page in pages:
+        for raw in page.get("Items", []):
+            item = codec.from_item(raw)
+            assert item is not None
+            found[_item_key(item)] = item
+    return found
+
+
+def _get_all(client: Any, table: str, wanted: Iterable[dict[str, str]]) -> dict[ItemKey, Item]:
+    unique = list({(key[keys.PK], key[keys.SK]): key for key in wanted}.values())
+    found: dict[ItemKey, Item] = {}
+    for start in range(0, len(unique), _BATCH_GET_LIMIT):
+        chunk = unique[start : start + _BATCH_GET_LIMIT]
+        for (_, pk, sk), item in batch_get(client, {table: chunk}, consistent=True).items():
+            found[(pk, sk)] = item
+    return found
+
+
+def _write(client: Any, requests: list[tuple[str, dict[str, Any]]]) -> None:
+    for start in range(0, len(requests), _BATCH_WRITE_LIMIT):
+        pending: dict[str, list[dict[str, Any]]] = {}
+        for table, request in requests[start : start + _BATCH_WRITE_LIMIT]:
+            pending.setdefault(table, []).append(request)
+        for attempt in range(_UNPROCESSED_ATTEMPTS):
+            pending = client.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
+            if not pending:
+                break
+            time.sleep(0.05 * 2**attempt)
+        else:
+            raise RuntimeError("DynamoDB left writes unprocessed after retries; the fixture is partly loaded")
+
+
+@dataclass
+class _Changes:
+    """What one table needs so that it holds the fixture: items to put and keys to delete."""
+
+    puts: list[Item] = field(default_factory=list)
+    deletes: list[ItemKey] = field(default_factory=list)
+
+    def upsert(self, stored: dict[ItemKey, Item], item: Item) -> None:
+        # Attributes the loader does not own (written by the services) survive the upsert.
+        previous = stored.get(_item_key(item))
+        merged = {**(previous or {}), **item}
+        if merged != previous:
+            self.puts.append(merged)
+
+
+def load_fixture(client: Any, fixture: Fixture, willson_table: str, ledger_table: str) -> dict[str, int]:
+    """Upsert the fixture; every reference is checked (fixture ∪ stored) before anything is written.
+
+    Returns how many entries each section of the fixture had.
+    """
+    _check_unique(fixture)
+    willson = _plan_willson(client, fixture, willson_table)
+    ledger = _plan_ledger(client, fixture, ledger_table)
+    puts = [(table, {"PutRequest": {"Item": codec.to_item(item)}})
+            for table, changes in ((willson_table, willson), (ledger_table, ledger))
+            for item in changes.puts]
+    deletes = [(willson_table, {"DeleteRequest": {"Key": codec.to_item({keys.PK: pk, keys.SK: sk})}})
+               for pk, sk in willson.deletes]
+    # New listing entries go in before stale ones go, so a listing is never briefly empty.
+    _write(client, puts)
+    _write(client, deletes)
+    return {section: len(getattr(fixture, section)) for section in Fixture.model_fields}
+
+
+# --- Willson table --------------------------------------------------------------------------
+
+_T = TypeVar("_T", bound=_Entry)
+# An entry and where it came from ("willsoners[2]" or "willsoner 12 (stored)"), for messages.
+_Placed = tuple[_T, str]
+
+
+def _from_stored(model: type[_T], item: Item, label: str) -> _T:
+    fields = {name: item[name] for name in model.model_fields if name in item}
+    try:
+        return model.model_validate(fields, strict=False)
+    except ValidationError as error:
+        problem = error.errors()[0]
+        raise FixtureError(f"{label}.{_format_path(problem['loc'])}: {problem['msg']}") from None
+
+
+def _merge(
+    stored: dict[ItemKey, Item],
+    entity: str,
+    model: type[_T],
+    id_field: str,
+    section: str,
+    given: list[_T],
+) -> dict[int, _Placed[_T]]:
+    merged: dict[int, _Placed[_T]] = {}
+    for item in stored.values():
+        if item.get("entity") == entity:
+            label = f"{entity} {item[id_field]} (stored)"
+            entry = _from_stored(model, item, label)
+            merged[getattr(entry, id_field)] = (entry, label)
+    for index, entry in enumerate(given):
+        merged[getattr(entry, id_field)] = (entry, f"{section}[{index}]")
+    return merged
+
+
+@dataclass(frozen=True)
+class _Placement:
+    subcategory: Subcategory
+    category: Category
+
+
+def _subcategory_index(categories: dict[int, _Placed[Category]]) -> dict[int, _Placement]:
+    index: dict[int, _Placement] = {}
+    owner: dict[int, str] = {}
+    for category, where in categories.values():
+        for position, subcategory in enumerate(category.subcategories):
+            if subcategory.idx in index:
+                raise FixtureError(
+                    f"{where}.subcategories[{position}].idx: subcategory {subcategory.idx} "
+                    f"already belongs to {owner[subcategory.idx]}"
+                )
+            index[subcategory.idx] = _Placement(subcategory, category)
+            owner[subcategory.idx] = f"category {category.idx}"
+    return index
+
+
+def _require(found: bool, path: str, what: str) -> None:
+    if not found:
+        raise FixtureError(f"{path}: {what} does not exist")
+
+
+def _card(willsoner: Willsoner, user: User, subcategories: dict[int, _Placement]) -> Item:
+    return {
+        "idx": willsoner.idx,
+        "avg_rating": willsoner.avg_rating,
+        "experience": willsoner.experience,
+        "introduction": willsoner.introduction,
+        "asker_idx": willsoner.au_id,
+        "status": willsoner.status,
+        "asker": {"gender": user.gender, "age": user.age, "pic": user.pic, "nickname": user.nickname},
+        "subcategories": [subcategories[idx].subcategory.name for idx in willsoner.subcategory_idx],
+        "keywords": list(willsoner.keywords),
+        "image": willsoner.image,
+    }
+
+
+def _willsoner_items(willsoner: Willsoner, user: User, subcategories: dict[int, _Placement]) -> Iterator[Item]:
+    card = _card(willsoner, user, subcategories)
+    listing: list[Item] = []
+    if willsoner.status == _COMPLETE:
+        rank = keys.listing_rank(willsoner.avg_rating, willsoner.idx)
+        listing = [
+            {
+                keys.PK: keys.listing_partition(subcategory_idx, gender),
+                keys.SK: rank,
+                "entity": "listing",
+                "au_id": willsoner.au_id,
+                "willsoner_idx": willsoner.idx,
+                "card": card,
+            }
+            for subcategory_idx in willsoner.subcategory_idx
+            for gender in ("ALL", user.gender)
+        ]
+    yield from listing
+    yield {
+        **keys.willsoner_card(willsoner.idx),
+        "entity": "willsoner_card",
+        "au_id": willsoner.au_id,
+        "status": willsoner.status,
+        "card": card,
+    }
+    yield {
+        **keys.willsoner_profile(willsoner.idx),
+        "entity": "willsoner",
+        **willsoner.model_dump(),
+        "listing_keys": [[entry[keys.PK], entry[keys.SK]] for entry in listing],
+    }
+
+
+def _concern_item(concern: Concern, asker: User, placement: _Placement) -> Item:
+    return {
+        **keys.concern(concern.idx),
+        "entity": "concern",
+        **concern.model_dump(),
+        "asker_pic": asker.pic,
+        "asker_nickname": asker.nickname,
+        "subcategory_name": placement.subcategory.name,
+        "category_idx": placement.category.idx,
+        "category_name": placement.category.name,
+    }
+
+
+def _ticket_catalog(fixture: Fixture, stored: Item | None) -> Item:
+    tickets: dict[str, Any] = dict((stored or {}).get("tickets", {}))
+    for ticket in fixture.tickets:
+        tickets[str(ticket.idx)] = {**tickets.get(str(ticket.idx), {}), "minutes": ticket.minutes, "price": ticket.price}
+    return {**keys.ticket_catalog(), "entity": "tickets", "tickets": tickets}
+
+
+def _latest(first: str | None, second: str) -> str:
+    if first is None:
+        return second
+    return max(first, second, key=lambda moment: datetime.fromisoformat(moment.replace("Z", "+00:00")))
+
+
+def _session_items(fixture: Fixture, stored: dict[ItemKey, Item]) -> Iterator[Item]:
+    by_asker: dict[int, dict[str, str]] = {}
+    for session in fixture.sessions:
+        if session.asker_au_id not in by_asker:
+            previous = stored.get(_item_key(keys.asker_sessions(session.asker_au_id))) or {}
+            by_asker[session.asker_au_id] = dict(previous.get("willsoners", {}))
+        willsoners = by_asker[session.asker_au_id]
+        key = str(session.willsoner_idx)
+        willsoners[key] = _latest(willsoners.get(key), session.completed_at)
+    for asker_au_id, willsoners in by_asker.items():
+        yield {**keys.asker_sessions(asker_au_id), "entity": "sessions", "willsoners": willsoners}
+
+
+def _plan_willson(client: Any, fixture: Fixture, table: str) -> _Changes:
+    # Cards, listings and concerns copy names from users and categories, so every one of them is
+    # recomputed from the stored base items with the fixture laid over them.
+    stored = _scan(client, table, _STORED_WILLSON_ENTITIES)
+    singles = [keys.ticket_catalog()] if fixture.tickets else []
+    stored |= _get_all(client, table, singles + [keys.asker_sessions(s.asker_au_id) for s in fixture.sessions])
+
+    users = _merge(stored, "user", User, "au_id", "users", fixture.users)
+    categories = _merge(stored, "category", Category, "idx", "categories", fixture.categories)
+    willsoners = _merge(stored, "willsoner", Willsoner, "idx", "willsoners", fixture.willsoners)
+    concerns = _merge(stored, "concern", Concern, "idx", "concerns", fixture.concerns)
+    subcategories = _subcategory_index(categories)
+
+    for willsoner, where in willsoners.values():
+        _require(willsoner.au_id in users, f"{where}.au_id", f"user {willsoner.au_id}")
+        for position, subcategory_idx in enumerate(willsoner.subcategory_idx):
+            _require(
+                subcategory_idx in subcategories,
+                f"{where}.subcategory_idx[{position}]",
+                f"subcategory {subcategory_idx}",
+            )
+    for concern, where in concerns.values():
+        _require(concern.au_id in users, f"{where}.au_id", f"user {concern.au_id}")
+        _require(
+            concern.subcategory_idx in subcategories, f"{where}.subcategory_idx", f"subcategory {concern.subcategory_idx}"
+        )
+    for index, session in enumerate(fixture.sessions):
+        _require(session.asker_au_id in users, f"sessions[{index}].asker_au_id", f"user {session.asker_au_id}")
+        _require(
+            session.willsoner_idx in willsoners, f"sessions[{index}].willsoner_idx", f"willsoner {session.willsoner_idx}"
+        )
+
+    changes = _Changes()
+    wanted: set[ItemKey] = set()
+
+    def upsert(item: Item) -> None:
+        wanted.add(_item_key(item))
+        changes.upsert(stored, item)
+
+    for user, _ in users.values():
+        upsert({**keys.user(user.au_id), "entity": "user", **user.model_dump()})
+    for category, _ in categories.values():
+        upsert({**keys.category(category.idx), "entity": "category", **category.model_dump()})
+    for willsoner, _ in willsoners.values():
+        for item in _willsoner_items(willsoner, users[willsoner.au_id][0], subcategories):
+            upsert(item)
+    for concern, _ in concerns.values():
+        upsert(_concern_item(concern, users[concern.au_id][0], subcategories[concern.subcategory_idx]))
+    if fixture.tickets:
+        upsert(_ticket_catalog(fixture, stored.get(_item_key(keys.ticket_catalog()))))
+    for item in _session_items(fixture, stored):
+        upsert(item)
+
+    listed: set[ItemKey] = set()
+    for item in stored.values():
+        if item.get("entity") == "listing":
+            listed.add(_item_key(item))
+        elif item.get("entity") == "willsoner":
+            listed.update((pk, sk) for pk, sk in item.get("listing_keys", []))
+    changes.deletes = sorted(listed - wanted)
+    return changes
+
+
+# --- Ledger table ---------------------------------------------------------------------------
+
+
+def _plan_ledger(client: Any, fixture: Fixture, table: str) -> _Changes:
+    app_ids = {a.app_id for a in fixture.apps} | {r.app_id for r in fixture.swap_rates}
+    app_ids |= {p.app_id for account in fixture.accounts for p in account.points}
+    coin_ids = {c.coin_id for c in fixture.coins} | {r.coin_id for r in fixture.swap_rates}
+    coin_ids |= {w.coin_id for account in fixture.accounts for w in account.wallets}
+    wanted = [keys.app(app_id) for app_id in sorted(app_ids)]
+    wanted += [keys.coin(coin_id) for coin_id in sorted(coin_ids)]
+    wanted += [keys.swap_rate(r.app_id, r.point_id, r.coin_id) for r in fixture.swap_rates]
+    for account in fixture.accounts:
+        wanted.append(keys.account(account.au_id))
+        wanted += [keys.point_balance(account.au_id, p.app_id, p.point_id) for p in account.points]
+        wanted += [keys.wallet(account.au_id, w.coin_id) for w in account.wallets]
+    stored = _get_all(client, table, wanted)
+
+    app_points: dict[int, dict[str, str]] = {}
+    for app_id in app_ids:
+        app_item = stored.get(_item_key(keys.app(app_id)))
+        if app_item is not None:
+            app_points[app_id] = dict(app_item.get("points", {}))
+    for app in fixture.apps:
+        app_points[app.app_id] = {**app_points.get(app.app_id, {}), **{str(p.point_id): p.name for p in app.points}}
+    coin_decimals: dict[int, int] = {}
+    for coin_id in coin_ids:
+        coin_item = stored.get(_item_key(keys.coin(coin_id)))
+        if coin_item is not None:
+            coin_decimals[coin_id] = int(coin_item["decimals"])
+    coin_decimals |= {coin.coin_id: coin.decimals for coin in fixture.coins}
+
+    def require_point(path: str, app_id: int, point_id: int) -> None:
+        _require(app_id in app_points, f"{path}.app_id", f"app {app_id}")
+        _require(str(point_id) in app_points[app_id], f"{path}.point_id", f"point {point_id} of app {app_id}")
+
+    for index, rate in enumerate(fixture.swap_rates):
+        require_point(f"swap_rates[{index}]", rate.app_id, rate.point_id)
+        _require(rate.coin_id in coin_decimals, f"swap_rates[{index}].coin_id", f"coin {rate.coin_id}")
+    for index, account in enumerate(fixture.accounts):
+        for position, point in enumerate(account.points):
+            require_point(f"accounts[{index}].points[{position}]", point.app_id, point.point_id)
+        for position, wallet in enumerate(account.wallets):
+            path = f"accounts[{index}].wallets[{position}]"
+            _require(wallet.coin_id in coin_decimals, f"{path}.coin_id", f"coin {wallet.coin_id}")
+            decimals = coin_decimals[wallet.coin_id]
+            exponent = wallet.quantity.normalize().as_tuple().exponent
+            assert isinstance(exponent, int)
+            if -exponent > decimals:
+                raise FixtureError(
+                    f"{path}.quantity: {wallet.quantity} has more than {decimals} fractional digits "
+                    f"(coin {wallet.coin_id})"
+                )
+
+    changes = _Changes()
+    for app in fixture.apps:
+        changes.upsert(stored, {
+            **keys.app(app.app_id),
+            "entity": "app",
+            "app_id": app.app_id,
+            "database_id": app.database_id,
+            "name": app.name,
+            "points": app_points[app.app_id],
+        })
+    for coin in fixture.coins:
+        changes.upsert(stored, {**keys.coin(coin.coin_id), "entity": "coin", **coin.model_dump()})
+    for rate in fixture.swap_rates:
+        changes.upsert(stored, {
+            **keys.swap_rate(rate.app_id, rate.point_id, rate.coin_id),
+            "entity": "rate",
+            **rate.model_dump(),
+        })
+    for account in fixture.accounts:
+        changes.upsert(stored, _account_item(account, stored.get(_item_key(keys.account(account.au_id)))))
+        for point in account.points:
+            changes.upsert(stored, {
+                **keys.point_balance(account.au_id, point.app_id, point.point_id),
+                "entity": "point",
+                "au_id": account.au_id,
+                **point.model_dump(),
+            })
+        for wallet in account.wallets:
+            changes.upsert(stored, {
+                **keys.wallet(account.au_id, wallet.coin_id),
+                "entity": "wallet",
+                "au_id": account.au_id,
+                **wallet.model_dump(),
+            })
+    return changes
+
+
+def _account_item(account: Account, stored: Item | None) -> Item:
+    item: Item = {**keys.account(account.au_id), "entity": "account", "au_id": account.au_id}
+    if stored is None:
+        # The swap's optimistic-concurrency counters start here and are the services' afterwards.
+        item |= {"version": 0, "log_seq": 0, "otp_steps": {}}
+    if account.otp_secret is not None:
+        item["otp_secret"] = account.otp_secret
+    return item

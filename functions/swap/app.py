@@ -1,0 +1,88 @@
+"""Lambda handler of POST /v1.0/db/swap (points dashboard: points ⇄ coins, OTP-confirmed)."""
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
+
+from payments.auth import Caller
+from payments.aws import dynamodb_client
+from payments.config import get_settings
+from payments.errors import InternalError, OtpInvalid, PaymentsError, SwapConflict
+from payments.http import caller_from_bearer, dashboard_error_response, raw_json_response, request_json
+from payments.json_body import canonical_json, dumps
+from payments.models.swap import SwapRequest
+from payments.observability import logger, metrics, tracer
+from payments.repositories.ledger import LedgerRepository
+from payments.services.otp import LockoutPolicy
+from payments.services.swap import SwapPolicy, execute_swap
+
+app = APIGatewayRestResolver()
+settings = get_settings()
+ledger = LedgerRepository(dynamodb_client(), settings.ledger_table)
+policy = SwapPolicy(
+    max_attempts=settings.swap_max_attempts,
+    lockout=LockoutPolicy(
+        max_failures=settings.otp_max_failures,
+        window_seconds=settings.otp_failure_window_seconds,
+        lock_seconds=settings.otp_lock_seconds,
+    ),
+)
+idempotency = IdempotencyConfig(expires_after_seconds=settings.idempotency_ttl_seconds)
+persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table, boto3_client=dynamodb_client())
+
+
+@idempotent_function(data_keyword_argument="fingerprinted", persistence_store=persistence, config=idempotency)
+def swap_once(fingerprinted: dict[str, Any], request: SwapRequest) -> dict[str, Any]:
+    """Run one swap; a success is stored and replayed for the same account and body, a refusal is not."""
+    caller = Caller(au_id=int(fingerprinted["au_id"]))
+    value = execute_swap(ledger, caller, request, fingerprinted["fingerprint"], policy)
+    return {"body": dumps({"return": 0, "message": "success", "value": value.model_dump()})}
+
+
+@app.post("/v1.0/db/swap")
+def swap() -> Response:
+    body = request_json(app.current_event)
+    caller = caller_from_bearer(app.current_event, settings)
+    canonical = canonical_json(body)
+    fingerprint = hashlib.sha256(f"{caller.au_id}:{canonical}".encode()).hexdigest()
+    try:
+        result = swap_once(
+            fingerprinted={"au_id": caller.au_id, "fingerprint": fingerprint},
+            request=SwapRequest.from_body(body),
+        )
+    except IdempotencyAlreadyInProgressError as error:
+        raise SwapConflict("the same request is in progress") from error
+    metrics.add_metric(name="SwapSucceeded", unit=MetricUnit.Count, value=1)
+    return raw_json_response(200, result["body"])
+
+
+@app.exception_handler(PaymentsError)
+def refused(error: PaymentsError) -> Response:
+    metrics.add_metric(name=f"SwapRefused{error.kind.title().replace('_', '')}", unit=MetricUnit.Count, value=1)
+    if isinstance(error, OtpInvalid):
+        metrics.add_metric(name="OtpFailure", unit=MetricUnit.Count, value=1)
+    return dashboard_error_response(error)
+
+
+@app.exception_handler(Exception)
+def unexpected(error: Exception) -> Response:
+    logger.exception("swap failed")
+    return dashboard_error_response(InternalError())
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    idempotency.register_lambda_context(context)
+    return app.resolve(event, context)

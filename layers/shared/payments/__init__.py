@@ -1,0 +1,1 @@
+"""Shared domain layer of the payments backend: models, DynamoDB access, auth, OTP, errors."""

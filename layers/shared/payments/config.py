@@ -1,0 +1,58 @@
+"""Process configuration, read once from environment variables into a typed model."""
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# Only for local development (`serve`, tests, `sam local`): the deployed stack always sets
+# JWT_SECRET_ARN, and the secret then comes from Secrets Manager.
+DEVELOPMENT_JWT_SECRET = "local-development-secret-change-me"
+
+
+class Settings(BaseModel):
+    """Everything the handlers and services are configured with."""
+
+    model_config = ConfigDict(frozen=True)
+
+    willson_table: str = "WillsonTable"
+    ledger_table: str = "LedgerTable"
+    idempotency_table: str = "IdempotencyTable"
+    jwt_secret_arn: str | None = None
+    jwt_secret: str = DEVELOPMENT_JWT_SECRET
+    honeypot_app_id: int = 1
+    honeypot_point_id: int = 1
+    max_listed_willsoners: int = Field(default=30, ge=1, le=100)
+    swap_max_attempts: int = Field(default=5, ge=1, le=20)
+    idempotency_ttl_seconds: int = 600
+    otp_max_failures: int = 5
+    otp_failure_window_seconds: int = 900
+    otp_lock_seconds: int = 900
+
+    @classmethod
+    def from_environ(cls, environ: dict[str, str] | None = None) -> "Settings":
+        env = os.environ if environ is None else environ
+        mapping = {
+            "willson_table": "WILLSON_TABLE_NAME",
+            "ledger_table": "LEDGER_TABLE_NAME",
+            "idempotency_table": "IDEMPOTENCY_TABLE_NAME",
+            "jwt_secret_arn": "JWT_SECRET_ARN",
+            "jwt_secret": "JWT_SECRET",
+            "honeypot_app_id": "HONEYPOT_APP_ID",
+            "honeypot_point_id": "HONEYPOT_POINT_ID",
+            "max_listed_willsoners": "MAX_LISTED_WILLSONERS",
+            "swap_max_attempts": "SWAP_MAX_ATTEMPTS",
+            "idempotency_ttl_seconds": "IDEMPOTENCY_TTL_SECONDS",
+            "otp_max_failures": "OTP_MAX_FAILURES",
+            "otp_failure_window_seconds": "OTP_FAILURE_WINDOW_SECONDS",
+            "otp_lock_seconds": "OTP_LOCK_SECONDS",
+        }
+        values = {field: env[name] for field, name in mapping.items() if env.get(name)}
+        return cls.model_validate(values)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The settings of this process (environment read once)."""
+    return Settings.from_environ()

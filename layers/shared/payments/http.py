@@ -1,0 +1,68 @@
+"""API Gateway plumbing shared by both handlers: body, token, response rendering."""
+from __future__ import annotations
+
+import binascii
+from typing import Any, Callable
+
+from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
+
+from payments.auth import Caller, verify_access_token
+from payments.config import Settings
+from payments.errors import InvalidBody, PaymentsError, dashboard_error_body, willson_error_body
+from payments.json_body import dumps, parse_json_object
+
+_SECRET_MAX_AGE_SECONDS = 300
+
+
+def request_json(event: BaseProxyEvent) -> dict[str, Any]:
+    """The body of the request as a JSON object, or InvalidBody."""
+    try:
+        text = event.decoded_body
+    except (binascii.Error, UnicodeDecodeError, ValueError) as error:
+        raise InvalidBody("Request body must be a JSON object") from error
+    return parse_json_object(text)
+
+
+def jwt_secret(settings: Settings) -> str:
+    """The token signing secret: Secrets Manager (cached) when deployed, else JWT_SECRET."""
+    if settings.jwt_secret_arn:
+        # Imported here: only the deployed path needs it, and it is slow to import.
+        from aws_lambda_powertools.utilities import parameters
+
+        return str(parameters.get_secret(settings.jwt_secret_arn, max_age=_SECRET_MAX_AGE_SECONDS))
+    return settings.jwt_secret
+
+
+def caller_from_x_token(event: BaseProxyEvent, settings: Settings) -> Caller:
+    """Willson app: the token travels in the `x-token` header."""
+    return verify_access_token(event.headers.get("x-token"), jwt_secret(settings))
+
+
+def caller_from_bearer(event: BaseProxyEvent, settings: Settings) -> Caller:
+    """Dashboard: `Authorization: Bearer <jwt>`."""
+    value = event.headers.get("authorization") or ""
+    scheme, _, token = value.strip().partition(" ")
+    return verify_access_token(token.strip() if scheme.lower() == "bearer" else None, jwt_secret(settings))
+
+
+def json_response(status: int, body: Any) -> Response:
+    return raw_json_response(status, dumps(body))
+
+
+def raw_json_response(status: int, text: str) -> Response:
+    """A response whose JSON text is already written (replayed or exact-number bodies)."""
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=text)
+
+
+def _error_response(render: Callable[[PaymentsError], tuple[int, dict[str, Any]]], error: PaymentsError) -> Response:
+    status, body = render(error)
+    return json_response(status, body)
+
+
+def willson_error_response(error: PaymentsError) -> Response:
+    return _error_response(willson_error_body, error)
+
+
+def dashboard_error_response(error: PaymentsError) -> Response:
+    return _error_response(dashboard_error_body, error)

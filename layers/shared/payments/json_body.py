@@ -1,0 +1,126 @@
+"""Strict JSON request parsing: numbers kept exact (int / Decimal), no NaN or Infinity."""
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from decimal import Decimal
+from typing import Any
+
+from payments.errors import InvalidBody
+
+MAX_BODY_BYTES = 16 * 1024
+MAX_NESTING = 16
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not allowed")
+
+
+def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise ValueError(f"duplicate key {key!r}")
+        result[key] = value
+    return result
+
+
+def _depth(value: Any, level: int = 1) -> int:
+    if level > MAX_NESTING:
+        return level
+    if isinstance(value, dict):
+        return max([_depth(v, level + 1) for v in value.values()], default=level)
+    if isinstance(value, list):
+        return max([_depth(v, level + 1) for v in value], default=level)
+    return level
+
+
+def parse_json_object(body: str | None) -> dict[str, Any]:
+    """Parse a request body that must be one JSON object; raise InvalidBody otherwise.
+
+    Fractions and exponents become Decimal (never float); duplicate keys, NaN and Infinity,
+    bodies over MAX_BODY_BYTES and nesting deeper than MAX_NESTING are refused.
+    """
+    if body is None or not body.strip():
+        raise InvalidBody("Request body must be a JSON object")
+    if len(body.encode("utf-8", "surrogatepass")) > MAX_BODY_BYTES:
+        raise InvalidBody(f"Request body is larger than {MAX_BODY_BYTES} bytes")
+    if body.count("[") + body.count("{") > 4 * MAX_NESTING and _looks_deep(body):
+        raise InvalidBody("Request body is nested too deeply")
+    try:
+        value = json.loads(
+            body,
+            parse_float=Decimal,
+            parse_constant=_refuse_constant,
+            object_pairs_hook=_refuse_duplicates,
+        )
+    except (ValueError, RecursionError) as error:
+        raise InvalidBody("Request body must be a JSON object") from error
+    if not isinstance(value, dict):
+        raise InvalidBody("Request body must be a JSON object")
+    if _depth(value) > MAX_NESTING:
+        raise InvalidBody("Request body is nested too deeply")
+    return value
+
+
+def _looks_deep(body: str) -> bool:
+    depth = 0
+    in_string = False
+    escaped = False
+    for char in body:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > MAX_NESTING:
+                return True
+        elif char in "]}":
+            depth -= 1
+    return False
+
+
+def canonical_json(value: Any) -> str:
+    """One text per parsed JSON value, whatever its key order, spacing or number spelling."""
+    return json.dumps(_canonical(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _canonical(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_canonical(item) for item in value]
+    if isinstance(value, Decimal):
+        return format_decimal(value)
+    return value
+
+
+def format_decimal(value: Decimal) -> str:
+    """Plain decimal text without exponent or trailing zeros (`Decimal('1.10')` → `1.1`)."""
+    if value == 0:
+        return "0"
+    return format(value.normalize(), "f")
+
+
+def dumps(value: Any) -> str:
+    """Serialise a response; Decimals are written as exact JSON numbers (never via float)."""
+    marker = f"__exact_{uuid.uuid4().hex}__"
+    text = json.dumps(_mark_decimals(value, marker), ensure_ascii=False, separators=(",", ":"))
+    return re.sub(f'"{marker}([-0-9.]+)"', r"\1", text)
+
+
+def _mark_decimals(value: Any, marker: str) -> Any:
+    if isinstance(value, dict):
+        return {key: _mark_decimals(item, marker) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_mark_decimals(item, marker) for item in value]
+    if isinstance(value, Decimal):
+        return marker + format_decimal(value)
+    return value

@@ -1,0 +1,1 @@
+"""Request and response models of both endpoints (pydantic v2)."""

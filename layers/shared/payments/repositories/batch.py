@@ -1,0 +1,33 @@
+"""One BatchGetItem round trip over several tables, keyed by (table, pk, sk)."""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from payments.repositories import codec
+from payments.repositories.keys import PK, SK
+
+ItemKey = tuple[str, str, str]
+# DynamoDB may leave keys unprocessed under load; they are asked again a bounded number of times.
+_UNPROCESSED_ATTEMPTS = 4
+
+
+def batch_get(client: Any, keys: dict[str, list[dict[str, str]]], consistent: bool) -> dict[ItemKey, dict[str, Any]]:
+    """Read every key of every table; returns the items found, decoded, by (table, pk, sk)."""
+    request = {
+        table: {"Keys": [codec.to_item(key) for key in table_keys], "ConsistentRead": consistent}
+        for table, table_keys in keys.items()
+        if table_keys
+    }
+    found: dict[ItemKey, dict[str, Any]] = {}
+    for attempt in range(_UNPROCESSED_ATTEMPTS):
+        response = client.batch_get_item(RequestItems=request)
+        for table, items in response.get("Responses", {}).items():
+            for raw in items:
+                item = codec.from_item(raw)
+                found[(table, item[PK], item[SK])] = item
+        request = response.get("UnprocessedKeys") or {}
+        if not request:
+            return found
+        time.sleep(0.05 * 2**attempt)
+    raise RuntimeError("DynamoDB left keys unprocessed after retries")

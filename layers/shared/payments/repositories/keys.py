@@ -1,0 +1,88 @@
+"""Key layout of the Willson and Ledger tables (see docs/data-model.md)."""
+from __future__ import annotations
+
+from decimal import Decimal
+
+PK = "pk"
+SK = "sk"
+
+# Willson table
+def concern(idx: int) -> dict[str, str]:
+    return {PK: f"CONCERN#{idx}", SK: "CONCERN"}
+
+
+def user(au_id: int) -> dict[str, str]:
+    return {PK: f"USER#{au_id}", SK: "USER"}
+
+
+def category(idx: int) -> dict[str, str]:
+    return {PK: f"CATEGORY#{idx}", SK: "CATEGORY"}
+
+
+def willsoner_profile(idx: int) -> dict[str, str]:
+    return {PK: f"WILLSONER#{idx}", SK: "PROFILE"}
+
+
+def willsoner_card(idx: int) -> dict[str, str]:
+    return {PK: f"WILLSONER#{idx}", SK: "CARD"}
+
+
+def ticket_catalog() -> dict[str, str]:
+    return {PK: "TICKETS", SK: "CATALOG"}
+
+
+def asker_sessions(au_id: int) -> dict[str, str]:
+    return {PK: f"ASKER#{au_id}", SK: "SESSIONS"}
+
+
+def listing_partition(subcategory_idx: int, gender: str) -> str:
+    """Complete willsoners of one subcategory, for one concern gender (`ALL`, `여`, `남`)."""
+    return f"LISTING#{subcategory_idx}#{gender}"
+
+
+_RATING_SCALE = 10_000
+_RATING_CEILING = 10**9
+
+
+def listing_rank(avg_rating: Decimal | None, idx: int) -> str:
+    """Sort key: ascending order is avg_rating descending, then idx ascending, unrated last."""
+    if avg_rating is None:
+        return f"U#{idx:020d}"
+    inverted = _RATING_CEILING - int((avg_rating * _RATING_SCALE).to_integral_value())
+    return f"R#{inverted:010d}#{idx:020d}"
+
+
+# Ledger table
+def account(au_id: int) -> dict[str, str]:
+    return {PK: f"ACCOUNT#{au_id}", SK: "ACCOUNT"}
+
+
+def point_balance(au_id: int, app_id: int, point_id: int) -> dict[str, str]:
+    return {PK: f"ACCOUNT#{au_id}", SK: f"POINT#{app_id}#{point_id}"}
+
+
+def wallet(au_id: int, coin_id: int) -> dict[str, str]:
+    return {PK: f"ACCOUNT#{au_id}", SK: f"WALLET#{coin_id}"}
+
+
+def otp_guard(au_id: int) -> dict[str, str]:
+    return {PK: f"ACCOUNT#{au_id}", SK: "OTP_GUARD"}
+
+
+SWAP_LOG_PREFIX = "SWAPLOG#"
+
+
+def swap_log(au_id: int, log_id: int) -> dict[str, str]:
+    return {PK: f"ACCOUNT#{au_id}", SK: f"{SWAP_LOG_PREFIX}{log_id:020d}"}
+
+
+def app(app_id: int) -> dict[str, str]:
+    return {PK: f"APP#{app_id}", SK: "APP"}
+
+
+def coin(coin_id: int) -> dict[str, str]:
+    return {PK: f"COIN#{coin_id}", SK: "COIN"}
+
+
+def swap_rate(app_id: int, point_id: int, coin_id: int) -> dict[str, str]:
+    return {PK: f"RATE#{app_id}#{point_id}#{coin_id}", SK: "RATE"}

@@ -1,0 +1,1 @@
+"""Domain services: the business rules, free of Lambda events and of DynamoDB calls."""

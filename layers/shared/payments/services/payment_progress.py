@@ -1,0 +1,146 @@
+"""Payment progress: the caller's honeypots, the tickets, and who can take the concern."""
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from payments.auth import Caller
+from payments.errors import ConcernNotFound, WillsonerNotFound
+from payments.models.payment_progress import (
+    CategoryView,
+    ConcernAsker,
+    ConcernView,
+    Honeypot,
+    Name,
+    PaymentProgressData,
+    PaymentProgressRequest,
+    Picture,
+    SubcategoryView,
+    TicketView,
+    WillsonerAsker,
+    WillsonerView,
+)
+from payments.repositories.willson import PaymentContext, WillsonRepository
+
+MATCH_SAME_WILLSONER = 1
+MATCH_DIFFERENT_WILLSONER = 2
+COMPLETE = "complete"
+_CARD_CHUNK = 100
+
+
+def progress_payment(
+    repository: WillsonRepository,
+    caller: Caller,
+    request: PaymentProgressRequest,
+    *,
+    honeypot_app_id: int,
+    honeypot_point_id: int,
+    max_listed: int,
+) -> PaymentProgressData:
+    """Step 1 of paying for a concern: what the caller has, what it costs, who can answer."""
+    context = repository.load_payment_context(caller.au_id, request.concern_idx, honeypot_app_id, honeypot_point_id)
+    concern = context.concern
+    if concern is None or int(concern["au_id"]) != caller.au_id:
+        raise ConcernNotFound()
+    if request.match_type == MATCH_SAME_WILLSONER:
+        cards = _previous_willsoners(repository, caller, context, max_listed)
+    else:
+        excluded = set(context.past_willsoners) if request.match_type == MATCH_DIFFERENT_WILLSONER else set()
+        cards = _candidates(repository, caller, concern, excluded, max_listed)
+    if not cards:
+        raise WillsonerNotFound()
+    return PaymentProgressData(
+        point=Honeypot(honeypot=f"{context.honeypot}개"),
+        willsoners=[_willsoner_view(card) for card in cards],
+        tickets=_ticket_views(context.tickets),
+        concern=_concern_view(concern),
+    )
+
+
+def _candidates(
+    repository: WillsonRepository, caller: Caller, concern: dict[str, Any], excluded: set[int], max_listed: int
+) -> list[dict[str, Any]]:
+    # The listing holds only complete willsoners of the subcategory and gender, in rank order;
+    # reading `max_listed` plus everyone who may be filtered out is always enough.
+    wanted = max_listed + 1 + len(excluded)
+    entries = repository.list_candidates(int(concern["subcategory_idx"]), str(concern["wil_gender"]), wanted)
+    cards = [
+        entry["card"]
+        for entry in entries
+        if int(entry["au_id"]) != caller.au_id and int(entry["card"]["idx"]) not in excluded
+    ]
+    return cards[:max_listed]
+
+
+def _previous_willsoners(
+    repository: WillsonRepository, caller: Caller, context: PaymentContext, max_listed: int
+) -> list[dict[str, Any]]:
+    by_recency = sorted(context.past_willsoners.items(), key=lambda pair: (-_timestamp(pair[1]), pair[0]))
+    ordered = [idx for idx, _ in by_recency]
+    listed: list[dict[str, Any]] = []
+    for start in range(0, len(ordered), _CARD_CHUNK):
+        chunk = ordered[start : start + _CARD_CHUNK]
+        found = repository.get_cards(chunk)
+        for idx in chunk:
+            item = found.get(idx)
+            if item and item.get("status") == COMPLETE and int(item["au_id"]) != caller.au_id:
+                listed.append(item["card"])
+        if len(listed) >= max_listed:
+            break
+    return listed[:max_listed]
+
+
+def _timestamp(completed_at: str) -> float:
+    return datetime.fromisoformat(completed_at.replace("Z", "+00:00")).timestamp()
+
+
+def format_rating(avg_rating: Decimal | None) -> str:
+    """One decimal, rounded half-up; "0.0" for a willsoner without reviews."""
+    value = Decimal(0) if avg_rating is None else Decimal(avg_rating)
+    return str(value.quantize(Decimal("0.1"), rounding=ROUND_HALF_UP))
+
+
+def _willsoner_view(card: dict[str, Any]) -> WillsonerView:
+    asker = card["asker"]
+    return WillsonerView(
+        avg_rating=format_rating(card.get("avg_rating")),
+        idx=int(card["idx"]),
+        experience=card["experience"],
+        introduction=card["introduction"],
+        asker_idx=int(card["asker_idx"]),
+        status=card["status"],
+        asker=WillsonerAsker(gender=asker["gender"], age=asker["age"], pic=asker["pic"], nickname=asker["nickname"]),
+        subcategories=[Name(name=name) for name in card["subcategories"]],
+        keywords=[Name(name=name) for name in card["keywords"]],
+        image=Picture(pic=card["image"]),
+    )
+
+
+def _ticket_views(tickets: dict[str, Any]) -> list[TicketView]:
+    ordered = sorted(tickets.items(), key=lambda pair: int(pair[0]))
+    return [
+        TicketView(type=f"고민나누기 {int(ticket['minutes'])}분", amount=f"꿀단지 {int(ticket['price'])}개", idx=int(idx))
+        for idx, ticket in ordered
+        if ticket.get("active", True)
+    ]
+
+
+def _concern_view(concern: dict[str, Any]) -> ConcernView:
+    return ConcernView(
+        time=concern["time"],
+        idx=int(concern["idx"]),
+        content=concern["content"],
+        wil_gender=concern["wil_gender"],
+        subcategory_idx=int(concern["subcategory_idx"]),
+        asker_idx=int(concern["au_id"]),
+        asker=ConcernAsker(pic=concern["asker_pic"], nickname=concern["asker_nickname"]),
+        subcategory=SubcategoryView(
+            idx=int(concern["subcategory_idx"]),
+            name=concern["subcategory_name"],
+            category_idx=int(concern["category_idx"]),
+            category=CategoryView(name=concern["category_name"]),
+        ),
+        personalities=[Name(name=name) for name in concern.get("personalities", [])],
+        direction=Name(name=concern["direction"]),
+    )
