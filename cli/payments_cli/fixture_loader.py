@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal, TypeVar
 import pyotp
 from boto3.dynamodb.types import DYNAMODB_CONTEXT
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic_core import ErrorDetails
 
 from payments.repositories import codec, keys
 from payments.repositories.batch import batch_get
@@ -28,7 +29,6 @@ _ID_LIMIT = 2**63
 _WALLET_LIMIT = 10**18
 _MIN_OTP_SECRET_LENGTH = 16
 _DECIMAL_STRING = re.compile(r"[0-9]+(\.[0-9]+)?")
-_UTC_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 
 def _storable(value: Decimal) -> Decimal:
@@ -70,7 +70,11 @@ def _utc_timestamp(value: str) -> str:
         raise ValueError("must be an ISO 8601 date and time") from None
     if moment.tzinfo is None:
         raise ValueError("must state its UTC offset (for example Z or +09:00)")
-    return moment.astimezone(timezone.utc).strftime(_UTC_FORMAT)
+    try:
+        utc = moment.astimezone(timezone.utc)
+    except OverflowError:
+        raise ValueError("is out of range") from None
+    return utc.replace(microsecond=0, tzinfo=None).isoformat() + "Z"
 
 
 Id = Annotated[int, Field(gt=0, lt=_ID_LIMIT)]
@@ -245,6 +249,13 @@ def _find_repeated_key(value: Any, location: tuple[str | int, ...] = ()) -> str 
     return None
 
 
+def _describe(problem: ErrorDetails, prefix: str = "") -> str:
+    # Our own validators' messages read better without pydantic's "Value error, " prefix.
+    message = str(problem["ctx"]["error"]) if problem["type"] == "value_error" else problem["msg"]
+    location = (prefix, *problem["loc"]) if prefix else problem["loc"]
+    return f"{_format_path(location)}: {message}"
+
+
 def parse_fixture_text(text: str) -> Fixture:
     """Parse and validate a fixture file's text; raises FixtureError naming the first bad path."""
     try:
@@ -259,9 +270,7 @@ def parse_fixture_text(text: str) -> Fixture:
     try:
         fixture = Fixture.model_validate(document)
     except ValidationError as error:
-        raise FixtureError(
-            "; ".join(f"{_format_path(problem['loc'])}: {problem['msg']}" for problem in error.errors())
-        ) from None
+        raise FixtureError("; ".join(_describe(problem) for problem in error.errors())) from None
     _check_unique(fixture)
     return fixture
 
@@ -349,10 +358,11 @@ def _write(client: Any, requests: list[tuple[str, dict[str, Any]]]) -> None:
         for table, request in requests[start : start + _BATCH_WRITE_LIMIT]:
             pending.setdefault(table, []).append(request)
         for attempt in range(_UNPROCESSED_ATTEMPTS):
+            if attempt:
+                time.sleep(0.05 * 2**attempt)
             pending = client.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
             if not pending:
                 break
-            time.sleep(0.05 * 2**attempt)
         else:
             raise RuntimeError("DynamoDB left writes unprocessed after retries; the fixture is partly loaded")
 
@@ -380,11 +390,15 @@ def load_fixture(client: Any, fixture: Fixture, willson_table: str, ledger_table
     _check_unique(fixture)
     willson = _plan_willson(client, fixture, willson_table)
     ledger = _plan_ledger(client, fixture, ledger_table)
-    puts = [(table, {"PutRequest": {"Item": codec.to_item(item)}})
-            for table, changes in ((willson_table, willson), (ledger_table, ledger))
-            for item in changes.puts]
-    deletes = [(willson_table, {"DeleteRequest": {"Key": codec.to_item({keys.PK: pk, keys.SK: sk})}})
-               for pk, sk in willson.deletes]
+    puts = [
+        (table, {"PutRequest": {"Item": codec.to_item(item)}})
+        for table, changes in ((willson_table, willson), (ledger_table, ledger))
+        for item in changes.puts
+    ]
+    deletes = [
+        (willson_table, {"DeleteRequest": {"Key": codec.to_item({keys.PK: pk, keys.SK: sk})}})
+        for pk, sk in willson.deletes
+    ]
     # New listing entries go in before stale ones go, so a listing is never briefly empty.
     _write(client, puts)
     _write(client, deletes)
@@ -403,8 +417,7 @@ def _from_stored(model: type[_T], item: Item, label: str) -> _T:
     try:
         return model.model_validate(fields, strict=False)
     except ValidationError as error:
-        problem = error.errors()[0]
-        raise FixtureError(f"{label}.{_format_path(problem['loc'])}: {problem['msg']}") from None
+        raise FixtureError(_describe(error.errors()[0], label)) from None
 
 
 def _merge(
@@ -422,6 +435,8 @@ def _merge(
             entry = _from_stored(model, item, label)
             merged[getattr(entry, id_field)] = (entry, label)
     for index, entry in enumerate(given):
+        # Fixture entries go last, so a conflict with a stored entry is reported at the fixture's path.
+        merged.pop(getattr(entry, id_field), None)
         merged[getattr(entry, id_field)] = (entry, f"{section}[{index}]")
     return merged
 
@@ -434,16 +449,14 @@ class _Placement:
 
 def _subcategory_index(categories: dict[int, _Placed[Category]]) -> dict[int, _Placement]:
     index: dict[int, _Placement] = {}
-    owner: dict[int, str] = {}
     for category, where in categories.values():
         for position, subcategory in enumerate(category.subcategories):
             if subcategory.idx in index:
                 raise FixtureError(
                     f"{where}.subcategories[{position}].idx: subcategory {subcategory.idx} "
-                    f"already belongs to {owner[subcategory.idx]}"
+                    f"already belongs to category {index[subcategory.idx].category.idx}"
                 )
             index[subcategory.idx] = _Placement(subcategory, category)
-            owner[subcategory.idx] = f"category {category.idx}"
     return index
 
 
