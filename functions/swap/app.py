@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
@@ -37,6 +38,7 @@ policy = SwapPolicy(
         lock_seconds=settings.otp_lock_seconds,
     ),
 )
+clock = time.time
 idempotency = IdempotencyConfig(expires_after_seconds=settings.idempotency_ttl_seconds)
 persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table, boto3_client=dynamodb_client())
 
@@ -45,7 +47,7 @@ persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table, bo
 def swap_once(fingerprinted: dict[str, Any], request: SwapRequest) -> dict[str, Any]:
     """Run one swap; a success is stored and replayed for the same account and body, a refusal is not."""
     caller = Caller(au_id=int(fingerprinted["au_id"]))
-    value = execute_swap(ledger, caller, request, fingerprinted["fingerprint"], policy)
+    value = execute_swap(ledger, caller, request, fingerprinted["fingerprint"], policy, clock=clock)
     return {"body": dumps({"return": 0, "message": "success", "value": value.model_dump()})}
 
 

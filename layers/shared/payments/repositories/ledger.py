@@ -64,22 +64,26 @@ class LedgerRepository:
         self._client = client
         self._table = ledger_table
 
-    def read_swap_state(self, au_id: int, app_id: int, point_id: int, coin_id: int) -> SwapState:
-        """One strongly consistent BatchGetItem of every item the swap needs."""
-        wanted = {
-            "account": keys.account(au_id),
-            "point": keys.point_balance(au_id, app_id, point_id),
-            "wallet": keys.wallet(au_id, coin_id),
-            "otp_guard": keys.otp_guard(au_id),
-            "app": keys.app(app_id),
-            "coin": keys.coin(coin_id),
-            "rate": keys.swap_rate(app_id, point_id, coin_id),
-        }
+    def read_swap_state(self, au_id: int, app_id: int, point_id: int | None, coin_id: int | None) -> SwapState:
+        """One strongly consistent BatchGetItem of every item the swap needs.
+
+        A malformed point or coin id is passed as None: the items keyed by it are not read,
+        so the app can still be judged first, as the error order wants.
+        """
+        wanted = {"account": keys.account(au_id), "otp_guard": keys.otp_guard(au_id), "app": keys.app(app_id)}
+        if point_id is not None:
+            wanted["point"] = keys.point_balance(au_id, app_id, point_id)
+        if coin_id is not None:
+            wanted["wallet"] = keys.wallet(au_id, coin_id)
+            wanted["coin"] = keys.coin(coin_id)
+        if point_id is not None and coin_id is not None:
+            wanted["rate"] = keys.swap_rate(app_id, point_id, coin_id)
         try:
             found = batch_get(self._client, {self._table: list(wanted.values())}, consistent=True)
         except (ClientError, BotoCoreError, RuntimeError) as error:
             raise LedgerReadFailed(str(error)) from error
-        return SwapState(**{name: found.get((self._table, key[keys.PK], key[keys.SK])) for name, key in wanted.items()})
+        items = {name: found.get((self._table, key[keys.PK], key[keys.SK])) for name, key in wanted.items()}
+        return SwapState(**{name: items.get(name) for name in SwapState.__dataclass_fields__})
 
     def commit_swap(self, write: SwapWrite) -> None:
         """Move both balances, consume the OTP step and append the log, all or nothing."""

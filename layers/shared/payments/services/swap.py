@@ -71,26 +71,24 @@ def execute_swap(
     request: SwapRequest,
     fingerprint: str,
     policy: SwapPolicy,
-    clock: Callable[[], float] = time.time,
-    pause: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] | None = None,
+    pause: Callable[[float], None] | None = None,
 ) -> SwapValue:
     """Swap points and coins for the caller; raise the catalogued error of the first failed check."""
     if not _is_id(request.event_id) or request.event_id not in (EVENT_POINT_TO_COIN, EVENT_COIN_TO_POINT):
         raise EventIdInvalid()
     if not _is_id(request.app_id):
         raise AppIdInvalid()
-    if not _is_id(request.point_id):
-        raise PointIdInvalid()
-    if not _is_id(request.coin_id):
-        raise CoinIdInvalid()
+    point_id = request.point_id if _is_id(request.point_id) else None
+    coin_id = request.coin_id if _is_id(request.coin_id) else None
     for attempt in range(policy.max_attempts):
         try:
-            state = ledger.read_swap_state(caller.au_id, request.app_id, request.point_id, request.coin_id)
+            state = ledger.read_swap_state(caller.au_id, request.app_id, point_id, coin_id)
         except LedgerReadFailed as error:
             raise MemberDataReadFailed(str(error)) from error
         checked = _check_ids_and_quantities(request, state)
         point, wallet = _check_accounts(state)
-        now = clock()
+        now = (clock or time.time)()
         step, replay_log_id = _check_otp(ledger, caller, request, state, fingerprint, now, policy.lockout)
         if replay_log_id is not None:
             return _replay(ledger, caller, replay_log_id)
@@ -99,7 +97,7 @@ def execute_swap(
             ledger.commit_swap(write)
         except SwapRaceLost:
             # Someone else moved this account between our read and our write: read again.
-            pause(random.uniform(0, _RETRY_BASE_SECONDS * 2**attempt))
+            (pause or time.sleep)(random.uniform(0, _RETRY_BASE_SECONDS * 2**attempt))
             continue
         except SwapCommitFailed as error:
             raise InternalError(str(error)) from error
@@ -110,8 +108,10 @@ def execute_swap(
 def _check_ids_and_quantities(request: SwapRequest, state: SwapState) -> _Checked:
     if state.app is None:
         raise AppIdInvalid()
-    if str(request.point_id) not in state.app.get("points", {}):
+    if not _is_id(request.point_id) or str(request.point_id) not in state.app.get("points", {}):
         raise PointIdInvalid()
+    if not _is_id(request.coin_id):
+        raise CoinIdInvalid()
     if state.coin is None or state.rate is None:
         raise CoinIdInvalid()
     adjust_point = request.adjust_point_quantity

@@ -1,0 +1,379 @@
+"""The swap endpoint through API Gateway events: the seed, every error row, OTP, idempotency, crash safety."""
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from conftest import demo_fixture, load
+from functions.swap import app as swap_app
+from payments.repositories.ledger import SwapRaceLost
+from swap_helpers import T0, WALLET, balances, code_at, error, ledger_items, swap, swap_body, swap_logs
+
+SEED_VALUE = {
+    "au_id": 19,
+    "point": {"mu_id": 28, "app_id": 1, "database_id": 1, "point_id": 1,
+              "previous_point_quantity": 2100, "adjust_point_quantity": -110, "point_quantity": 1990},
+    "coin": {"coin_id": 2, "walletaddress": WALLET, "previous_coin_quantity": 0,
+             "adjust_coin_quantity": 11, "coin_quantity": 11},
+    "log_id": 1,
+    "event_id": 3,
+}
+
+
+@pytest.fixture
+def at_t0(monkeypatch):
+    now = {"t": T0}
+    monkeypatch.setattr(swap_app, "clock", lambda: now["t"])
+    return now
+
+
+@pytest.fixture
+def ledger(demo, at_t0):
+    return demo
+
+
+def test_seed_example_point_to_coin(ledger):
+    # Given 2100 points, no coins and a rate of 0.1
+    # When the seed's swap is sent with a valid code
+    status, body = swap(swap_body())
+    # Then the answer carries exactly the seed's value fields (log_id 1: it is this account's first swap)
+    assert status == 200
+    assert body == {"return": 0, "message": "success", "value": SEED_VALUE}
+    assert balances(ledger) == (1990, Decimal("11"))
+    [log] = swap_logs(ledger)
+    assert log["value"] == json.loads(json.dumps(SEED_VALUE), parse_float=Decimal)
+
+
+def test_coin_to_point_back_again(ledger, at_t0):
+    swap(swap_body())
+    at_t0["t"] = T0 + 30
+    status, body = swap(swap_body(event_id=4, adjust_point=110, adjust_coin=-11, when=T0 + 30))
+    assert status == 200
+    assert body["value"] == {
+        "au_id": 19,
+        "point": {"mu_id": 28, "app_id": 1, "database_id": 1, "point_id": 1,
+                  "previous_point_quantity": 1990, "adjust_point_quantity": 110, "point_quantity": 2100},
+        "coin": {"coin_id": 2, "walletaddress": WALLET, "previous_coin_quantity": 11,
+                 "adjust_coin_quantity": -11, "coin_quantity": 0},
+        "log_id": 2,
+        "event_id": 4,
+    }
+    assert balances(ledger) == (2100, Decimal("0"))
+
+
+def test_raw_response_text_has_exact_decimals(ledger):
+    from conftest import LambdaContext, api_event, token
+
+    raw = json.dumps(swap_body(adjust_point=-3, adjust_coin=0)).replace('"adjust_coin_quantity": 0', '"adjust_coin_quantity": 0.30')
+    event = api_event("/v1.0/db/swap", None, {"Authorization": f"Bearer {token(19)}"}, raw=raw)
+    response = swap_app.lambda_handler(event, LambdaContext())
+    assert response["statusCode"] == 200
+    assert '"adjust_coin_quantity":0.3,' in response["body"]
+    assert '"coin_quantity":0.3}' in response["body"]
+    assert "0.30000000000000004" not in response["body"]
+
+
+# --- every error row ---
+
+def test_body_not_json_object(ledger):
+    for raw in ("not json", "[]", "NaN", "", '{"event_id": 3, "event_id": 4}'):
+        assert swap(raw=raw, au_id=None) == (400, error(32110, "Request body is invalid"))
+
+
+def test_token_errors(ledger):
+    assert swap(swap_body(), au_id=None) == (401, error(30001, "Access token is invalid"))
+    assert swap(swap_body(), au_id=None, headers={"Authorization": "Bearer nope"}) == (401, error(30001, "Access token is invalid"))
+    assert swap(swap_body(), au_id=None, headers={"Authorization": "Basic abc"}) == (401, error(30001, "Access token is invalid"))
+    from conftest import token
+
+    expired = token(19, ttl=-1)
+    assert swap(swap_body(), au_id=None, headers={"Authorization": f"Bearer {expired}"}) == (401, error(30002, "Access token expired"))
+
+
+@pytest.mark.parametrize("event_id", [None, 5, 0, "3", True, 3.0])
+def test_event_id_invalid(ledger, event_id):
+    body = swap_body()
+    if event_id is None:
+        del body["event_id"]
+    else:
+        body["event_id"] = event_id
+    assert swap(body) == (400, error(32100, "EventID is invalid"))
+
+
+@pytest.mark.parametrize("app_id", ["1", True, 1.0, 9, -1, None])
+def test_app_id_invalid(ledger, app_id):
+    assert swap(swap_body(app_id=app_id)) == (400, error(32101, "AppID is invalid"))
+
+
+@pytest.mark.parametrize("point_id", ["1", False, 7, None])
+def test_point_id_invalid(ledger, point_id):
+    assert swap(swap_body(point_id=point_id)) == (400, error(32102, "PointID is invalid"))
+
+
+@pytest.mark.parametrize("coin_id", ["2", True, 99, None])
+def test_coin_id_invalid(ledger, coin_id):
+    assert swap(swap_body(coin_id=coin_id)) == (400, error(32104, "CoinID is invalid"))
+
+
+def test_coin_not_swappable_with_that_point(dynamodb, at_t0):
+    fixture = demo_fixture()
+    fixture["coins"].append({"coin_id": 3, "symbol": "OTH", "decimals": 2})
+    load(dynamodb, fixture)
+    assert swap(swap_body(coin_id=3)) == (400, error(32104, "CoinID is invalid"))
+
+
+@pytest.mark.parametrize(
+    "adjust_point, adjust_coin",
+    [
+        (None, 11), (-110, None), ("-110", 11), (-110, "11"), (True, 11), (-110, False),
+        (0, 0), (-110, 0), (0, 11),
+        (110, 11), (-110, -11),                      # wrong sign for event 3
+        (-50, 50),                                   # the seed's own request: not at the rate
+        (-111, 11), (-110, Decimal("11.0000001")),   # off the rate
+        (-(2**63), 11), (-(2**64), 11),              # beyond int64
+        (-110, Decimal("1e400")), (-110, Decimal("1E18")),
+        (Decimal("-110.0"), 11), (Decimal("-1.1E2"), 11),
+        (-1, Decimal("0.100000001")),                # 9 fractional digits, the coin allows 8
+    ],
+)
+def test_adjust_quantity_invalid(ledger, adjust_point, adjust_coin):
+    body = swap_body(adjust_point=adjust_point, adjust_coin=adjust_coin)
+    if adjust_point is None:
+        del body["point"]["adjust_point_quantity"]
+    if adjust_coin is None:
+        del body["coin"]["adjust_coin_quantity"]
+    raw = json.dumps(body, default=str).replace('"1E+400"', "1e400").replace('"1E+18"', "1E18")
+    raw = raw.replace('"-110.0"', "-110.0").replace('"-1.1E+2"', "-1.1E2").replace('"11.0000001"', "11.0000001")
+    raw = raw.replace('"0.100000001"', "0.100000001")
+    assert swap(raw=raw) == (400, error(32106, "Adjust quantity is invalid"))
+
+
+def test_trailing_zeros_do_not_count_as_precision(ledger):
+    raw = json.dumps(swap_body(adjust_point=-1, adjust_coin=0)).replace('"adjust_coin_quantity": 0', '"adjust_coin_quantity": 0.1000000000000')
+    status, body = swap(raw=raw)
+    assert status == 200
+    assert body["value"]["coin"]["adjust_coin_quantity"] == 0.1
+
+
+def test_event_4_wrong_sign(ledger):
+    assert swap(swap_body(event_id=4, adjust_point=-110, adjust_coin=11)) == (400, error(32106, "Adjust quantity is invalid"))
+
+
+def test_no_point_account(ledger):
+    # au_id 26 exists as a user but has no ledger account at all
+    assert swap(swap_body(), au_id=26) == (404, error(32201, "App point information does not exist"))
+
+
+def test_no_wallet_for_the_coin(ledger):
+    # au_id 149 has the honeypot point account but no wallet
+    assert swap(swap_body(), au_id=149) == (400, error(32104, "CoinID is invalid"))
+
+
+def test_insufficient_points_changes_nothing(ledger):
+    before = ledger_items(ledger)
+    assert swap(swap_body(adjust_point=-30000, adjust_coin=3000)) == (409, error(32103, "point quantity is invalid"))
+    assert ledger_items(ledger) == before
+
+
+def test_insufficient_coins_changes_nothing_and_keeps_the_code_usable(ledger):
+    before = ledger_items(ledger)
+    assert swap(swap_body(event_id=4, adjust_point=110, adjust_coin=-11)) == (409, error(32105, "Coin quantity is invalid"))
+    assert ledger_items(ledger) == before
+    # the same code still works: a refused swap consumed no OTP step
+    assert swap(swap_body())[0] == 200
+
+
+def test_unknown_swap_error_when_the_commit_fails(ledger, monkeypatch):
+    from payments.repositories.ledger import SwapCommitFailed
+
+    def fail(_write: Any) -> None:
+        raise SwapCommitFailed("ValidationException")
+
+    monkeypatch.setattr(swap_app.ledger, "commit_swap", fail)
+    before = ledger_items(ledger)
+    assert swap(swap_body()) == (500, error(32202, "Unknown swap error"))
+    assert ledger_items(ledger) == before
+
+
+def test_member_data_read_error(ledger, monkeypatch):
+    from payments.repositories.ledger import LedgerReadFailed
+
+    def fail(*_: Any) -> None:
+        raise LedgerReadFailed("down")
+
+    monkeypatch.setattr(swap_app.ledger, "read_swap_state", fail)
+    assert swap(swap_body()) == (500, error(34005, "GetListMembers DB Scan Error"))
+
+
+def test_coin_data_read_error(ledger):
+    from payments.repositories import codec, keys
+
+    ledger.update_item(TableName="LedgerTable", Key=codec.to_item(keys.wallet(19, 2)), UpdateExpression="REMOVE quantity")
+    assert swap(swap_body()) == (500, error(34004, "GetMeCoinList DB Scan Error"))
+
+
+def test_conflict_after_bounded_retries(ledger, monkeypatch):
+    attempts = []
+
+    def always_lose(_write: Any) -> None:
+        attempts.append(1)
+        raise SwapRaceLost("ConditionalCheckFailed")
+
+    monkeypatch.setattr(swap_app.ledger, "commit_swap", always_lose)
+    assert swap(swap_body()) == (409, error(32203, "Swap conflict, try again"))
+    assert len(attempts) == swap_app.settings.swap_max_attempts
+
+
+# --- precedence: body → token → event → ids → quantities → accounts → OTP → balances ---
+
+def test_precedence(ledger):
+    worst = swap_body(event_id=9, app_id="x", adjust_point="x", otp_code="bad")
+    assert swap(raw="[]", au_id=None)[1]["return"] == 32110
+    assert swap(worst, au_id=None)[1]["return"] == 30001
+    assert swap(worst)[1]["return"] == 32100
+    assert swap(swap_body(app_id=99, point_id="x", coin_id="x", adjust_point="x"))[1]["return"] == 32101
+    assert swap(swap_body(point_id=99, coin_id="x", adjust_point="x"))[1]["return"] == 32102
+    assert swap(swap_body(coin_id=99, adjust_point="x"))[1]["return"] == 32104
+    assert swap(swap_body(adjust_point="x", otp_code="bad"), au_id=26)[1]["return"] == 32106
+    assert swap(swap_body(otp_code="bad"), au_id=26)[1]["return"] == 32201
+    assert swap(swap_body(adjust_point=-30000, adjust_coin=3000, otp_code="000000x"))[1]["return"] == 32107
+    assert swap(swap_body(adjust_point=-30000, adjust_coin=3000))[1]["return"] == 32103
+
+
+# --- OTP ---
+
+def test_wrong_code(ledger):
+    wrong = "000000" if code_at(T0) != "000000" else "111111"
+    assert swap(swap_body(otp_code=wrong)) == (401, error(32107, "OTP code is invalid"))
+
+
+@pytest.mark.parametrize("code", ["12345", "1234567", "abcdef", 123456, None, ""])
+def test_malformed_code(ledger, code):
+    body = swap_body(otp_code=code)
+    if code is None:
+        del body["otp_code"]
+    assert swap(body) == (401, error(32107, "OTP code is invalid"))
+
+
+def test_account_without_enrolled_otp(dynamodb, at_t0):
+    fixture = demo_fixture()
+    fixture["accounts"].append({"au_id": 77, "points": [{"app_id": 1, "point_id": 1, "mu_id": 90, "quantity": 500}],
+                                "wallets": [{"coin_id": 2, "walletaddress": "0xabc", "quantity": "1"}]})
+    load(dynamodb, fixture)
+    assert swap(swap_body(), au_id=77) == (401, error(32107, "OTP code is invalid"))
+
+
+def test_neighbouring_steps_are_accepted_once_each_in_any_order(ledger):
+    for offset in (30, -30, 0):
+        status, _ = swap(swap_body(adjust_point=-10, adjust_coin=1, when=T0 + offset))
+        assert status == 200, offset
+    assert len(swap_logs(ledger)) == 3
+    assert swap(swap_body(adjust_point=-10, adjust_coin=1, when=T0 + 60)) == (401, error(32107, "OTP code is invalid"))
+
+
+def test_reused_step_is_refused_even_with_another_body(ledger):
+    assert swap(swap_body())[0] == 200
+    assert swap(swap_body(adjust_point=-20, adjust_coin=2)) == (409, error(32108, "OTP code already used"))
+    assert len(swap_logs(ledger)) == 1
+
+
+def test_lockout_after_five_failures_and_release_after_fifteen_minutes(ledger, at_t0):
+    wrong = "000000" if code_at(T0) != "000000" else "111111"
+    for attempt in range(5):
+        at_t0["t"] = T0 + attempt
+        assert swap(swap_body(otp_code=wrong))[1]["return"] == 32107
+    at_t0["t"] = T0 + 10
+    # locked: even the right code is refused, and reused codes are not what counts
+    assert swap(swap_body(when=T0 + 10)) == (429, error(32109, "Too many OTP attempts"))
+    at_t0["t"] = T0 + 4 + 900 + 1
+    assert swap(swap_body(when=at_t0["t"]))[0] == 200
+
+
+def test_reused_codes_do_not_count_towards_the_lock(ledger, at_t0):
+    assert swap(swap_body())[0] == 200
+    for _ in range(6):
+        assert swap(swap_body(adjust_point=-20, adjust_coin=2))[1]["return"] == 32108
+    at_t0["t"] = T0 + 30
+    assert swap(swap_body(adjust_point=-20, adjust_coin=2, when=T0 + 30))[0] == 200
+
+
+# --- idempotency and crash safety ---
+
+def test_identical_retry_returns_the_first_answer_and_moves_once(ledger):
+    first = swap(swap_body())
+    body = swap_body()
+    reordered = json.dumps({"coin": body["coin"], "point": body["point"], "otp_code": body["otp_code"], "event_id": 3}, indent=4)
+    second = swap(raw=reordered)
+    assert first == second
+    assert first[0] == 200
+    assert balances(ledger) == (1990, Decimal("11"))
+    assert len(swap_logs(ledger)) == 1
+
+
+def test_a_refused_request_is_not_replayed(ledger):
+    from payments.repositories import codec, keys
+
+    body = swap_body(event_id=4, adjust_point=110, adjust_coin=-11)
+    assert swap(body)[1]["return"] == 32105
+    ledger.update_item(TableName="LedgerTable", Key=codec.to_item(keys.wallet(19, 2)),
+                       UpdateExpression="SET quantity = :q", ExpressionAttributeValues={":q": {"N": "20"}})
+    assert swap(body)[0] == 200
+
+
+def test_crash_after_commit_never_applies_twice(ledger, monkeypatch):
+    original = swap_app.ledger.commit_swap
+
+    def commit_then_crash(write: Any) -> None:
+        original(write)
+        raise RuntimeError("the process died after DynamoDB committed")
+
+    monkeypatch.setattr(swap_app.ledger, "commit_swap", commit_then_crash)
+    assert swap(swap_body()) == (500, error(32202, "Unknown swap error"))
+    monkeypatch.setattr(swap_app.ledger, "commit_swap", original)
+    status, body = swap(swap_body())
+    assert (status, body) == (200, {"return": 0, "message": "success", "value": SEED_VALUE})
+    assert len(swap_logs(ledger)) == 1
+    assert balances(ledger) == (1990, Decimal("11"))
+
+
+def test_two_accounts_never_share_an_idempotency_record(dynamodb, at_t0):
+    fixture = demo_fixture()
+    fixture["accounts"].append({"au_id": 20, "otp_secret": "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP",
+                                "points": [{"app_id": 1, "point_id": 1, "mu_id": 29, "quantity": 500}],
+                                "wallets": [{"coin_id": 2, "walletaddress": "0xdef", "quantity": "0"}]})
+    load(dynamodb, fixture)
+    assert swap(swap_body())[1]["value"]["au_id"] == 19
+    assert swap(swap_body(), au_id=20)[1]["value"]["au_id"] == 20
+
+
+class CountingHook:
+    def __init__(self) -> None:
+        self.operations: list[str] = []
+
+    def __call__(self, model: Any, **_: Any) -> None:
+        self.operations.append(model.name)
+
+
+def test_round_trips_of_a_successful_swap(ledger):
+    hook = CountingHook()
+    ledger.meta.events.register("before-call.dynamodb", hook)
+    try:
+        assert swap(swap_body())[0] == 200
+    finally:
+        ledger.meta.events.unregister("before-call.dynamodb", hook)
+    assert hook.operations.count("TransactWriteItems") == 1
+    assert sorted(hook.operations) == sorted(["PutItem", "BatchGetItem", "TransactWriteItems", "UpdateItem"])
+
+
+def test_round_trips_of_a_refused_swap_write_nothing_of_the_ledger(ledger):
+    hook = CountingHook()
+    ledger.meta.events.register("before-call.dynamodb", hook)
+    try:
+        assert swap(swap_body(adjust_point=-30000, adjust_coin=3000))[0] == 409
+    finally:
+        ledger.meta.events.unregister("before-call.dynamodb", hook)
+    # the idempotency record is put, then deleted because the swap was refused
+    assert sorted(hook.operations) == sorted(["PutItem", "BatchGetItem", "DeleteItem"])
