@@ -6,6 +6,7 @@ own transactions are.
 """
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Any, Callable, Iterable
 
@@ -29,7 +30,9 @@ class EmbeddedDynamoDB:
     """moto's DynamoDB on a loopback port of this process, serialised."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        application = SerialisedApplication(DomainDispatcherApplication(create_backend_app, service="dynamodb"))
+        # `serve` logs one line per API request itself; the emulator's own access log is noise.
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        application = SerialisedApplication(DomainDispatcherApplication(create_backend_app))
         self._server: BaseWSGIServer = make_server(
             host, port, application, threaded=True, request_handler=MotoRequestHandler
         )

@@ -529,7 +529,8 @@ def _concern_item(concern: Concern, asker: User, placement: _Placement) -> Item:
 def _ticket_catalog(fixture: Fixture, stored: Item | None) -> Item:
     tickets: dict[str, Any] = dict((stored or {}).get("tickets", {}))
     for ticket in fixture.tickets:
-        tickets[str(ticket.idx)] = {**tickets.get(str(ticket.idx), {}), "minutes": ticket.minutes, "price": ticket.price}
+        key = str(ticket.idx)
+        tickets[key] = {**tickets.get(key, {}), "minutes": ticket.minutes, "price": ticket.price}
     return {**keys.ticket_catalog(), "entity": "tickets", "tickets": tickets}
 
 
@@ -575,14 +576,12 @@ def _plan_willson(client: Any, fixture: Fixture, table: str) -> _Changes:
             )
     for concern, where in concerns.values():
         _require(concern.au_id in users, f"{where}.au_id", f"user {concern.au_id}")
-        _require(
-            concern.subcategory_idx in subcategories, f"{where}.subcategory_idx", f"subcategory {concern.subcategory_idx}"
-        )
+        subcategory_idx = concern.subcategory_idx
+        _require(subcategory_idx in subcategories, f"{where}.subcategory_idx", f"subcategory {subcategory_idx}")
     for index, session in enumerate(fixture.sessions):
         _require(session.asker_au_id in users, f"sessions[{index}].asker_au_id", f"user {session.asker_au_id}")
-        _require(
-            session.willsoner_idx in willsoners, f"sessions[{index}].willsoner_idx", f"willsoner {session.willsoner_idx}"
-        )
+        willsoner_idx = session.willsoner_idx
+        _require(willsoner_idx in willsoners, f"sessions[{index}].willsoner_idx", f"willsoner {willsoner_idx}")
 
     changes = _Changes()
     wanted: set[ItemKey] = set()

@@ -1,0 +1,97 @@
+"""Runs `payments serve` as a separate process and talks to it over real HTTP."""
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from payments_cli.dynamodb_local import free_port
+
+PAYMENTS = Path(sys.executable).with_name("payments")
+
+
+class LocalStack:
+    """One `payments serve` process; `post` sends a request and returns (status, parsed body)."""
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+        self.port = free_port()
+        self.args = ["--host", "127.0.0.1", "--port", str(self.port), *args]
+        self.env = {**os.environ, **(env or {})}
+        self.env.pop("AWS_ENDPOINT_URL_DYNAMODB", None)
+        self.banner: list[str] = []
+        self._process: subprocess.Popen[str] | None = None
+
+    def start(self, timeout: float = 90.0) -> "LocalStack":
+        self._process = subprocess.Popen(
+            [str(PAYMENTS), "serve", *self.args], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            text=True, env=self.env, cwd="/",
+        )
+        deadline = time.monotonic() + timeout
+        assert self._process.stdout is not None
+        while time.monotonic() < deadline:
+            line = self._process.stdout.readline()
+            if not line:
+                raise RuntimeError(f"serve exited early: {self.banner}")
+            self.banner.append(line.rstrip("\n"))
+            if line.startswith("  OpenAPI:"):
+                # keep draining stdout so the server never blocks on a full pipe
+                threading.Thread(target=self._drain, daemon=True).start()
+                return self
+        raise RuntimeError("serve did not start in time")
+
+    def _drain(self) -> None:
+        assert self._process is not None and self._process.stdout is not None
+        for _ in self._process.stdout:
+            pass
+
+    def post(self, path: str, body: Any = None, headers: dict[str, str] | None = None, raw: str | None = None,
+             timeout: float = 30.0) -> tuple[int, Any]:
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            payload = raw if raw is not None else json.dumps(body, ensure_ascii=False)
+            connection.request("POST", path, body=payload.encode("utf-8"),
+                               headers={"Content-Type": "application/json", **(headers or {})})
+            response = connection.getresponse()
+            data = response.read()
+            return response.status, json.loads(data) if data else None
+        finally:
+            connection.close()
+
+    def get(self, path: str) -> tuple[int, bytes, str]:
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        try:
+            connection.request("GET", path)
+            response = connection.getresponse()
+            return response.status, response.read(), response.getheader("Content-Type") or ""
+        finally:
+            connection.close()
+
+    def stop(self) -> None:
+        if self._process and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+
+    def __enter__(self) -> "LocalStack":
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+
+def wait_for_calm_otp_step(margin: float = 6.0) -> float:
+    """Sleep until at least `margin` seconds remain in the current 30 s step and 2 s have passed in it."""
+    while True:
+        into = time.time() % 30
+        if 2.0 <= into <= 30 - margin:
+            return time.time()
+        time.sleep(0.2)
