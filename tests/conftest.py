@@ -19,6 +19,7 @@ os.environ.update(
         "JWT_SECRET": DEVELOPMENT_JWT_SECRET,
         "POWERTOOLS_TRACE_DISABLED": "true",
         "POWERTOOLS_METRICS_NAMESPACE": "WillsonPaymentsTest",
+        "POWERTOOLS_METRICS_DISABLED": "true",
         "POWERTOOLS_LOG_LEVEL": "WARNING",
     }
 )
