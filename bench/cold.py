@@ -152,7 +152,7 @@ def measure_floor(name: str) -> dict:
     if name == "swap":
         IdempotencyConfig(expires_after_seconds=600)
         DynamoDBPersistenceLayer(table_name="IdempotencyTable", boto3_client=client)
-    lap("init: Logger/Tracer/Metrics, resolver" + (", idempotency layer" if name == "swap" else ""))
+    lap("init: Logger/Tracer/Metrics, resolver (swap: + idempotency layer)")
 
     class Hello(BaseModel):
         value: int = 0

@@ -11,7 +11,7 @@ import os
 import sys
 from copy import deepcopy
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
@@ -395,9 +395,3 @@ def read_result(stdout: str) -> Any:
         if line.startswith("BENCH-RESULT "):
             return json.loads(line[len("BENCH-RESULT "):])
     raise RuntimeError("child printed no result:\n" + stdout[-2000:])
-
-
-def timed(function: Callable[[], Any], clock: Callable[[], float]) -> float:
-    started = clock()
-    function()
-    return clock() - started
