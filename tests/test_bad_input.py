@@ -324,7 +324,7 @@ PROGRESS_NUMBERS = [
     ('{"concern_idx": 1.577e3}', W_CONCERN),
     ('{"concern_idx": 1577e0}', W_CONCERN),
     ('{"concern_idx": 9223372036854775808}', W_CONCERN),
-    ('{"concern_idx": -9223372036854775808}', W_CONCERN),
+    ('{"concern_idx": -9223372036854775808}', W_NOT_FOUND),
     ('{"concern_idx": 123456789012345678901234567890}', W_CONCERN),
     ('{"concern_idx": 9223372036854775807}', W_NOT_FOUND),
     ('{"concern_idx": -0}', W_NOT_FOUND),
@@ -518,33 +518,23 @@ def test_valid_utf8_through_a_base64_event_is_read(ledger):
     assert progress(encoded, base64_body=True)[0] == 200
 
 
-# --- known product bugs: strict xfail, so fixing them turns these into failures to update ---
+# --- numbers beyond Decimal's range and lone surrogates (once 500s, now catalogued 4xx) ---
 
-@pytest.mark.xfail(strict=True, reason="BUG: an exponent beyond Decimal's range raises decimal.InvalidOperation "
-                                       "(not ValueError) in json_body.parse_json_object -> 500")
-def test_bug_exponent_beyond_decimal_range_is_a_500(demo):
-    assert progress('{"concern_idx": 1e99999999999999999999}') in (W_CONCERN, W_BODY)
+def test_exponent_beyond_what_decimal_can_hold_is_an_invalid_body(ledger):
+    assert progress('{"concern_idx": 1e99999999999999999999}') == W_BODY
+    assert swap(swap_raw(adjust_coin_quantity="1e99999999999999999999")) == S_BODY
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: swap fingerprint: canonical_json normalizes Decimals beyond Emax "
-                                       "(decimal.Overflow) -> 500 32202")
-def test_bug_swap_exponent_beyond_emax_is_a_500(ledger):
+def test_swap_exponent_beyond_emax_is_an_adjust_error(ledger):
     assert swap(swap_raw(adjust_coin_quantity="1e999999999")) == S_ADJUST
-
-
-@pytest.mark.xfail(strict=True, reason="BUG: swap fingerprint encodes the canonical body as UTF-8; a lone "
-                                       "surrogate escape raises UnicodeEncodeError -> 500 32202")
-def test_bug_swap_lone_surrogate_is_a_500(ledger):
-    assert swap(swap_raw(otp_code='"\\ud800"')) in (S_OTP, S_BODY)
-
-
-def test_known_bugs_answer_500_in_the_catalogued_envelope_today(ledger):
-    # documents today's answers of the bugs above (catalogued, but a 5xx)
-    assert progress('{"concern_idx": 1e99999999999999999999}') == W_INTERNAL
-    assert swap(swap_raw(adjust_coin_quantity="1e99999999999999999999")) == S_UNKNOWN
-    assert swap(swap_raw(event_id="1e999999999")) == S_UNKNOWN
-    assert swap(swap_raw()[:-1] + ', "\\udfff": 1}') == S_UNKNOWN
+    assert swap(swap_raw(event_id="1e999999999"))[1]["return"] == 32100
     assert swap_logs(ledger) == []
+
+
+def test_swap_lone_surrogates_are_judged_not_crashed(ledger):
+    assert swap(swap_raw(otp_code='"\\ud800"')) == S_OTP
+    status, _ = swap(swap_raw()[:-1] + ', "\\udfff": 1}')
+    assert status < 500
 
 
 # --- the same over real HTTP, through the local stack ---

@@ -40,7 +40,7 @@ from aws_lambda_powertools.utilities.idempotency.persistence import dynamodb as 
 from moto import mock_aws
 from moto.core.models import botocore_stubber
 
-from conftest import DEMO_FIXTURE, LEDGER_TABLE, api_event, demo_fixture, load, token
+from conftest import DEMO_FIXTURE, LEDGER_TABLE, api_event, load, token
 from functions.payment_progress import app as progress_app
 from functions.swap import app as swap_app
 from payments.aws import dynamodb_client
@@ -58,7 +58,7 @@ SWAP_PATH = "/v1.0/db/swap"
 _RETRIES = dynamodb_client().meta.config.retries
 BOTOCORE_ATTEMPTS = _RETRIES.get("total_max_attempts") or _RETRIES["max_attempts"] + 1
 # Lambda's remaining time when the handler starts: Powertools' in-progress expiry of a record.
-REMAINING_MS = 2000
+REMAINING_MS = 10_000
 
 INTERNAL_WILLSON = (500, {"code": "internal_error", "message": "Internal server error"})
 UNKNOWN_SWAP = (500, {"return": 32202, "message": "Unknown swap error"})
@@ -150,6 +150,7 @@ class FaultInjector:
         self.rules: list[Rule] = []
         self.sent: list[tuple[str, frozenset[str], str, int]] = []   # operation, tables, invocation, attempt
         self.injected = 0
+        self.account: int | None = None
         self._registered: list[str] = []
 
     def arm(self, operation: str, fault: Fault, table: str | None = None, call: int = 1,
@@ -223,14 +224,32 @@ def _header(request: Any, name: str) -> str:
 
 # --- the shared database and per-test plumbing --------------------------------------------------
 
+FIRST_ACCOUNT = 5001
+ACCOUNTS = 200  # more than the swap tests: each takes a fresh one
+
+
+def _account(au_id: int) -> "Account":
+    return Account(au_id=au_id, mu_id=au_id + 100_000, walletaddress=f"0xfa{au_id:038x}")
+
+
 @pytest.fixture(scope="module")
 def database() -> Iterator[Any]:
-    """One moto for the module: demo data (read by payment progress) plus a fresh account per swap test."""
+    """One moto for the module: the demo data (read by payment progress) and the swap tests' accounts."""
     with mock_aws():
         client = dynamodb_client()
         create_tables(client)
         load(client, DEMO_FIXTURE)
+        accounts = [_account(au_id) for au_id in range(FIRST_ACCOUNT, FIRST_ACCOUNT + ACCOUNTS)]
+        load(client, {"accounts": [
+            {"au_id": a.au_id, "otp_secret": DEMO_SECRET,
+             "points": [{"app_id": 1, "point_id": 1, "mu_id": a.mu_id, "quantity": a.points}],
+             "wallets": [{"coin_id": 2, "walletaddress": a.walletaddress, "quantity": "0"}]}
+            for a in accounts
+        ]})
         yield client
+        # every chain of the module's ledger, after every fault the module tried
+        report = reconcile(ledger_items(client))
+        assert report.problems == [] and report.accounts >= ACCOUNTS
 
 
 @pytest.fixture
@@ -255,9 +274,11 @@ def faults(database: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultInje
         yield injector
     finally:
         injector.stop()
-    # whatever happened in the test, no idempotency record is left in progress
+    # whatever happened in the test, no idempotency record is left in progress, and the chain of
+    # the account it used (if any) is whole
     assert in_progress_records(database) == []
-    assert reconcile(ledger_items(database)).problems == []
+    if injector.account is not None:
+        assert reconcile(account_items(database, injector.account)).problems == []
 
 
 def _refill_retry_quota(client: Any) -> None:
@@ -304,7 +325,13 @@ def ledger_items(client: Any) -> list[dict[str, Any]]:
 
 
 def account_items(client: Any, au_id: int) -> list[dict[str, Any]]:
-    return [item for item in ledger_items(client) if item["pk"] == f"ACCOUNT#{au_id}"]
+    items = []
+    for page in client.get_paginator("query").paginate(
+        TableName=LEDGER_TABLE, ConsistentRead=True, KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": f"ACCOUNT#{au_id}"}},
+    ):
+        items.extend(codec.from_item(item) for item in page["Items"])
+    return items
 
 
 def in_progress_records(client: Any) -> list[dict[str, Any]]:
@@ -369,7 +396,8 @@ def _no_writes(injector: FaultInjector) -> None:
 @pytest.mark.parametrize("fault", FAULTS, ids=str)
 @pytest.mark.parametrize("operation, call, body", PROGRESS_CALLS)
 def test_progress_transient_fault_is_retried(faults, progress_baselines, operation, call, body, fault):
-    before = ledger_items(faults._client)
+    before = account_items(faults._client, 149)
+    faults.sent.clear()
     faults.arm(operation, fault, call=call)
     # one failed attempt, then botocore's retry answers exactly what a calm database would
     assert progress(body) == progress_baselines[json.dumps(body)]
@@ -378,7 +406,7 @@ def test_progress_transient_fault_is_retried(faults, progress_baselines, operati
     assert faults.attempts(operation) == call + 1
     assert len(faults.delays) == 1
     _no_writes(faults)
-    assert ledger_items(faults._client) == before
+    assert account_items(faults._client, 149) == before
 
 
 @pytest.mark.parametrize("fault", FAULTS, ids=str)
@@ -411,7 +439,7 @@ def test_progress_keys_never_processed_is_a_catalogued_500(faults, progress_base
 
 # --- swap: a fresh account per test ------------------------------------------------------------
 
-_account_ids = itertools.count(5001)
+_account_ids = itertools.count(FIRST_ACCOUNT)
 
 
 @dataclass
@@ -446,17 +474,11 @@ class Account:
 
 @pytest.fixture
 def account(faults: FaultInjector) -> Account:
+    """A dashboard account no test used: 2100 points, an empty wallet of coin 2, the demo OTP secret."""
     au_id = next(_account_ids)
-    created = Account(au_id=au_id, mu_id=au_id + 100_000, walletaddress=f"0xfa{au_id:038x}")
-    fixture = demo_fixture()
-    load(faults._client, {
-        "apps": fixture["apps"], "coins": fixture["coins"], "swap_rates": fixture["swap_rates"],
-        "accounts": [{"au_id": au_id, "otp_secret": DEMO_SECRET,
-                      "points": [{"app_id": 1, "point_id": 1, "mu_id": created.mu_id, "quantity": created.points}],
-                      "wallets": [{"coin_id": 2, "walletaddress": created.walletaddress, "quantity": "0"}]}],
-    })
-    faults.sent.clear()
-    return created
+    assert au_id < FIRST_ACCOUNT + ACCOUNTS, "raise ACCOUNTS"
+    faults.account = au_id
+    return _account(au_id)
 
 
 def balances(client: Any, au_id: int) -> tuple[int, Decimal]:

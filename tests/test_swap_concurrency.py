@@ -1,9 +1,11 @@
 """Concurrent swaps over real HTTP against the local stack, on DynamoDB Local and on the embedded emulator."""
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
@@ -16,21 +18,47 @@ import pytest
 from conftest import DEMO_FIXTURE, token
 from local_stack import LocalStack, wait_for_calm_otp_step
 from payments.repositories import codec
-from payments_cli.dynamodb_local import DynamoDBLocal, is_installed
+from payments_cli.dynamodb_local import DynamoDBLocal, free_port, is_installed
 
 DEMO_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 PAYMENTS = Path(sys.executable).with_name("payments")
 pytestmark = pytest.mark.local_stack
 
 
-@pytest.fixture(params=["dynamodb-local", "embedded"])
+@contextmanager
+def moto_server() -> Iterator[str]:
+    """moto's own server in a separate process, as an outside tester would run it."""
+    port = free_port()
+    process = subprocess.Popen([str(Path(sys.executable).with_name("moto_server")), "-p", str(port)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture(params=["dynamodb-local", "embedded", "moto-server"])
 def stack(request) -> Iterator[tuple[LocalStack, str]]:
     if request.param == "dynamodb-local":
         if not is_installed():
             pytest.skip("DynamoDB Local not installed (make dynamodb-local)")
+        # DynamoDB Local serialises transactions itself: requests reach it concurrently
         with DynamoDBLocal() as database:
-            with LocalStack("--dynamodb-endpoint", database.endpoint, "--fixture", str(DEMO_FIXTURE)) as local:
+            with LocalStack("--dynamodb-endpoint", database.endpoint, "--fixture", str(DEMO_FIXTURE),
+                            "--concurrent-dynamodb") as local:
                 yield local, database.endpoint
+    elif request.param == "moto-server":
+        with moto_server() as endpoint:
+            with LocalStack("--dynamodb-endpoint", endpoint, "--fixture", str(DEMO_FIXTURE)) as local:
+                yield local, endpoint
     else:
         with LocalStack("--fixture", str(DEMO_FIXTURE)) as local:
             line = next(line for line in local.banner if line.startswith("DynamoDB: "))
@@ -116,4 +144,3 @@ def test_concurrent_swaps_over_the_balance_never_overdraw(stack):
     assert ledger["WALLET#2"]["quantity"] == total_coins
     assert sorted(log["value"]["log_id"] for log in logs) == sorted(value["log_id"] for value in successes)
     assert reconcile_exit_code(endpoint) == 0
-    time.sleep(0)

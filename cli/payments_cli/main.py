@@ -51,14 +51,20 @@ def _demo_ids(path: Path) -> tuple[int, int, int]:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from payments_cli.emulator import EmbeddedDynamoDB
+    from payments_cli.emulator import EmbeddedDynamoDB, SerialisingProxy
 
     endpoint = args.dynamodb_endpoint or os.environ.get("AWS_ENDPOINT_URL_DYNAMODB")
-    emulator = None
+    emulator: EmbeddedDynamoDB | SerialisingProxy | None = None
     if not endpoint:
         emulator = EmbeddedDynamoDB().start()
         endpoint = emulator.endpoint
-    _prepare_environment(endpoint)
+        handlers_endpoint = endpoint
+    elif args.concurrent_dynamodb:
+        handlers_endpoint = endpoint
+    else:
+        emulator = SerialisingProxy(endpoint).start()
+        handlers_endpoint = emulator.endpoint
+    _prepare_environment(handlers_endpoint)
 
     from payments.auth import issue_access_token
     from payments.config import get_settings
@@ -82,7 +88,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     secret = get_settings().jwt_secret
     willson_token = issue_access_token(asker, secret, TOKEN_TTL_SECONDS)
     dashboard_token = issue_access_token(dashboard, secret, TOKEN_TTL_SECONDS)
-    print(f"DynamoDB: {endpoint}{' (embedded emulator)' if emulator else ''}")
+    if isinstance(emulator, EmbeddedDynamoDB):
+        print(f"DynamoDB: {endpoint} (embedded emulator, in memory)")
+    elif emulator is not None:
+        print(f"DynamoDB: {endpoint} (one request at a time, through {emulator.endpoint})")
+    else:
+        print(f"DynamoDB: {endpoint}")
     print(f"Local stack listening on {url}")
     print(f"Demo token (au_id {asker}): {willson_token}")
     print(f"Demo token (au_id {dashboard}): {dashboard_token}")
@@ -204,6 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=3000)
     serve.add_argument("--fixture", metavar="PATH", help="load this fixture (and only it) before serving")
+    serve.add_argument("--concurrent-dynamodb", action="store_true",
+                       help="send concurrent requests to --dynamodb-endpoint as they come (only for an endpoint that "
+                            "serialises conditional transactions itself, such as DynamoDB Local; moto's server does not)")
     serve.set_defaults(func=cmd_serve)
     serve.description = ("Without --dynamodb-endpoint (or AWS_ENDPOINT_URL_DYNAMODB) an embedded, serialised "
                          "DynamoDB emulator runs in-process.")

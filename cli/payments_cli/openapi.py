@@ -97,7 +97,6 @@ def _component_schemas() -> dict[str, Any]:
     schemas: dict[str, Any] = definitions["$defs"]
     # The validator of `match_type` admits only 1 and 2 (or null / absent): say so in the schema.
     match_type = schemas["PaymentProgressRequest"]["properties"]["match_type"]
-    match_type.pop("anyOf", None)
     match_type.update({"anyOf": [{"type": "integer", "enum": [1, 2]}, {"type": "null"}],
                        "description": "1: the same willsoner(s) as before; 2: a different one; null or absent: all."})
     schemas["PaymentProgressRequest"]["properties"]["concern_idx"]["description"] = "The caller's concern."
@@ -143,7 +142,8 @@ def _kind_descriptions() -> dict[str, str]:
     while pending:
         cls = pending.pop()
         pending.extend(cls.__subclasses__())
-        if cls.__doc__:
+        # only the catalogue's own classes: whatever else is imported cannot change the document
+        if cls.__module__ == PaymentsError.__module__ and cls.__doc__:
             descriptions.setdefault(cls.kind, " ".join(cls.__doc__.split()))
     return descriptions
 

@@ -56,7 +56,7 @@ def swap() -> Response:
     body = request_json(app.current_event)
     caller = caller_from_bearer(app.current_event, settings)
     canonical = canonical_json(body)
-    fingerprint = hashlib.sha256(f"{caller.au_id}:{canonical}".encode()).hexdigest()
+    fingerprint = hashlib.sha256(f"{caller.au_id}:{canonical}".encode("utf-8", "surrogatepass")).hexdigest()
     try:
         result = swap_once(
             fingerprinted={"au_id": caller.au_id, "fingerprint": fingerprint},

@@ -36,7 +36,7 @@ def jwt_secret(settings: Settings) -> str:
 
 def caller_from_x_token(event: BaseProxyEvent, settings: Settings) -> Caller:
     """Willson app: the token travels in the `x-token` header."""
-    return verify_access_token(event.headers.get("x-token"), jwt_secret(settings))
+    return verify_access_token((event.headers.get("x-token") or "").strip(), jwt_secret(settings))
 
 
 def caller_from_bearer(event: BaseProxyEvent, settings: Settings) -> Caller:

@@ -55,7 +55,8 @@ def parse_json_object(body: str | None) -> dict[str, Any]:
             parse_constant=_refuse_constant,
             object_pairs_hook=_refuse_duplicates,
         )
-    except (ValueError, RecursionError) as error:
+    except (ValueError, RecursionError, ArithmeticError) as error:
+        # ArithmeticError: a number whose exponent even Decimal cannot hold
         raise InvalidBody("Request body must be a JSON object") from error
     if not isinstance(value, dict):
         raise InvalidBody("Request body must be a JSON object")
@@ -98,15 +99,25 @@ def _canonical(value: Any) -> Any:
     if isinstance(value, list):
         return [_canonical(item) for item in value]
     if isinstance(value, Decimal):
-        return format_decimal(value)
+        return str(without_trailing_zeros(value))
     return value
+
+
+def without_trailing_zeros(value: Decimal) -> Decimal:
+    """The same number with its trailing zeros dropped, exactly (no context, so no overflow)."""
+    if not value.is_finite() or value.is_zero():
+        return Decimal(0) if value.is_zero() else value
+    sign, digits, exponent = value.as_tuple()
+    assert isinstance(exponent, int)
+    while len(digits) > 1 and digits[-1] == 0:
+        digits = digits[:-1]
+        exponent += 1
+    return Decimal((sign, digits, exponent))
 
 
 def format_decimal(value: Decimal) -> str:
     """Plain decimal text without exponent or trailing zeros (`Decimal('1.10')` → `1.1`)."""
-    if value == 0:
-        return "0"
-    return format(value.normalize(), "f")
+    return format(without_trailing_zeros(value), "f")
 
 
 def dumps(value: Any) -> str:

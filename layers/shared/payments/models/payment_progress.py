@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
-INT64_MAX = 2**63 - 1
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 class PaymentProgressRequest(BaseModel):
@@ -11,7 +11,7 @@ class PaymentProgressRequest(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    concern_idx: StrictInt = Field(ge=-INT64_MAX, le=INT64_MAX)
+    concern_idx: StrictInt = Field(ge=INT64_MIN, le=INT64_MAX)
     match_type: StrictInt | None = None
 
     @field_validator("match_type")

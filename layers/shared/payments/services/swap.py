@@ -4,10 +4,11 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import dataclass, field
-from decimal import Context, Decimal, InvalidOperation
+from decimal import Context, Decimal
 from typing import Any, Callable
 
 from payments.auth import Caller
+from payments.json_body import without_trailing_zeros
 from payments.errors import (
     AdjustQuantityInvalid,
     AppIdInvalid,
@@ -133,13 +134,11 @@ def _check_ids_and_quantities(request: SwapRequest, state: SwapState) -> _Checke
 def _coin_amount(value: Any, decimals: int) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, (int, Decimal)):
         raise AdjustQuantityInvalid("adjust_coin_quantity is not a number")
-    try:
-        amount = Decimal(value)
-        if not amount.is_finite() or abs(amount) >= COIN_LIMIT:
-            raise AdjustQuantityInvalid("adjust_coin_quantity out of range")
-        exponent = amount.normalize(_EXACT).as_tuple().exponent
-    except InvalidOperation as error:
-        raise AdjustQuantityInvalid("adjust_coin_quantity out of range") from error
+    amount = without_trailing_zeros(Decimal(value))
+    # copy_abs and as_tuple use no context, so absurd exponents cannot overflow here
+    if not amount.is_finite() or amount.copy_abs() >= COIN_LIMIT:
+        raise AdjustQuantityInvalid("adjust_coin_quantity out of range")
+    exponent = amount.as_tuple().exponent
     if isinstance(exponent, int) and -exponent > decimals:
         raise AdjustQuantityInvalid("adjust_coin_quantity has more decimals than the coin")
     return amount
