@@ -1,7 +1,6 @@
 """Lambda handler of POST /v1.0/db/swap (points dashboard: points ⇄ coins, OTP-confirmed)."""
 from __future__ import annotations
 
-import hashlib
 import time
 from typing import Any
 
@@ -20,12 +19,12 @@ from payments.aws import dynamodb_client
 from payments.config import get_settings
 from payments.errors import InternalError, OtpInvalid, PaymentsError, SwapConflict
 from payments.http import caller_from_bearer, dashboard_error_response, raw_json_response, request_json
-from payments.json_body import canonical_json, dumps
+from payments.json_body import dumps
 from payments.models.swap import SwapRequest
 from payments.observability import logger, metrics, tracer
 from payments.repositories.ledger import LedgerRepository
 from payments.services.otp import LockoutPolicy
-from payments.services.swap import SwapPolicy, execute_swap
+from payments.services.swap import SwapPolicy, execute_swap, request_fingerprint
 
 app = APIGatewayRestResolver()
 settings = get_settings()
@@ -55,8 +54,7 @@ def swap_once(fingerprinted: dict[str, Any], request: SwapRequest) -> dict[str, 
 def swap() -> Response:
     body = request_json(app.current_event)
     caller = caller_from_bearer(app.current_event, settings)
-    canonical = canonical_json(body)
-    fingerprint = hashlib.sha256(f"{caller.au_id}:{canonical}".encode("utf-8", "surrogatepass")).hexdigest()
+    fingerprint = request_fingerprint(caller.au_id, body)
     try:
         result = swap_once(
             fingerprinted={"au_id": caller.au_id, "fingerprint": fingerprint},

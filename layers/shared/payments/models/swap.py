@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
 EVENT_POINT_TO_COIN = 3
 EVENT_COIN_TO_POINT = 4
@@ -40,11 +40,7 @@ class SwapRequest:
         )
 
 
-class _Ordered(BaseModel):
-    model_config = ConfigDict(arbitrary_types_allowed=True)
-
-
-class SwapPointView(_Ordered):
+class SwapPointView(BaseModel):
     mu_id: int
     app_id: int
     database_id: int
@@ -54,7 +50,7 @@ class SwapPointView(_Ordered):
     point_quantity: int
 
 
-class SwapCoinView(_Ordered):
+class SwapCoinView(BaseModel):
     coin_id: int
     walletaddress: str
     previous_coin_quantity: Decimal
@@ -62,7 +58,7 @@ class SwapCoinView(_Ordered):
     coin_quantity: Decimal
 
 
-class SwapValue(_Ordered):
+class SwapValue(BaseModel):
     au_id: int
     point: SwapPointView
     coin: SwapCoinView

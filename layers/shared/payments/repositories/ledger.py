@@ -10,8 +10,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from payments.repositories import codec, keys
 from payments.repositories.batch import batch_get
 
-# A swap log's `value` is the response body the caller got; the rest is the audit trail.
-_FAILURE_LIST_TRIM = 10
+# Each wrong OTP code is one attribute `failure_<id>` of the account's OTP guard item.
+FAILURE_PREFIX = "failure_"
 
 
 class LedgerReadFailed(Exception):
@@ -138,22 +138,25 @@ class LedgerRepository:
         )
         return codec.from_item(response.get("Item"))
 
-    def record_otp_failure(self, au_id: int, now_ms: int, expires_at: int, recent: list[int] | None) -> None:
-        """Count one wrong OTP code (atomic append; the list is trimmed when it grows long)."""
-        names = {"#failures": "failures", "#expires_at": "expires_at"}
-        if recent is not None and len(recent) >= _FAILURE_LIST_TRIM:
-            expression = "SET #failures = :failures, #expires_at = :expires_at"
-            values = {":failures": recent[-_FAILURE_LIST_TRIM // 2 :] + [now_ms]}
-        else:
-            expression = "SET #failures = list_append(if_not_exists(#failures, :empty), :failure), #expires_at = :expires_at"
-            values = {":empty": [], ":failure": [now_ms]}
-        values[":expires_at"] = expires_at
+    def record_otp_failure(self, au_id: int, failure_id: str, now_ms: int, expires_at: int, stale: list[str]) -> None:
+        """Count one wrong OTP code as its own attribute, so a retried request cannot count it twice.
+
+        `stale` names failures too old to matter any more; they are removed in the same update.
+        """
+        names = {"#failure": f"{FAILURE_PREFIX}{failure_id}", "#expires_at": "expires_at"}
+        names.update({f"#stale{index}": name for index, name in enumerate(stale)})
+        expression = "SET #failure = :now_ms, #expires_at = :expires_at"
+        if stale:
+            expression += " REMOVE " + ", ".join(f"#stale{index}" for index in range(len(stale)))
         self._client.update_item(
             TableName=self._table,
             Key=codec.to_item(keys.otp_guard(au_id)),
             UpdateExpression=expression,
             ExpressionAttributeNames=names,
-            ExpressionAttributeValues={name: codec.to_attribute(value) for name, value in values.items()},
+            ExpressionAttributeValues={
+                ":now_ms": codec.to_attribute(now_ms),
+                ":expires_at": codec.to_attribute(expires_at),
+            },
         )
 
     def enroll_otp(self, au_id: int, secret: str) -> None:
@@ -190,6 +193,11 @@ class LedgerRepository:
                 decoded = codec.from_item(item)
                 if decoded is not None:
                     yield decoded
+
+
+def otp_failure_times(otp_guard: dict[str, Any] | None) -> dict[str, int]:
+    """The wrong-code attributes of an OTP guard item: attribute name → epoch milliseconds."""
+    return {name: int(value) for name, value in (otp_guard or {}).items() if name.startswith(FAILURE_PREFIX)}
 
 
 def _balance_update(table: str, key: dict[str, str], previous: int | Decimal, new: int | Decimal) -> dict[str, Any]:

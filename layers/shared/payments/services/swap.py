@@ -1,14 +1,15 @@
 """The point ⇄ coin swap: validation in SPEC's order, OTP, and one optimistic transaction."""
 from __future__ import annotations
 
+import hashlib
 import random
 import time
+import uuid
 from dataclasses import dataclass, field
 from decimal import Context, Decimal
 from typing import Any, Callable
 
 from payments.auth import Caller
-from payments.json_body import without_trailing_zeros
 from payments.errors import (
     AdjustQuantityInvalid,
     AppIdInvalid,
@@ -26,6 +27,7 @@ from payments.errors import (
     PointQuantityInsufficient,
     SwapConflict,
 )
+from payments.json_body import canonical_json, without_trailing_zeros
 from payments.models.swap import EVENT_COIN_TO_POINT, EVENT_POINT_TO_COIN, SwapCoinView, SwapPointView, SwapRequest, SwapValue
 from payments.repositories.ledger import (
     LedgerReadFailed,
@@ -34,6 +36,7 @@ from payments.repositories.ledger import (
     SwapRaceLost,
     SwapState,
     SwapWrite,
+    otp_failure_times,
 )
 from payments.services import otp
 
@@ -60,6 +63,12 @@ class _Checked:
     coin_id: int
     adjust_point: int
     adjust_coin: Decimal
+
+
+def request_fingerprint(au_id: int, body: dict[str, Any]) -> str:
+    """One hash per (caller, parsed body), whatever the body's key order, spacing or number spelling."""
+    text = f"{au_id}:{canonical_json(body)}"
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _is_id(value: Any) -> bool:
@@ -165,14 +174,16 @@ def _check_otp(
 ) -> tuple[int, int | None]:
     """The OTP step this swap consumes, or the log id of the same request already committed."""
     now_ms = int(now * 1000)
-    failures = [int(value) for value in (state.otp_guard or {}).get("failures", [])]
-    if now_ms < otp.locked_until_ms(failures, lockout):
+    failures = otp_failure_times(state.otp_guard)
+    if now_ms < otp.locked_until_ms(list(failures.values()), lockout):
         raise OtpLocked()
     secret = (state.account or {}).get("otp_secret")
     steps = otp.matching_steps(secret, request.otp_code, now) if secret and otp.is_well_formed(request.otp_code) else []
     if not steps:
+        forget_before_ms = now_ms - (lockout.window_seconds + lockout.lock_seconds) * 1000
+        stale = [name for name, when in failures.items() if when < forget_before_ms]
         expires_at = int(now) + lockout.window_seconds + lockout.lock_seconds
-        ledger.record_otp_failure(caller.au_id, now_ms, expires_at, failures)
+        ledger.record_otp_failure(caller.au_id, uuid.uuid4().hex, now_ms, expires_at, stale)
         raise OtpInvalid()
     used = (state.account or {}).get("otp_steps", {})
     for step in steps:
