@@ -86,6 +86,12 @@ def _raw(body: dict[str, Any]) -> str:
     return text.replace(f'"{amount}"', amount)
 
 
+def summary(answers: list[tuple[int, Any]]) -> list[tuple[int, int, Any, Any]]:
+    """(status, code, log_id, points moved) of each answer, for readable failures."""
+    return [(status, body["return"], body.get("value", {}).get("log_id"),
+             body.get("value", {}).get("point", {}).get("adjust_point_quantity")) for status, body in answers]
+
+
 def ledger_of(endpoint: str, au_id: int = 19) -> dict[str, dict[str, Any]]:
     client = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1",
                           aws_access_key_id="local", aws_secret_access_key="local")
@@ -110,7 +116,7 @@ def test_sixteen_requests_with_the_same_code_move_money_once(stack):
     answers = send_all(local, bodies)
     # Then exactly one succeeds and the others are told the code was used (or to try again)
     successes = [body for status, body in answers if status == 200]
-    assert len(successes) == 1, answers
+    assert len(successes) == 1, (summary(answers), ledger_of(endpoint))
     assert sorted({(status, body["return"]) for status, body in answers if status != 200}) in (
         [(409, 32108)], [(409, 32108), (409, 32203)], [(409, 32203)])
     ledger = ledger_of(endpoint)
@@ -133,7 +139,7 @@ def test_concurrent_swaps_over_the_balance_never_overdraw(stack):
     successes = [body["value"] for status, body in answers if status == 200]
     refusals = sorted({body["return"] for status, body in answers if status != 200})
     # Then the balance allows two: never a negative balance, every success logged once, ids contiguous
-    assert len(successes) == 2, answers
+    assert len(successes) == 2, (summary(answers), ledger_of(endpoint))
     assert set(refusals) <= {32103, 32108, 32203}
     ledger = ledger_of(endpoint)
     logs = sorted((item for sk, item in ledger.items() if sk.startswith("SWAPLOG#")), key=lambda log: log["log_id"])

@@ -57,6 +57,7 @@ class FunctionPool:
         if spec is None or spec.loader is None:
             raise RuntimeError(f"cannot load {self.route.module_path}")
         module: ModuleType = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # as an import would: dataclasses and pickling look the module up
         spec.loader.exec_module(module)
         return getattr(module, self.route.handler_name)
 
@@ -149,7 +150,12 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         started = time.perf_counter()
-        length = int(self.headers.get("Content-Length") or 0)
+        declared = (self.headers.get("Content-Length") or "0").strip()
+        if not declared.isdigit():
+            self.close_connection = True
+            self._respond(400, {"Content-Type": "application/json"}, b'{"message":"Bad Request"}', started)
+            return
+        length = int(declared)
         if length > MAX_BODY_BYTES:
             self.close_connection = True
             self._respond(413, {"Content-Type": "application/json"}, b'{"message":"Request Too Long"}', started)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
@@ -12,7 +13,10 @@ from aws_lambda_powertools.utilities.idempotency import (
     IdempotencyConfig,
     idempotent_function,
 )
-from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+    IdempotencyPersistenceLayerError,
+)
 
 from payments.auth import Caller
 from payments.aws import dynamodb_client
@@ -42,12 +46,25 @@ idempotency = IdempotencyConfig(expires_after_seconds=settings.idempotency_ttl_s
 persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table, boto3_client=dynamodb_client())
 
 
+@dataclass
+class SwapOutcome:
+    """What the swap itself decided, kept in case Powertools then fails to record it."""
+
+    body: str | None = None
+    refusal: PaymentsError | None = None
+
+
 @idempotent_function(data_keyword_argument="fingerprinted", persistence_store=persistence, config=idempotency)
-def swap_once(fingerprinted: dict[str, Any], request: SwapRequest) -> dict[str, Any]:
+def swap_once(fingerprinted: dict[str, Any], request: SwapRequest, outcome: SwapOutcome) -> dict[str, Any]:
     """Run one swap; a success is stored and replayed for the same account and body, a refusal is not."""
     caller = Caller(au_id=int(fingerprinted["au_id"]))
-    value = execute_swap(ledger, caller, request, fingerprinted["fingerprint"], policy, clock=clock)
-    return {"body": dumps({"return": 0, "message": "success", "value": value.model_dump()})}
+    try:
+        value = execute_swap(ledger, caller, request, fingerprinted["fingerprint"], policy, clock=clock)
+    except PaymentsError as refusal:
+        outcome.refusal = refusal
+        raise
+    outcome.body = dumps({"return": 0, "message": "success", "value": value.model_dump()})
+    return {"body": outcome.body}
 
 
 @app.post("/v1.0/db/swap")
@@ -55,13 +72,26 @@ def swap() -> Response:
     body = request_json(app.current_event)
     caller = caller_from_bearer(app.current_event, settings)
     fingerprint = request_fingerprint(caller.au_id, body)
+    outcome = SwapOutcome()
     try:
         result = swap_once(
             fingerprinted={"au_id": caller.au_id, "fingerprint": fingerprint},
             request=SwapRequest.from_body(body),
+            outcome=outcome,
         )
     except IdempotencyAlreadyInProgressError as error:
         raise SwapConflict("the same request is in progress") from error
+    except IdempotencyPersistenceLayerError:
+        # The swap's own answer stands even if its idempotency record could not be saved or
+        # deleted: a committed swap is never reported as failed (a retry is guarded by the
+        # OTP step's fingerprint), and a refusal is still that refusal.
+        logger.exception("idempotency record not updated")
+        if outcome.body is not None:
+            result = {"body": outcome.body}
+        elif outcome.refusal is not None:
+            raise outcome.refusal from None
+        else:
+            raise
     metrics.add_metric(name="SwapSucceeded", unit=MetricUnit.Count, value=1)
     return raw_json_response(200, result["body"])
 

@@ -29,5 +29,6 @@ def batch_get(client: Any, keys: dict[str, list[dict[str, str]]], consistent: bo
         request = response.get("UnprocessedKeys") or {}
         if not request:
             return found
-        time.sleep(0.05 * 2**attempt)
+        if attempt + 1 < _UNPROCESSED_ATTEMPTS:
+            time.sleep(0.05 * 2**attempt)
     raise RuntimeError("DynamoDB left keys unprocessed after retries")
