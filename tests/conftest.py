@@ -26,7 +26,6 @@ os.environ.update(
 os.environ.pop("AWS_ENDPOINT_URL_DYNAMODB", None)
 os.environ.pop("AWS_ENDPOINT_URL", None)
 
-import boto3  # noqa: E402
 import pytest  # noqa: E402
 from moto import mock_aws  # noqa: E402
 

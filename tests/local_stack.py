@@ -6,10 +6,12 @@ import json
 import os
 import subprocess
 import sys
+import socket
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from payments_cli.dynamodb_local import free_port
 
@@ -95,3 +97,23 @@ def wait_for_calm_otp_step(margin: float = 6.0) -> float:
         if 2.0 <= into <= 30 - margin:
             return time.time()
         time.sleep(0.2)
+
+
+@contextmanager
+def moto_server() -> Iterator[str]:
+    """moto's own server in a separate process, as an outside tester would run it; yields its URL."""
+    port = free_port()
+    process = subprocess.Popen([str(Path(sys.executable).with_name("moto_server")), "-p", str(port)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

@@ -10,7 +10,6 @@ import hashlib
 import hmac
 import json
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from types import SimpleNamespace

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -16,7 +15,7 @@ import pyotp
 import pytest
 
 from conftest import DEMO_FIXTURE, SECRET
-from payments_cli.dynamodb_local import free_port
+from local_stack import moto_server
 
 PAYMENTS = Path(sys.executable).with_name("payments")
 
@@ -29,20 +28,8 @@ def run(*args: str, endpoint: str | None = None) -> subprocess.CompletedProcess[
 
 @pytest.fixture
 def endpoint() -> Iterator[str]:
-    port = free_port()
-    process = subprocess.Popen([str(Path(sys.executable).with_name("moto_server")), "-p", str(port)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        for _ in range(150):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                time.sleep(0.2)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    with moto_server() as url:
+        yield url
 
 
 def scan_all(endpoint: str) -> dict[str, list]:

@@ -1,11 +1,8 @@
 """Concurrent swaps over real HTTP against the local stack, on DynamoDB Local and on the embedded emulator."""
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
-import time
-from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
@@ -16,33 +13,13 @@ import pyotp
 import pytest
 
 from conftest import DEMO_FIXTURE, token
-from local_stack import LocalStack, wait_for_calm_otp_step
+from local_stack import LocalStack, moto_server, wait_for_calm_otp_step
 from payments.repositories import codec
-from payments_cli.dynamodb_local import DynamoDBLocal, free_port, is_installed
+from payments_cli.dynamodb_local import DynamoDBLocal, is_installed
 
 DEMO_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 PAYMENTS = Path(sys.executable).with_name("payments")
 pytestmark = pytest.mark.local_stack
-
-
-@contextmanager
-def moto_server() -> Iterator[str]:
-    """moto's own server in a separate process, as an outside tester would run it."""
-    port = free_port()
-    process = subprocess.Popen([str(Path(sys.executable).with_name("moto_server")), "-p", str(port)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                time.sleep(0.2)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 @pytest.fixture(params=["dynamodb-local", "embedded", "moto-server"])
