@@ -231,8 +231,9 @@ class RequestLog:
     """Counts every DynamoDB round trip a client makes, with the items and capacity units it moved.
 
     Round trips are counted on `before-call.dynamodb` (once per API call; botocore's own HTTP
-    retries would show in `before-send`, counted as `http_attempts`) and described on `after-call`; ReturnConsumedCapacity=TOTAL is added to
-    every call in `before-parameter-build` so DynamoDB reports the capacity units it charged.
+    retries would show in `before-send`, counted as `http_attempts`) and described on
+    `after-call`; ReturnConsumedCapacity=TOTAL is added to every call in `before-parameter-build`
+    so DynamoDB reports the capacity units it charged.
     """
 
     def __init__(self, client: Any) -> None:
@@ -334,7 +335,8 @@ def otp_secret(rnd: Any) -> str:
     return "".join(rnd.choice(string.ascii_uppercase[:26] + "234567") for _ in range(32))
 
 
-def accounts_fixture(first_au_id: int, count: int, points: int = 10**9, seed: int = 11) -> tuple[dict[str, Any], dict[int, str]]:
+def accounts_fixture(first_au_id: int, count: int, points: int = 10**9,
+                     seed: int = 11) -> tuple[dict[str, Any], dict[int, str]]:
     """Dashboard accounts with their own OTP secret, plenty of points and a coin wallet.
 
     Includes the demo swap catalogue (app 1, point 1, coin 2, rate 0.1) so it loads on its own.

@@ -100,7 +100,8 @@ def swap_costs(client: Any) -> list[dict[str, Any]]:
 
     def event(au_id: int, code: str) -> dict[str, Any]:
         token = issue_access_token(au_id, common.JWT_SECRET, 3600)
-        return common.api_event(common.SWAP_PATH, common.swap_body(code, -110, 11), {"Authorization": f"Bearer {token}"})
+        headers = {"Authorization": f"Bearer {token}"}
+        return common.api_event(common.SWAP_PATH, common.swap_body(code, -110, 11), headers)
 
     now = time.time()
     cases = [

@@ -120,18 +120,25 @@ def format_decimal(value: Decimal) -> str:
     return format(without_trailing_zeros(value), "f")
 
 
+# A marker no client can guess (random per process), so the pattern is compiled once.
+_EXACT_MARKER = f"__exact_{uuid.uuid4().hex}__"
+_MARKED_NUMBER = re.compile(f'"{_EXACT_MARKER}([-0-9.]+)"')
+
+
 def dumps(value: Any) -> str:
     """Serialise a response; Decimals are written as exact JSON numbers (never via float)."""
-    marker = f"__exact_{uuid.uuid4().hex}__"
-    text = json.dumps(_mark_decimals(value, marker), ensure_ascii=False, separators=(",", ":"))
-    return re.sub(f'"{marker}([-0-9.]+)"', r"\1", text)
+    marked, has_decimals = _mark_decimals(value)
+    text = json.dumps(marked, ensure_ascii=False, separators=(",", ":"))
+    return _MARKED_NUMBER.sub(r"\1", text) if has_decimals else text
 
 
-def _mark_decimals(value: Any, marker: str) -> Any:
+def _mark_decimals(value: Any) -> tuple[Any, bool]:
     if isinstance(value, dict):
-        return {key: _mark_decimals(item, marker) for key, item in value.items()}
+        items = [(key, *_mark_decimals(item)) for key, item in value.items()]
+        return {key: item for key, item, _ in items}, any(found for _, _, found in items)
     if isinstance(value, list):
-        return [_mark_decimals(item, marker) for item in value]
+        pairs = [_mark_decimals(item) for item in value]
+        return [item for item, _ in pairs], any(found for _, found in pairs)
     if isinstance(value, Decimal):
-        return marker + format_decimal(value)
-    return value
+        return _EXACT_MARKER + format_decimal(value), True
+    return value, False
