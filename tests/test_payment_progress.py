@@ -246,3 +246,24 @@ def test_unexpected_failure_is_a_500_without_internals(demo, monkeypatch):
     monkeypatch.setattr(payment_progress.repository, "load_payment_context", broken)
     assert progress({"concern_idx": 1577}) == (500, {"code": "internal_error", "message": "Internal server error"})
 
+
+
+def test_match_type_1_stays_within_3_requests_for_a_caller_who_met_hundreds(dynamodb):
+    fixture = many_willsoners_fixture(260)
+    fixture["sessions"] = [
+        {"asker_au_id": 149, "willsoner_idx": 1_000 + n, "concern_idx": 1500,
+         "completed_at": f"2021-01-01T00:{n // 60:02d}:{n % 60:02d}Z"}
+        for n in range(250)
+    ]
+    load(dynamodb, fixture)
+    hook = CountingHook()
+    dynamodb.meta.events.register("before-call.dynamodb", hook)
+    try:
+        status, body = progress({"concern_idx": 1577, "match_type": 1})
+    finally:
+        dynamodb.meta.events.unregister("before-call.dynamodb", hook)
+    assert status == 200
+    assert len(hook.operations) <= 3, hook.operations
+    # most recent session first, only willsoners still complete (every fifth one is waiting)
+    met = [1_000 + n for n in range(249, -1, -1) if n % 5]
+    assert [w["idx"] for w in body["data"]["willsoners"]] == met[:30]

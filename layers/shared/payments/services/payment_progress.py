@@ -27,6 +27,9 @@ MATCH_SAME_WILLSONER = 1
 MATCH_DIFFERENT_WILLSONER = 2
 COMPLETE = "complete"
 _CARD_CHUNK = 100
+# With the first round trip, two chunks keep a request within 3 DynamoDB requests: the 200 most
+# recently met willsoners are considered, which is far beyond the 30 that can be listed.
+_MAX_CARD_CHUNKS = 2
 
 
 def progress_payment(
@@ -77,7 +80,7 @@ def _previous_willsoners(
     repository: WillsonRepository, caller: Caller, context: PaymentContext, max_listed: int
 ) -> list[dict[str, Any]]:
     by_recency = sorted(context.past_willsoners.items(), key=lambda pair: (-_timestamp(pair[1]), pair[0]))
-    ordered = [idx for idx, _ in by_recency]
+    ordered = [idx for idx, _ in by_recency][: _CARD_CHUNK * _MAX_CARD_CHUNKS]
     listed: list[dict[str, Any]] = []
     for start in range(0, len(ordered), _CARD_CHUNK):
         chunk = ordered[start : start + _CARD_CHUNK]
