@@ -22,8 +22,8 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "cli" / "payments_cli" / "demo_f
 IMAGES = "https://willson-v1.s3.ap-northeast-2.amazonaws.com"
 WOMAN_PIC = f"{IMAGES}/user_image/img_profile_w.png"
 MAN_PIC = f"{IMAGES}/user_image/img_profile_m.png"
-RANK_12 = "R#0999955000#00000000000000000012"
-RANK_15 = "R#0999952000#00000000000000000015"
+RANK_12 = "R#095500000000000#00000000000000000012"
+RANK_15 = "R#095200000000000#00000000000000000015"
 RANK_18 = "U#00000000000000000018"
 
 Key = tuple[str, str]
@@ -578,7 +578,7 @@ def test_rating_change_moves_listing_rank(client):
     # When willsoner 12 is rated 4.9 and gains subcategory 2
     load(client, {"willsoners": [willsoner_12(avg_rating=4.9, subcategory_idx=[2, 1])]})
     # Then its old entries are gone and the new ones carry the new rank
-    rank = "R#0999951000#00000000000000000012"
+    rank = "R#095100000000000#00000000000000000012"
     assert sorted(listing_of(client, 12)) == [
         ("LISTING#1#ALL", rank),
         ("LISTING#1#여", rank),

@@ -267,3 +267,12 @@ def test_match_type_1_stays_within_3_requests_for_a_caller_who_met_hundreds(dyna
     # most recent session first, only willsoners still complete (every fifth one is waiting)
     met = [1_000 + n for n in range(249, -1, -1) if n % 5]
     assert [w["idx"] for w in body["data"]["willsoners"]] == met[:30]
+
+
+def test_ranking_uses_the_stored_rating_to_many_decimals(dynamodb):
+    fixture = demo_fixture()
+    fixture["willsoners"][0]["avg_rating"] = 4.12344   # idx 12, shown "4.1"
+    fixture["willsoners"][1]["avg_rating"] = 4.12345   # idx 15, shown "4.1"
+    fixture["willsoners"][2]["avg_rating"] = 4.12345   # idx 18, shown "4.1": ties with 15, then idx
+    load(dynamodb, fixture)
+    assert listed(progress({"concern_idx": 1577})[1]) == [(15, "4.1"), (18, "4.1"), (12, "4.1")]

@@ -377,3 +377,9 @@ def test_round_trips_of_a_refused_swap_write_nothing_of_the_ledger(ledger):
         ledger.meta.events.unregister("before-call.dynamodb", hook)
     # the idempotency record is put, then deleted because the swap was refused
     assert sorted(hook.operations) == sorted(["PutItem", "BatchGetItem", "DeleteItem"])
+
+
+def test_int64_minimum_is_a_quantity_the_balance_cannot_cover(ledger):
+    raw = json.dumps(swap_body(adjust_point=-(2**63), adjust_coin=0)).replace(
+        '"adjust_coin_quantity": 0', '"adjust_coin_quantity": 922337203685477580.8')
+    assert swap(raw=raw) == (409, error(32103, "point quantity is invalid"))

