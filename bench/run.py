@@ -422,13 +422,9 @@ class Proxy:
         return self._call("GET", "/__stats")
 
     def stop(self) -> None:
-        if self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+        from payments_cli.dynamodb_local import stop_process
+
+        stop_process(self._process)
 
 
 class Serve:
@@ -468,13 +464,9 @@ class Serve:
             pass
 
     def stop(self) -> None:
-        if self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+        from payments_cli.dynamodb_local import stop_process
+
+        stop_process(self._process)
 
 
 class Client:

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from payments_cli.dynamodb_local import free_port
+from payments_cli.dynamodb_local import free_port, stop_process
 
 PAYMENTS = Path(sys.executable).with_name("payments")
 
@@ -75,13 +75,7 @@ class LocalStack:
             connection.close()
 
     def stop(self) -> None:
-        if self._process and self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+        stop_process(self._process)
 
     def __enter__(self) -> "LocalStack":
         return self.start()
@@ -115,5 +109,4 @@ def moto_server() -> Iterator[str]:
                 time.sleep(0.2)
         yield f"http://127.0.0.1:{port}"
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        stop_process(process)

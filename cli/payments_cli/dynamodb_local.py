@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from payments_cli.template import PROJECT_ROOT
 
@@ -28,6 +29,18 @@ def emulator_dir(install_dir: Path | None = None) -> Path:
 
 def is_installed(install_dir: Path | None = None) -> bool:
     return (emulator_dir(install_dir) / "DynamoDBLocal.jar").exists() and shutil.which("java") is not None
+
+
+def stop_process(process: "subprocess.Popen[Any] | None", timeout: float = 15.0) -> None:
+    """Stop a child process: SIGTERM, then SIGKILL if it has not exited within `timeout`."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def free_port() -> int:
@@ -70,13 +83,7 @@ class DynamoDBLocal:
         raise RuntimeError("DynamoDB Local did not start in time")
 
     def stop(self) -> None:
-        if self._process and self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+        stop_process(self._process)
 
     def __enter__(self) -> "DynamoDBLocal":
         return self.start()
