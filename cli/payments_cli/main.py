@@ -179,10 +179,9 @@ def cmd_otp_code(args: argparse.Namespace) -> int:
     import pyotp
 
     from payments.config import get_settings
-    from payments.repositories import codec, keys
+    from payments.repositories.ledger import LedgerRepository
 
-    response = _client().get_item(TableName=get_settings().ledger_table, Key=codec.to_item(keys.account(args.au_id)))
-    account = codec.from_item(response.get("Item")) or {}
+    account = LedgerRepository(_client(), get_settings().ledger_table).get_account(args.au_id) or {}
     if not account.get("otp_secret"):
         print(f"au_id {args.au_id} has no OTP enrolled", file=sys.stderr)
         return 1

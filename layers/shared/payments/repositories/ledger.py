@@ -132,6 +132,10 @@ class LedgerRepository:
         except BotoCoreError as error:
             raise SwapCommitFailed(str(error)) from error
 
+    def get_account(self, au_id: int) -> dict[str, Any] | None:
+        response = self._client.get_item(TableName=self._table, Key=codec.to_item(keys.account(au_id)), ConsistentRead=True)
+        return codec.from_item(response.get("Item"))
+
     def get_swap_log(self, au_id: int, log_id: int) -> dict[str, Any] | None:
         response = self._client.get_item(
             TableName=self._table, Key=codec.to_item(keys.swap_log(au_id, log_id)), ConsistentRead=True
