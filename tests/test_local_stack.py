@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
+
+import boto3
 
 import pyotp
 import pytest
@@ -76,3 +79,27 @@ def test_dynamodb_local_serves_both_routes_and_a_restart_keeps_the_data(tmp_path
             assert status == 200, body
             assert body["value"]["point"]["previous_point_quantity"] == 1990
             assert body["value"]["log_id"] == 2
+
+
+def test_idempotency_records_are_shared_by_every_execution_environment():
+    with LocalStack() as stack:
+        endpoint = next(line for line in stack.banner if line.startswith("DynamoDB: ")).split()[1]
+        wait_for_calm_otp_step()
+        totp = pyotp.TOTP(DEMO_SECRET)
+        now = time.time()
+        headers = {"Authorization": f"Bearer {token(19)}"}
+        bodies = [swap_request(points=-10 * n, coins=n, code=totp.at(now, counter_offset=offset))
+                  for n, offset in ((1, -1), (2, 0), (3, 1))]
+        # three concurrent swaps keep three execution environments busy at once...
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            first = list(pool.map(lambda body: stack.post("/v1.0/db/swap", body, headers), bodies))
+        assert [status for status, _ in first] == [200, 200, 200]
+        # ...and every retry is answered with its first answer, whichever environment takes it
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            again = list(pool.map(lambda body: stack.post("/v1.0/db/swap", body, headers), bodies))
+        assert again == first
+        client = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1",
+                              aws_access_key_id="local", aws_secret_access_key="local")
+        records = client.scan(TableName="IdempotencyTable")["Items"]
+        assert len(records) == 3
+        assert {item["id"]["S"].split("#")[0] for item in records} == {"swap"}

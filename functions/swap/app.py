@@ -54,7 +54,10 @@ class SwapOutcome:
     refusal: PaymentsError | None = None
 
 
-@idempotent_function(data_keyword_argument="fingerprinted", persistence_store=persistence, config=idempotency)
+# A fixed key prefix: every execution environment (and `serve`'s copies of this module) shares the records.
+@idempotent_function(
+    data_keyword_argument="fingerprinted", persistence_store=persistence, config=idempotency, key_prefix="swap"
+)
 def swap_once(fingerprinted: dict[str, Any], request: SwapRequest, outcome: SwapOutcome) -> dict[str, Any]:
     """Run one swap; a success is stored and replayed for the same account and body, a refusal is not."""
     caller = Caller(au_id=int(fingerprinted["au_id"]))
