@@ -15,7 +15,6 @@ from typing import Any, Iterable
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
-EVENTS = ROOT / "events"
 DEMO_FIXTURE = ROOT / "cli" / "payments_cli" / "demo_fixture.json"
 PYTHON = sys.executable
 
@@ -74,24 +73,11 @@ def median(values: list[float]) -> float:
 # --- API Gateway events -----------------------------------------------------------------------
 
 
-_EVENT_TEMPLATE: dict[str, Any] | None = None
-
-
 def api_event(path: str, body: Any = None, headers: dict[str, str] | None = None) -> dict[str, Any]:
-    """An API Gateway REST proxy event built like tests/conftest.py `api_event` does."""
-    global _EVENT_TEMPLATE
-    if _EVENT_TEMPLATE is None:
-        _EVENT_TEMPLATE = json.loads((EVENTS / "payment_progress_success.json").read_text(encoding="utf-8"))
-    event = deepcopy(_EVENT_TEMPLATE)
-    event["path"] = path
-    event["resource"] = path
-    event["requestContext"]["path"] = f"/v1{path}"
-    event["requestContext"]["resourcePath"] = path
-    event["headers"] = {"Content-Type": "application/json", **(headers or {})}
-    event["multiValueHeaders"] = {name: [value] for name, value in event["headers"].items()}
-    event["body"] = None if body is None else json.dumps(body, ensure_ascii=False)
-    event["isBase64Encoded"] = False
-    return event
+    """The tests' event builder, imported when first used (this module imports only the stdlib)."""
+    from payments_cli.events import api_event as build
+
+    return build(path, body, headers)
 
 
 class LambdaContext:

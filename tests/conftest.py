@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-from copy import deepcopy
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -30,6 +29,7 @@ import pytest  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
 from payments.auth import issue_access_token  # noqa: E402
+from payments_cli.events import api_event  # noqa: E402,F401 - shared by the test modules
 from payments_cli.fixture_loader import load_fixture, parse_fixture_text  # noqa: E402
 from payments_cli.tables import create_tables  # noqa: E402
 
@@ -87,21 +87,6 @@ class LambdaContext:
 
     def get_remaining_time_in_millis(self) -> int:
         return 10_000
-
-
-def api_event(path: str, body: Any = None, headers: dict[str, str] | None = None, raw: str | None = None) -> dict[str, Any]:
-    """An API Gateway REST proxy event, from the recorded shape in events/."""
-    template = json.loads((EVENTS / "payment_progress_success.json").read_text(encoding="utf-8"))
-    event = deepcopy(template)
-    event["path"] = path
-    event["resource"] = path
-    event["requestContext"]["path"] = f"/v1{path}"
-    event["requestContext"]["resourcePath"] = path
-    event["headers"] = {"Content-Type": "application/json", **(headers or {})}
-    event["multiValueHeaders"] = {name: [value] for name, value in event["headers"].items()}
-    event["body"] = raw if raw is not None else (None if body is None else json.dumps(body, ensure_ascii=False))
-    event["isBase64Encoded"] = False
-    return event
 
 
 def call(handler: Any, event: dict[str, Any]) -> tuple[int, Any]:

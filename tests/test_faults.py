@@ -42,7 +42,7 @@ from botocore.retries import standard
 from moto import mock_aws
 from moto.core.models import botocore_stubber
 
-from conftest import DEMO_FIXTURE, LEDGER_TABLE, api_event, load, token
+from conftest import DEMO_FIXTURE, LEDGER_TABLE, LambdaContext, api_event, load, token
 from functions.payment_progress import app as progress_app
 from functions.swap import app as swap_app
 from payments.aws import dynamodb_client
@@ -294,12 +294,8 @@ def _refill_retry_quota(client: Any) -> None:
             quota._available_capacity = quota._max_capacity  # noqa: SLF001
 
 
-class ShortLambdaContext:
-    function_name = "fault-test"
-    function_version = "$LATEST"
-    memory_limit_in_mb = 512
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:fault-test"
-    aws_request_id = "fault-test-request"
+class ShortLambdaContext(LambdaContext):
+    """A context with little time left, so an in-progress idempotency record expires quickly."""
 
     def get_remaining_time_in_millis(self) -> int:
         return REMAINING_MS
