@@ -155,6 +155,8 @@ def execute_swap(
                 # An earlier transaction of this request may still commit: never call it failed.
                 raise SwapOutcomeUndetermined(f"refused ({refusal.kind}) after an unknown outcome") from refusal
             raise
+        if not budget.allows_call():
+            break  # nothing sent: not enough time left to see a transaction through
         try:
             result = _send(ledger, commit, policy, budget)
         except SwapRejected as error:
@@ -176,7 +178,7 @@ def execute_swap(
 def _send(ledger: LedgerRepository, commit: SwapCommit, policy: SwapPolicy, budget: TimeBudget) -> CommitResult | None:
     """Send the transaction, resending it while its answer is lost; None if still unknown."""
     for resend in range(1 + policy.max_resends):
-        if not budget.allows_call():
+        if resend and not budget.allows_call():
             return None
         try:
             return ledger.commit_swap(commit)
