@@ -198,7 +198,7 @@ def test_unknown_swap_error_when_no_answer_ever_comes(ledger, monkeypatch):
     assert swap(swap_body()) == (500, error(32202, "Unknown swap error"))
     assert ledger_items(ledger) == before
     # each attempt re-read the state and resent its transaction, within the bounds of the policy
-    assert len(sent) == swap_app.policy.max_attempts * (1 + swap_app.policy.max_resends)
+    assert len(sent) == swap_app.policy.max_unknown_outcomes * (1 + swap_app.policy.max_resends)
 
 
 def test_member_data_read_error(ledger, monkeypatch):
