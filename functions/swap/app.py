@@ -5,7 +5,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.idempotency import (
@@ -22,7 +22,7 @@ from payments.auth import Caller
 from payments.aws import dynamodb_client
 from payments.config import get_settings
 from payments.errors import InternalError, OtpInvalid, PaymentsError, SwapConflict
-from payments.http import caller_from_bearer, dashboard_error_response, raw_json_response, request_json
+from payments.http import PaymentsResolver, caller_from_bearer, dashboard_error_response, raw_json_response, request_json
 from payments.json_body import dumps
 from payments.models.swap import SwapRequest
 from payments.observability import logger, metrics, tracer
@@ -30,7 +30,7 @@ from payments.repositories.ledger import LedgerRepository
 from payments.services.otp import LockoutPolicy
 from payments.services.swap import SwapPolicy, execute_swap, request_fingerprint
 
-app = APIGatewayRestResolver()
+app = PaymentsResolver(get_settings())
 settings = get_settings()
 ledger = LedgerRepository(dynamodb_client(), settings.ledger_table)
 policy = SwapPolicy(

@@ -1,0 +1,167 @@
+"""CORS (SPEC §6) at the handlers: API Gateway events in, exact headers out, for both routes."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import pyotp
+import pytest
+from pydantic import ValidationError
+
+from conftest import ROOT, LambdaContext, api_event, token
+from payments.config import Settings, get_settings
+
+ALLOWED = "http://dashboard.example.test:8080"
+OTHER_ALLOWED = "https://points.example.test"
+STRANGER = "https://evil.example.test"
+DEMO_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+PROGRESS = "/api/v1/asker/payment/progress"
+SWAP = "/v1.0/db/swap"
+PREFLIGHT_HEADERS = {
+    "Access-Control-Allow-Origin": [ALLOWED],
+    "Access-Control-Allow-Methods": ["OPTIONS,POST"],
+    "Access-Control-Allow-Headers": [
+        "Authorization,Content-Type,X-Amz-Date,X-Amz-Security-Token,X-Api-Key,x-token"
+    ],
+    "Access-Control-Max-Age": ["600"],
+    "Vary": ["Origin"],
+}
+# What every non-preflight answer to ALLOWED carries besides its own Content-Type.
+ANSWER_CORS = {name: value for name, value in PREFLIGHT_HEADERS.items() if name != "Access-Control-Allow-Methods"}
+JSON = {"Content-Type": ["application/json"]}
+
+
+def _load(name: str, origins: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A fresh load of a handler module (as a new execution environment) with CORS_ALLOWED_ORIGINS set."""
+    monkeypatch.setenv("CORS_ALLOWED_ORIGINS", origins)
+    get_settings.cache_clear()
+    try:
+        module_name = f"cors_test_{name}_{len(sys.modules)}"
+        spec = importlib.util.spec_from_file_location(module_name, ROOT / "functions" / name / "app.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        spec.loader.exec_module(module)
+        return module
+    finally:
+        monkeypatch.delenv("CORS_ALLOWED_ORIGINS")
+        get_settings.cache_clear()
+
+
+@pytest.fixture
+def handlers(demo: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    origins = f" {ALLOWED}/ , {OTHER_ALLOWED}"
+    yield {PROGRESS: _load("payment_progress", origins, monkeypatch).lambda_handler,
+           SWAP: _load("swap", origins, monkeypatch).lambda_handler}
+
+
+@pytest.fixture
+def handlers_cors_off(demo: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    return {PROGRESS: _load("payment_progress", "", monkeypatch).lambda_handler,
+            SWAP: _load("swap", "", monkeypatch).lambda_handler}
+
+
+def preflight(path: str, origin: str | None, request_headers: str = "authorization,content-type") -> dict[str, Any]:
+    headers = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": request_headers}
+    if origin is not None:
+        headers["Origin"] = origin
+    event = api_event(path, headers=headers)
+    del event["headers"]["Content-Type"], event["multiValueHeaders"]["Content-Type"]
+    event["httpMethod"] = event["requestContext"]["httpMethod"] = "OPTIONS"
+    return event
+
+
+def invoke(handler: Any, event: dict[str, Any]) -> tuple[int, dict[str, list[str]], Any]:
+    response = handler(event, LambdaContext())
+    assert "headers" not in response or not response["headers"]
+    body = response["body"]
+    return response["statusCode"], dict(response["multiValueHeaders"]), json.loads(body) if body else None
+
+
+@pytest.mark.parametrize("path", [PROGRESS, SWAP])
+def test_preflight_from_an_allowed_origin(handlers: dict[str, Any], path: str) -> None:
+    status, headers, body = invoke(handlers[path], preflight(path, ALLOWED, "x-token,content-type"))
+    assert (status, headers, body) == (204, PREFLIGHT_HEADERS, None)
+
+
+def test_every_listed_origin_is_allowed(handlers: dict[str, Any]) -> None:
+    status, headers, _ = invoke(handlers[SWAP], preflight(SWAP, OTHER_ALLOWED))
+    assert status == 204
+    assert headers["Access-Control-Allow-Origin"] == [OTHER_ALLOWED]
+
+
+@pytest.mark.parametrize("path", [PROGRESS, SWAP])
+@pytest.mark.parametrize("origin", [STRANGER, ALLOWED + "/", "http://dashboard.example.test", None])
+def test_preflight_from_any_other_origin_has_no_cors_header(handlers: dict[str, Any], path: str,
+                                                            origin: str | None) -> None:
+    status, headers, body = invoke(handlers[path], preflight(path, origin))
+    assert (status, headers, body) == (204, {"Vary": ["Origin"]}, None)
+
+
+def test_payment_progress_success_and_errors_carry_cors_headers(handlers: dict[str, Any]) -> None:
+    handler = handlers[PROGRESS]
+    origin = {"Origin": ALLOWED}
+    status, headers, body = invoke(handler, api_event(PROGRESS, {"concern_idx": 1577}, {**origin, "x-token": token(149)}))
+    assert status == 200 and body["code"] == "success"
+    assert headers == {**JSON, **ANSWER_CORS}
+    status, headers, body = invoke(handler, api_event(PROGRESS, {"concern_idx": 1577}, {**origin, "x-token": "bad"}))
+    assert (status, body) == (401, {"code": "invalid_token", "message": "Access token is invalid"})
+    assert headers == {**JSON, **ANSWER_CORS}
+    status, headers, body = invoke(handler, api_event(PROGRESS, raw="{", headers={**origin, "x-token": token(149)}))
+    assert status == 400 and headers == {**JSON, **ANSWER_CORS}
+
+
+def test_swap_success_and_errors_carry_cors_headers(handlers: dict[str, Any]) -> None:
+    handler = handlers[SWAP]
+    auth = {"Origin": ALLOWED, "Authorization": f"Bearer {token(19)}"}
+    request = {"event_id": 3, "otp_code": pyotp.TOTP(DEMO_SECRET).now(),
+               "point": {"app_id": 1, "point_id": 1, "adjust_point_quantity": -110},
+               "coin": {"coin_id": 2, "adjust_coin_quantity": 11}}
+    status, headers, body = invoke(handler, api_event(SWAP, request, auth))
+    assert (status, body["return"]) == (200, 0)
+    assert headers == {**JSON, **ANSWER_CORS}
+    status, headers, body = invoke(handler, api_event(SWAP, request, {**auth, "Authorization": "Bearer nope"}))
+    assert status == 401 and headers == {**JSON, **ANSWER_CORS}
+    status, headers, body = invoke(handler, api_event(SWAP, raw="[1]", headers=auth))
+    assert status == 400 and headers == {**JSON, **ANSWER_CORS}
+
+
+def test_internal_error_carries_cors_headers(handlers: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    module = sys.modules[handlers[PROGRESS].__module__]
+
+    def broken(*_: Any, **__: Any) -> Any:
+        raise RuntimeError("DynamoDB is down")
+
+    monkeypatch.setattr(module, "progress_payment", broken)
+    status, headers, body = invoke(handlers[PROGRESS], api_event(
+        PROGRESS, {"concern_idx": 1577}, {"Origin": ALLOWED, "x-token": token(149)}))
+    assert status == 500 and body["code"] == "internal_error"
+    assert headers == {**JSON, **ANSWER_CORS}
+
+
+@pytest.mark.parametrize("path", [PROGRESS, SWAP])
+def test_an_answer_to_another_origin_has_no_cors_header(handlers: dict[str, Any], path: str) -> None:
+    status, headers, _ = invoke(handlers[path], api_event(path, {}, {"Origin": STRANGER, "x-token": "bad"}))
+    assert status in (400, 401)
+    assert headers == {**JSON, "Vary": ["Origin"]}
+
+
+@pytest.mark.parametrize("path", [PROGRESS, SWAP])
+def test_cors_off_answers_no_cors_header(handlers_cors_off: dict[str, Any], path: str) -> None:
+    status, headers, body = invoke(handlers_cors_off[path], preflight(path, ALLOWED))
+    assert (status, headers, body) == (204, {}, None)
+    status, headers, _ = invoke(handlers_cors_off[path], api_event(path, {}, {"Origin": ALLOWED}))
+    assert status in (400, 401) and headers == JSON
+
+
+def test_origins_are_read_and_checked() -> None:
+    settings = Settings.from_environ({"CORS_ALLOWED_ORIGINS": "HTTPS://Dash.Example.test/, http://127.0.0.1:8080,"})
+    assert settings.cors_allowed_origins == ("https://dash.example.test", "http://127.0.0.1:8080")
+    assert Settings.from_environ({}).cors_allowed_origins == ()
+    for bad in ["*", "dash.example.test", "https://dash.example.test/app", "ftp://x.test", "http://x.test:99999",
+                "https://user@x.test"]:
+        with pytest.raises(ValidationError, match="not an origin"):
+            Settings.from_environ({"CORS_ALLOWED_ORIGINS": bad})
