@@ -165,3 +165,69 @@ def test_origins_are_read_and_checked() -> None:
                 "https://user@x.test"]:
         with pytest.raises(ValidationError, match="not an origin"):
             Settings.from_environ({"CORS_ALLOWED_ORIGINS": bad})
+
+
+# --- over HTTP, against `payments serve` -----------------------------------------------------------
+
+def _http(port: int, method: str, path: str, headers: dict[str, str], body: bytes = b"") -> tuple[int, Any, bytes]:
+    import http.client
+
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        connection.request(method, path, body=body or None, headers=headers)
+        response = connection.getresponse()
+        return response.status, response.headers, response.read()
+    finally:
+        connection.close()
+
+
+def _cors_headers(message: Any) -> dict[str, str]:
+    return {name: value for name, value in message.items() if name.lower().startswith("access-control-")
+            or name.lower() == "vary"}
+
+
+@pytest.mark.local_stack
+def test_serve_answers_preflights_and_calls_like_api_gateway() -> None:
+    from local_stack import LocalStack
+
+    with LocalStack("--cors-origin", ALLOWED, env={"CORS_ALLOWED_ORIGINS": STRANGER}) as stack:
+        assert f"CORS: {ALLOWED} allowed" in stack.banner
+        for path in (PROGRESS, SWAP):
+            status, headers, body = _http(stack.port, "OPTIONS", path, {
+                "Origin": ALLOWED, "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization,content-type,x-token"})
+            assert (status, body) == (204, b"")
+            assert _cors_headers(headers) == {name: value[0] for name, value in PREFLIGHT_HEADERS.items()}
+            # --cors-origin replaces CORS_ALLOWED_ORIGINS: the environment's origin is not allowed
+            status, headers, body = _http(stack.port, "OPTIONS", path, {
+                "Origin": STRANGER, "Access-Control-Request-Method": "POST"})
+            assert (status, body, _cors_headers(headers)) == (204, b"", {"Vary": "Origin"})
+        status, headers, body = _http(stack.port, "POST", PROGRESS, {
+            "Origin": ALLOWED, "Content-Type": "application/json", "x-token": token(149)}, b'{"concern_idx": 1577}')
+        assert status == 200 and json.loads(body)["data"]["point"] == {"honeypot": "280개"}
+        assert _cors_headers(headers) == {name: value[0] for name, value in ANSWER_CORS.items()}
+        status, headers, body = _http(stack.port, "POST", SWAP, {
+            "Origin": ALLOWED, "Content-Type": "application/json", "Authorization": "Bearer nope"}, b"{}")
+        assert status == 401 and json.loads(body)["return"] != 0
+        assert _cors_headers(headers) == {name: value[0] for name, value in ANSWER_CORS.items()}
+        # a path the template does not route: API Gateway's own 403, no CORS header
+        status, headers, _ = _http(stack.port, "OPTIONS", "/v1.0/db/other", {"Origin": ALLOWED})
+        assert status == 403 and _cors_headers(headers) == {}
+
+
+@pytest.mark.local_stack
+def test_serve_takes_cors_allowed_origins_and_refuses_a_bad_origin() -> None:
+    import subprocess
+
+    from local_stack import PAYMENTS, LocalStack
+
+    with LocalStack(env={"CORS_ALLOWED_ORIGINS": f"{ALLOWED},{OTHER_ALLOWED}"}) as stack:
+        assert f"CORS: {ALLOWED}, {OTHER_ALLOWED} allowed" in stack.banner
+        status, headers, _ = _http(stack.port, "OPTIONS", SWAP, {"Origin": OTHER_ALLOWED,
+                                                                 "Access-Control-Request-Method": "POST"})
+        assert status == 204 and headers["Access-Control-Allow-Origin"] == OTHER_ALLOWED
+    result = subprocess.run([str(PAYMENTS), "serve", "--port", "0", "--cors-origin", "dashboard.example.test"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr == ("payments serve: CORS origin refused: not an origin (scheme://host[:port]): "
+                             "'dashboard.example.test'\n")

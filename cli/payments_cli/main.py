@@ -13,6 +13,14 @@ DEFAULT_REGION = "us-east-1"
 TOKEN_TTL_SECONDS = 24 * 3600
 
 
+class CliError(Exception):
+    """A failure the user can act on: printed as one line on stderr, exit status `status`."""
+
+    def __init__(self, message: str, status: int = 1) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 def _prepare_environment(endpoint: str | None) -> None:
     """Local defaults, set before any handler or client is created."""
     os.environ.setdefault("AWS_DEFAULT_REGION", os.environ.get("AWS_REGION", DEFAULT_REGION))
@@ -53,6 +61,9 @@ def _demo_ids(path: Path) -> tuple[int, int, int]:
 def cmd_serve(args: argparse.Namespace) -> int:
     from payments_cli.emulator import EmbeddedDynamoDB, SerialisingProxy
 
+    if args.cors_origin:
+        os.environ["CORS_ALLOWED_ORIGINS"] = ",".join(args.cors_origin)
+    cors_origins = _cors_origins()
     endpoint = args.dynamodb_endpoint or os.environ.get("AWS_ENDPOINT_URL_DYNAMODB")
     emulator: EmbeddedDynamoDB | SerialisingProxy | None = None
     if not endpoint:
@@ -78,7 +89,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         counts = _load_fixture_file(fixture)
         print(f"Loaded {fixture}: " + ", ".join(f"{name} {count}" for name, count in counts.items() if count))
     template = load_template()
-    pools = {(route.method, route.path): FunctionPool(route) for route in routes(template)}
+    pools: dict[tuple[str, str], FunctionPool] = {}
+    by_function: dict[str, FunctionPool] = {}
+    for route in routes(template):  # one pool per function: its POST and OPTIONS share execution environments
+        if route.function not in by_function:
+            by_function[route.function] = FunctionPool(route)
+        pools[(route.method, route.path)] = by_function[route.function]
     from payments_cli.openapi_page import extra_pages
 
     server = LocalApiServer((args.host, args.port), pools, extra_pages())
@@ -95,6 +111,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     else:
         print(f"DynamoDB: {endpoint}")
     print(f"Local stack listening on {url}")
+    print("CORS: " + (", ".join(cors_origins) + " allowed" if cors_origins else "off (no --cors-origin)"))
     print(f"Demo token (au_id {asker}): {willson_token}")
     if dashboard != asker:
         print(f"Demo token (au_id {dashboard}): {dashboard_token}")
@@ -115,6 +132,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if emulator:
             emulator.stop()
     return 0
+
+
+def _cors_origins() -> tuple[str, ...]:
+    """The allowed origins (--cors-origin, else CORS_ALLOWED_ORIGINS), checked as the handlers will read them."""
+    from payments.config import normalise_origin
+
+    text = os.environ.get("CORS_ALLOWED_ORIGINS", "")
+    try:
+        return tuple(dict.fromkeys(normalise_origin(item) for item in text.split(",") if item.strip()))
+    except ValueError as error:
+        raise CliError(f"CORS origin refused: {error}", status=2) from None
 
 
 def cmd_create_tables(args: argparse.Namespace) -> int:
@@ -215,6 +243,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=3000)
     serve.add_argument("--fixture", metavar="PATH", help="load this fixture (and only it) before serving")
+    serve.add_argument("--cors-origin", metavar="URL", action="append", default=[],
+                       help="browser origin allowed to call the API (repeatable; default: CORS_ALLOWED_ORIGINS, "
+                            "comma-separated; none: CORS off)")
     serve.add_argument("--concurrent-dynamodb", action="store_true",
                        help="send concurrent requests to --dynamodb-endpoint as they come (only for an endpoint that "
                             "serialises conditional transactions itself, such as DynamoDB Local; moto's server does not)")
@@ -252,7 +283,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except CliError as error:
+        print(f"payments {args.command}: {error}", file=sys.stderr)
+        return error.status
 
 
 if __name__ == "__main__":
