@@ -9,7 +9,9 @@ DDB_LOCAL_VERSION := 2.9.30
 HOST ?= 127.0.0.1
 PORT ?= 3000
 
-.PHONY: help install dev-tools dynamodb-local run run-dynamodb-local test test-fast lint bench soak clean
+CHROMIUM := /usr/bin/chromium
+
+.PHONY: help install dev-tools dynamodb-local browser run run-dynamodb-local test test-fast lint bench soak clean
 
 help:
 	@echo "make run        start the local stack on the embedded DynamoDB emulator (http://$(HOST):$(PORT))"
@@ -42,7 +44,18 @@ $(DDB_LOCAL)/node_modules/amplify-dynamodb-simulator/emulator/DynamoDBLocal.jar:
 
 dynamodb-local: $(DDB_LOCAL)/node_modules/amplify-dynamodb-simulator/emulator/DynamoDBLocal.jar
 
-dev-tools: install $(SAM_VENV)/bin/sam dynamodb-local
+# Debian's Chromium for the browser tests (Playwright drives it; no browser download of its own).
+# Installed with apt-get when missing (CI runs as root); without it the browser tests are skipped.
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian's chromium for the browser tests"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-nanum >/dev/null) \
+			|| echo "chromium could not be installed: the browser tests will be skipped"; \
+	else echo "chromium missing (as root: apt-get install -y chromium fonts-nanum): the browser tests will be skipped"; fi
+
+browser: $(CHROMIUM)
+
+dev-tools: install $(SAM_VENV)/bin/sam dynamodb-local browser
 
 run: install
 	$(BIN)/payments serve --host $(HOST) --port $(PORT)
