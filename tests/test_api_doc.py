@@ -1,4 +1,5 @@
 """docs/api.md says what docs/openapi.json (generated from the code) says; the docs never link outside the repo."""
+
 from __future__ import annotations
 
 import json
@@ -25,7 +26,7 @@ def documented(section: str) -> dict[str, tuple[int, str]]:
     start = text.index(section + "\n")
     end = text.find("\n#", start + len(section))
     rows: dict[str, tuple[int, str]] = {}
-    for line in text[start:end if end != -1 else None].splitlines():
+    for line in text[start : end if end != -1 else None].splitlines():
         cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
         if len(cells) >= 3 and re.fullmatch(r"\d{3}", cells[1]):
             code = cells[0].strip("`")
@@ -56,7 +57,8 @@ def test_api_doc_lists_every_error_code_with_its_status_and_message(path: str) -
     in_doc = documented(section)
     in_spec = specified(path, field)
     assert {code: status for code, (status, _) in in_doc.items()} == {
-        code: status for code, (status, _) in in_spec.items()}
+        code: status for code, (status, _) in in_spec.items()
+    }
     for code, (_, message) in in_spec.items():
         if message is not None:
             assert in_doc[code][1] == f"`{message}`", f"{code}: docs/api.md says {in_doc[code][1]}, not `{message}`"
@@ -68,8 +70,9 @@ def test_api_doc_tables_are_read() -> None:
     assert len(documented("### Swap errors")) >= 18
 
 
-@pytest.mark.parametrize("document", [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))],
-                         ids=lambda path: path.name)
+@pytest.mark.parametrize(
+    "document", [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))], ids=lambda path: path.name
+)
 def test_docs_link_only_inside_the_repository(document: Path) -> None:
     for target in LINK.findall(document.read_text(encoding="utf-8")):
         assert "://" not in target and not target.startswith(("//", "mailto:")), f"{document.name} links {target}"

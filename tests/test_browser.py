@@ -4,6 +4,7 @@ The dashboard is a page on another origin than the API: the browser sends CORS p
 enforces the answers itself, so these tests prove what a header check cannot. Nothing may leave
 loopback: every request to another host is aborted and recorded, and the tests assert there was none.
 """
+
 from __future__ import annotations
 
 import os
@@ -21,8 +22,16 @@ from conftest import ROOT, token
 from local_stack import LocalStack, wait_for_calm_otp_step
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 DEMO_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 SCREENSHOT = ROOT / "docs" / "swagger-ui.png"
 
@@ -49,7 +58,7 @@ async function callApi(url, headers, body) {
 
 
 class _PageHandler(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 - BaseHTTPRequestHandler's name
+    def do_GET(self) -> None:
         self.send_response(200)
         self.send_header("Content-Type", "text/html; charset=utf-8")
         self.send_header("Content-Length", str(len(DASHBOARD_PAGE)))
@@ -119,8 +128,9 @@ def call(page: Any, url: str, headers: dict[str, str], body: Any) -> dict[str, A
     return page.evaluate("([url, headers, body]) => callApi(url, headers, body)", [url, headers, body])
 
 
-def test_the_allowed_origin_calls_both_routes(stack: LocalStack, pages: tuple[PageOrigin, PageOrigin],
-                                              offline: tuple[Any, list[str]]) -> None:
+def test_the_allowed_origin_calls_both_routes(
+    stack: LocalStack, pages: tuple[PageOrigin, PageOrigin], offline: tuple[Any, list[str]]
+) -> None:
     context, refused = offline
     api = f"http://127.0.0.1:{stack.port}"
     page = context.new_page()
@@ -136,9 +146,12 @@ def test_the_allowed_origin_calls_both_routes(stack: LocalStack, pages: tuple[Pa
     assert (result["status"], result["body"]) == (401, {"code": "invalid_token", "message": "Access token is invalid"})
 
     wait_for_calm_otp_step()
-    swap = {"event_id": 3, "otp_code": pyotp.TOTP(DEMO_SECRET).now(),
-            "point": {"app_id": 1, "point_id": 1, "adjust_point_quantity": -110},
-            "coin": {"coin_id": 2, "adjust_coin_quantity": 11}}
+    swap = {
+        "event_id": 3,
+        "otp_code": pyotp.TOTP(DEMO_SECRET).now(),
+        "point": {"app_id": 1, "point_id": 1, "adjust_point_quantity": -110},
+        "coin": {"coin_id": 2, "adjust_coin_quantity": 11},
+    }
     result = call(page, f"{api}/v1.0/db/swap", {"Authorization": f"Bearer {token(19)}"}, swap)
     assert (result["status"], result["body"]["return"], result["body"]["message"]) == (200, 0, "success")
     assert result["body"]["value"]["point"]["point_quantity"] == 1990
@@ -146,8 +159,9 @@ def test_the_allowed_origin_calls_both_routes(stack: LocalStack, pages: tuple[Pa
     assert refused == []
 
 
-def test_the_browser_blocks_another_origin(stack: LocalStack, pages: tuple[PageOrigin, PageOrigin],
-                                           offline: tuple[Any, list[str]]) -> None:
+def test_the_browser_blocks_another_origin(
+    stack: LocalStack, pages: tuple[PageOrigin, PageOrigin], offline: tuple[Any, list[str]]
+) -> None:
     context, refused = offline
     api = f"http://127.0.0.1:{stack.port}"
     page = context.new_page()
@@ -155,8 +169,10 @@ def test_the_browser_blocks_another_origin(stack: LocalStack, pages: tuple[PageO
     page.on("console", lambda message: console.append(message.text))
     page.goto(pages[1].origin)
 
-    for path, headers in (("/api/v1/asker/payment/progress", {"x-token": token(149)}),
-                          ("/v1.0/db/swap", {"Authorization": f"Bearer {token(19)}"})):
+    for path, headers in (
+        ("/api/v1/asker/payment/progress", {"x-token": token(149)}),
+        ("/v1.0/db/swap", {"Authorization": f"Bearer {token(19)}"}),
+    ):
         result = call(page, f"{api}{path}", headers, {"concern_idx": 1577})
         assert result == {"error": "TypeError: Failed to fetch"}
     blocked = [text for text in console if "blocked by CORS policy" in text]
@@ -165,8 +181,9 @@ def test_the_browser_blocks_another_origin(stack: LocalStack, pages: tuple[PageO
     assert refused == []
 
 
-def test_docs_render_offline_and_try_it_out_works(stack: LocalStack, offline: tuple[Any, list[str]],
-                                                  tmp_path: Path) -> None:
+def test_docs_render_offline_and_try_it_out_works(
+    stack: LocalStack, offline: tuple[Any, list[str]], tmp_path: Path
+) -> None:
     context, refused = offline
     page = context.new_page()
     page.goto(f"http://127.0.0.1:{stack.port}/docs")
@@ -189,7 +206,9 @@ def test_docs_render_offline_and_try_it_out_works(stack: LocalStack, offline: tu
     status = operation.locator(".live-responses-table tr.response .response-col_status").first
     status.wait_for()
     assert status.inner_text().strip() == "200"
-    assert "280개" in operation.locator(".live-responses-table tr.response .response-col_description").first.inner_text()
+    assert (
+        "280개" in operation.locator(".live-responses-table tr.response .response-col_description").first.inner_text()
+    )
     # docs/swagger-ui.png is this picture; it is rewritten only on request, so a test run leaves the tree clean
     page.evaluate("document.querySelector('.live-responses-table').scrollIntoView(); window.scrollBy(0, -300)")
     rewrite = os.environ.get("UPDATE_SCREENSHOTS") == "1" or not SCREENSHOT.exists()

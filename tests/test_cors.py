@@ -1,10 +1,10 @@
 """CORS (SPEC §6) at the handlers: API Gateway events in, exact headers out, for both routes."""
+
 from __future__ import annotations
 
 import importlib.util
 import json
 import sys
-from collections.abc import Iterator
 from typing import Any
 
 import pyotp
@@ -23,9 +23,7 @@ SWAP = "/v1.0/db/swap"
 PREFLIGHT_HEADERS = {
     "Access-Control-Allow-Origin": [ALLOWED],
     "Access-Control-Allow-Methods": ["OPTIONS,POST"],
-    "Access-Control-Allow-Headers": [
-        "Authorization,Content-Type,X-Amz-Date,X-Amz-Security-Token,X-Api-Key,x-token"
-    ],
+    "Access-Control-Allow-Headers": ["Authorization,Content-Type,X-Amz-Date,X-Amz-Security-Token,X-Api-Key,x-token"],
     "Access-Control-Max-Age": ["600"],
     "Vary": ["Origin"],
 }
@@ -52,16 +50,20 @@ def _load(name: str, origins: str, monkeypatch: pytest.MonkeyPatch) -> Any:
 
 
 @pytest.fixture
-def handlers(demo: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+def handlers(demo: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     origins = f" {ALLOWED}/ , {OTHER_ALLOWED}"
-    yield {PROGRESS: _load("payment_progress", origins, monkeypatch).lambda_handler,
-           SWAP: _load("swap", origins, monkeypatch).lambda_handler}
+    return {
+        PROGRESS: _load("payment_progress", origins, monkeypatch).lambda_handler,
+        SWAP: _load("swap", origins, monkeypatch).lambda_handler,
+    }
 
 
 @pytest.fixture
 def handlers_cors_off(demo: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    return {PROGRESS: _load("payment_progress", "", monkeypatch).lambda_handler,
-            SWAP: _load("swap", "", monkeypatch).lambda_handler}
+    return {
+        PROGRESS: _load("payment_progress", "", monkeypatch).lambda_handler,
+        SWAP: _load("swap", "", monkeypatch).lambda_handler,
+    }
 
 
 def preflight(path: str, origin: str | None, request_headers: str = "authorization,content-type") -> dict[str, Any]:
@@ -95,8 +97,9 @@ def test_every_listed_origin_is_allowed(handlers: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("path", [PROGRESS, SWAP])
 @pytest.mark.parametrize("origin", [STRANGER, ALLOWED + "/", "http://dashboard.example.test", None])
-def test_preflight_from_any_other_origin_has_no_cors_header(handlers: dict[str, Any], path: str,
-                                                            origin: str | None) -> None:
+def test_preflight_from_any_other_origin_has_no_cors_header(
+    handlers: dict[str, Any], path: str, origin: str | None
+) -> None:
     status, headers, body = invoke(handlers[path], preflight(path, origin))
     assert (status, headers, body) == (204, {"Vary": ["Origin"]}, None)
 
@@ -104,7 +107,9 @@ def test_preflight_from_any_other_origin_has_no_cors_header(handlers: dict[str, 
 def test_payment_progress_success_and_errors_carry_cors_headers(handlers: dict[str, Any]) -> None:
     handler = handlers[PROGRESS]
     origin = {"Origin": ALLOWED}
-    status, headers, body = invoke(handler, api_event(PROGRESS, {"concern_idx": 1577}, {**origin, "x-token": token(149)}))
+    status, headers, body = invoke(
+        handler, api_event(PROGRESS, {"concern_idx": 1577}, {**origin, "x-token": token(149)})
+    )
     assert status == 200 and body["code"] == "success"
     assert headers == {**JSON, **ANSWER_CORS}
     status, headers, body = invoke(handler, api_event(PROGRESS, {"concern_idx": 1577}, {**origin, "x-token": "bad"}))
@@ -117,9 +122,12 @@ def test_payment_progress_success_and_errors_carry_cors_headers(handlers: dict[s
 def test_swap_success_and_errors_carry_cors_headers(handlers: dict[str, Any]) -> None:
     handler = handlers[SWAP]
     auth = {"Origin": ALLOWED, "Authorization": f"Bearer {token(19)}"}
-    request = {"event_id": 3, "otp_code": pyotp.TOTP(DEMO_SECRET).now(),
-               "point": {"app_id": 1, "point_id": 1, "adjust_point_quantity": -110},
-               "coin": {"coin_id": 2, "adjust_coin_quantity": 11}}
+    request = {
+        "event_id": 3,
+        "otp_code": pyotp.TOTP(DEMO_SECRET).now(),
+        "point": {"app_id": 1, "point_id": 1, "adjust_point_quantity": -110},
+        "coin": {"coin_id": 2, "adjust_coin_quantity": 11},
+    }
     status, headers, body = invoke(handler, api_event(SWAP, request, auth))
     assert (status, body["return"]) == (200, 0)
     assert headers == {**JSON, **ANSWER_CORS}
@@ -136,8 +144,9 @@ def test_internal_error_carries_cors_headers(handlers: dict[str, Any], monkeypat
         raise RuntimeError("DynamoDB is down")
 
     monkeypatch.setattr(module, "progress_payment", broken)
-    status, headers, body = invoke(handlers[PROGRESS], api_event(
-        PROGRESS, {"concern_idx": 1577}, {"Origin": ALLOWED, "x-token": token(149)}))
+    status, headers, body = invoke(
+        handlers[PROGRESS], api_event(PROGRESS, {"concern_idx": 1577}, {"Origin": ALLOWED, "x-token": token(149)})
+    )
     assert status == 500 and body["code"] == "internal_error"
     assert headers == {**JSON, **ANSWER_CORS}
 
@@ -161,13 +170,20 @@ def test_origins_are_read_and_checked() -> None:
     settings = Settings.from_environ({"CORS_ALLOWED_ORIGINS": "HTTPS://Dash.Example.test/, http://127.0.0.1:8080,"})
     assert settings.cors_allowed_origins == ("https://dash.example.test", "http://127.0.0.1:8080")
     assert Settings.from_environ({}).cors_allowed_origins == ()
-    for bad in ["*", "dash.example.test", "https://dash.example.test/app", "ftp://x.test", "http://x.test:99999",
-                "https://user@x.test"]:
+    for bad in [
+        "*",
+        "dash.example.test",
+        "https://dash.example.test/app",
+        "ftp://x.test",
+        "http://x.test:99999",
+        "https://user@x.test",
+    ]:
         with pytest.raises(ValidationError, match="not an origin"):
             Settings.from_environ({"CORS_ALLOWED_ORIGINS": bad})
 
 
 # --- over HTTP, against `payments serve` -----------------------------------------------------------
+
 
 def _http(port: int, method: str, path: str, headers: dict[str, str], body: bytes = b"") -> tuple[int, Any, bytes]:
     import http.client
@@ -182,8 +198,11 @@ def _http(port: int, method: str, path: str, headers: dict[str, str], body: byte
 
 
 def _cors_headers(message: Any) -> dict[str, str]:
-    return {name: value for name, value in message.items() if name.lower().startswith("access-control-")
-            or name.lower() == "vary"}
+    return {
+        name: value
+        for name, value in message.items()
+        if name.lower().startswith("access-control-") or name.lower() == "vary"
+    }
 
 
 @pytest.mark.local_stack
@@ -193,21 +212,39 @@ def test_serve_answers_preflights_and_calls_like_api_gateway() -> None:
     with LocalStack("--cors-origin", ALLOWED, env={"CORS_ALLOWED_ORIGINS": STRANGER}) as stack:
         assert f"CORS: {ALLOWED} allowed" in stack.banner
         for path in (PROGRESS, SWAP):
-            status, headers, body = _http(stack.port, "OPTIONS", path, {
-                "Origin": ALLOWED, "Access-Control-Request-Method": "POST",
-                "Access-Control-Request-Headers": "authorization,content-type,x-token"})
+            status, headers, body = _http(
+                stack.port,
+                "OPTIONS",
+                path,
+                {
+                    "Origin": ALLOWED,
+                    "Access-Control-Request-Method": "POST",
+                    "Access-Control-Request-Headers": "authorization,content-type,x-token",
+                },
+            )
             assert (status, body) == (204, b"")
             assert _cors_headers(headers) == {name: value[0] for name, value in PREFLIGHT_HEADERS.items()}
             # --cors-origin replaces CORS_ALLOWED_ORIGINS: the environment's origin is not allowed
-            status, headers, body = _http(stack.port, "OPTIONS", path, {
-                "Origin": STRANGER, "Access-Control-Request-Method": "POST"})
+            status, headers, body = _http(
+                stack.port, "OPTIONS", path, {"Origin": STRANGER, "Access-Control-Request-Method": "POST"}
+            )
             assert (status, body, _cors_headers(headers)) == (204, b"", {"Vary": "Origin"})
-        status, headers, body = _http(stack.port, "POST", PROGRESS, {
-            "Origin": ALLOWED, "Content-Type": "application/json", "x-token": token(149)}, b'{"concern_idx": 1577}')
+        status, headers, body = _http(
+            stack.port,
+            "POST",
+            PROGRESS,
+            {"Origin": ALLOWED, "Content-Type": "application/json", "x-token": token(149)},
+            b'{"concern_idx": 1577}',
+        )
         assert status == 200 and json.loads(body)["data"]["point"] == {"honeypot": "280개"}
         assert _cors_headers(headers) == {name: value[0] for name, value in ANSWER_CORS.items()}
-        status, headers, body = _http(stack.port, "POST", SWAP, {
-            "Origin": ALLOWED, "Content-Type": "application/json", "Authorization": "Bearer nope"}, b"{}")
+        status, headers, body = _http(
+            stack.port,
+            "POST",
+            SWAP,
+            {"Origin": ALLOWED, "Content-Type": "application/json", "Authorization": "Bearer nope"},
+            b"{}",
+        )
         assert status == 401 and json.loads(body)["return"] != 0
         assert _cors_headers(headers) == {name: value[0] for name, value in ANSWER_CORS.items()}
         # a path the template does not route: API Gateway's own 403, no CORS header
@@ -223,11 +260,17 @@ def test_serve_takes_cors_allowed_origins_and_refuses_a_bad_origin() -> None:
 
     with LocalStack(env={"CORS_ALLOWED_ORIGINS": f"{ALLOWED},{OTHER_ALLOWED}"}) as stack:
         assert f"CORS: {ALLOWED}, {OTHER_ALLOWED} allowed" in stack.banner
-        status, headers, _ = _http(stack.port, "OPTIONS", SWAP, {"Origin": OTHER_ALLOWED,
-                                                                 "Access-Control-Request-Method": "POST"})
+        status, headers, _ = _http(
+            stack.port, "OPTIONS", SWAP, {"Origin": OTHER_ALLOWED, "Access-Control-Request-Method": "POST"}
+        )
         assert status == 204 and headers["Access-Control-Allow-Origin"] == OTHER_ALLOWED
-    result = subprocess.run([str(PAYMENTS), "serve", "--port", "0", "--cors-origin", "dashboard.example.test"],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [str(PAYMENTS), "serve", "--port", "0", "--cors-origin", "dashboard.example.test"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 2
-    assert result.stderr == ("payments serve: CORS origin refused: not an origin (scheme://host[:port]): "
-                             "'dashboard.example.test'\n")
+    assert result.stderr == (
+        "payments serve: CORS origin refused: not an origin (scheme://host[:port]): 'dashboard.example.test'\n"
+    )

@@ -4,6 +4,7 @@ Swagger UI's assets are the copy Powertools ships in its package (the one its ow
 serves), so /docs works with no internet access and never changes under the project's feet: its
 version moves only with the pinned aws-lambda-powertools.
 """
+
 from __future__ import annotations
 
 from importlib import resources

@@ -6,6 +6,7 @@ One file per user, not per directory (the command line runs from anywhere):
 gone (a `serve` killed without a chance to mark it) counts as stopped too. With several `serve`
 processes, the record names the last one started.
 """
+
 from __future__ import annotations
 
 import json

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import binascii
+from collections.abc import Mapping
 from typing import Any, Callable
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response, content_types
@@ -48,7 +49,7 @@ class PaymentsResolver(APIGatewayRestResolver):
         self._origins = frozenset(settings.cors_allowed_origins)
         self.not_found(self._no_route)
 
-    def resolve(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+    def resolve(self, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
         headers = event.get("headers") or {}
         origin = next((value for name, value in headers.items() if name.lower() == "origin"), None)
         response = super().resolve(event, context)
@@ -61,7 +62,7 @@ class PaymentsResolver(APIGatewayRestResolver):
         answer_headers["Vary"] = ["Origin"]
         return response
 
-    def _no_route(self, _: NotFoundError) -> Response:
+    def _no_route(self, _: NotFoundError) -> Response[str]:
         """A preflight with CORS off: 204 and no CORS header. Anything else: API Gateway's answer for no route."""
         if self.current_event.http_method.upper() == "OPTIONS":
             return Response(status_code=204, content_type=None, body="")
