@@ -167,7 +167,7 @@ def test_refusals_are_one_line(endpoint: str, state_home: dict[str, str], tmp_pa
 
     # unknown account, and an account without OTP
     assert_one_line_failure(run_with(["otp", "code", "--au-id", "424242", *flag], state_home), 1,
-                            "payments otp code: au_id 424242: no such account")
+                            "payments otp code: au_id 424242 has no OTP enrolled (an unknown account")
     fixture = json.loads(DEMO_FIXTURE.read_text(encoding="utf-8"))
     without_otp = next(account["au_id"] for account in fixture["accounts"] if not account.get("otp_secret"))
     assert run_with(["load-fixture", str(DEMO_FIXTURE), *flag], state_home).returncode == 0

@@ -60,7 +60,7 @@ def _load_fixture_file(path: Path) -> dict[str, int]:
 
     settings = get_settings()
     fixture = parse_fixture_text(path.read_text(encoding="utf-8"))
-    return load_fixture(_client(), fixture, settings.willson_table, settings.ledger_table)
+    return load_fixture(_client(), fixture, settings.willson_table, settings.ledger_table, settings.otp_secret_table)
 
 
 def _demo_ids(path: Path) -> tuple[int, int, int]:
@@ -73,7 +73,8 @@ def _demo_ids(path: Path) -> tuple[int, int, int]:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from payments_cli.emulator import EmbeddedDynamoDB, SerialisingProxy
+    from payments_cli.dynamodb_proxy import DynamoDBProxy
+    from payments_cli.emulator import EmbeddedDynamoDB
 
     if args.cors_origin:
         os.environ["CORS_ALLOWED_ORIGINS"] = ",".join(args.cors_origin)
@@ -81,7 +82,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     endpoint = args.dynamodb_endpoint or os.environ.get("AWS_ENDPOINT_URL_DYNAMODB")
     if endpoint:
         _probe_dynamodb(endpoint)
-    emulator: EmbeddedDynamoDB | SerialisingProxy | None = None
+    emulator: EmbeddedDynamoDB | DynamoDBProxy | None = None
     if not endpoint:
         emulator = EmbeddedDynamoDB().start()
         endpoint = emulator.endpoint
@@ -89,7 +90,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     elif args.concurrent_dynamodb:
         handlers_endpoint = endpoint
     else:
-        emulator = SerialisingProxy(endpoint).start()
+        emulator = DynamoDBProxy(endpoint).start()
         handlers_endpoint = emulator.endpoint
     _prepare_environment(handlers_endpoint)
 
@@ -232,7 +233,7 @@ def cmd_otp_enroll(args: argparse.Namespace) -> int:
     from payments.repositories.ledger import LedgerRepository
 
     secret = pyotp.random_base32()
-    LedgerRepository(_client(), get_settings().ledger_table).enroll_otp(args.au_id, secret)
+    LedgerRepository(_client(), get_settings().ledger_table, get_settings().otp_secret_table).enroll_otp(args.au_id, secret)
     uri = pyotp.TOTP(secret).provisioning_uri(name=f"au_id {args.au_id}", issuer_name="Willson Points")
     print(uri)
     code = qrcode.QRCode(border=1)
@@ -251,12 +252,13 @@ def cmd_otp_code(args: argparse.Namespace) -> int:
     from payments.config import get_settings
     from payments.repositories.ledger import LedgerRepository
 
-    account = LedgerRepository(_client(), get_settings().ledger_table).get_account(args.au_id)
-    if account is None:
-        raise CliError(f"au_id {args.au_id}: no such account (accounts come from payments load-fixture)")
-    if not account.get("otp_secret"):
-        raise CliError(f"au_id {args.au_id} has no OTP enrolled (payments otp enroll --au-id {args.au_id})")
-    print(pyotp.TOTP(account["otp_secret"]).now())
+    settings = get_settings()
+    repository = LedgerRepository(_client(), settings.ledger_table, settings.otp_secret_table)
+    secret = repository.get_otp_secret(args.au_id)
+    if not secret:
+        raise CliError(f"au_id {args.au_id} has no OTP enrolled (an unknown account, or never enrolled: "
+                       f"payments otp enroll --au-id {args.au_id})")
+    print(pyotp.TOTP(secret).now())
     return 0
 
 
@@ -266,7 +268,8 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     from payments.repositories.ledger import LedgerRepository
     from payments_cli.reconcile import reconcile
 
-    report = reconcile(LedgerRepository(_client(), get_settings().ledger_table).iter_ledger_items())
+    settings = get_settings()
+    report = reconcile(LedgerRepository(_client(), settings.ledger_table, settings.otp_secret_table).iter_ledger_items())
     print(report.summary())
     for line in report.problems:
         print(f"BROKEN {line}")
