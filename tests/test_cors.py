@@ -274,3 +274,36 @@ def test_serve_takes_cors_allowed_origins_and_refuses_a_bad_origin() -> None:
     assert result.stderr == (
         "payments serve: CORS origin refused: not an origin (scheme://host[:port]): 'dashboard.example.test'\n"
     )
+
+
+def test_the_template_sends_preflights_to_the_functions_and_passes_the_origins() -> None:
+    from payments_cli.template import load_template, routes
+
+    template = load_template()
+    parameter = template["Parameters"]["CorsAllowedOrigins"]
+    assert (parameter["Type"], parameter["Default"]) == ("String", "")
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables["CORS_ALLOWED_ORIGINS"] == {"Ref": "CorsAllowedOrigins"}
+    by_path: dict[str, set[tuple[str, str]]] = {}
+    for route in routes(template):
+        by_path.setdefault(route.path, set()).add((route.method, route.function))
+    assert by_path == {
+        PROGRESS: {("POST", "PaymentProgressFunction"), ("OPTIONS", "PaymentProgressFunction")},
+        SWAP: {("POST", "SwapFunction"), ("OPTIONS", "SwapFunction")},
+    }
+    # no API Gateway mock CORS in front of them (it would answer every origin, and differently from local)
+    api = template["Resources"]["PaymentsApi"]["Properties"]
+    assert "Cors" not in api
+
+
+def test_the_template_origin_pattern_matches_what_the_functions_accept() -> None:
+    import re
+
+    from payments_cli.template import load_template
+
+    pattern = re.compile(load_template()["Parameters"]["CorsAllowedOrigins"]["AllowedPattern"])
+    for accepted in ["", "https://dash.example.com", "http://127.0.0.1:8080,https://a.example.test"]:
+        assert pattern.fullmatch(accepted)
+        Settings.from_environ({"CORS_ALLOWED_ORIGINS": accepted})
+    for refused in ["*", "https://dash.example.com/", "dash.example.com", "https://a.test, https://b.test"]:
+        assert not pattern.fullmatch(refused)
