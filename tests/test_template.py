@@ -60,8 +60,13 @@ def environment(template: dict[str, Any], function: dict[str, Any]) -> dict[str,
     return merged
 
 
-def statements(function: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    for policy in function["Properties"].get("Policies", []):
+def statements(template: dict[str, Any], function: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The inline statements of a function: its SAM Policies, or those of the role it names."""
+    policies = [policy for policy in function["Properties"].get("Policies", [])]
+    for role in refs(function["Properties"].get("Role")):
+        policies += [p["PolicyDocument"] for p in template["Resources"][role]["Properties"].get("Policies", [])]
+    assert policies, "the function's permissions are inline statements"
+    for policy in policies:
         assert isinstance(policy, dict) and "Statement" in policy, (
             f"only inline statements are checked here, found {policy!r}")
         yield from policy["Statement"]
@@ -92,9 +97,9 @@ def refs(value: Any) -> set[str]:
     return found
 
 
-def actions_on(function: dict[str, Any], table: str) -> set[str]:
+def actions_on(template: dict[str, Any], function: dict[str, Any], table: str) -> set[str]:
     granted: set[str] = set()
-    for statement in statements(function):
+    for statement in statements(template, function):
         if statement.get("Effect") != "Allow":
             continue
         if table in refs(statement.get("Resource")):
@@ -202,7 +207,7 @@ def test_no_secret_in_plain_environment_variables(template):
 
 def test_no_wildcard_permissions(template):
     for name, function in functions(template).items():
-        for statement in statements(function):
+        for statement in statements(template, function):
             for action in as_list(statement["Action"]):
                 assert "*" not in action, f"{name}: {action}"
             for resource in as_list(statement["Resource"]):
@@ -211,28 +216,28 @@ def test_no_wildcard_permissions(template):
 
 def test_no_function_may_scan(template):
     for name, function in functions(template).items():
-        for statement in statements(function):
+        for statement in statements(template, function):
             assert "dynamodb:Scan" not in as_list(statement["Action"]), name
 
 
 def test_payment_progress_only_reads(template):
     function = function_for_path(template, "/api/v1/asker/payment/progress")
-    for statement in statements(function):
+    for statement in statements(template, function):
         actions = set(as_list(statement["Action"]))
         assert not actions & WRITE_ACTIONS, actions & WRITE_ACTIONS
         assert statement.get("Effect") == "Allow"
     for table in resources(template, "AWS::DynamoDB::Table"):
-        assert actions_on(function, table) <= {"dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:Query"}, table
+        assert actions_on(template, function, table) <= {"dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:Query"}, table
 
 
 def test_swap_cannot_delete_or_scan_the_ledger(template):
     function = function_for_path(template, "/v1.0/db/swap")
-    ledger = actions_on(function, "LedgerTable")
+    ledger = actions_on(template, function, "LedgerTable")
     assert "dynamodb:DeleteItem" not in ledger and "dynamodb:Scan" not in ledger
     assert "dynamodb:BatchWriteItem" not in ledger
     # what the swap does need: one consistent BatchGetItem, the transaction's items, the OTP counter
     assert {"dynamodb:BatchGetItem", "dynamodb:UpdateItem", "dynamodb:PutItem"} <= ledger
-    assert actions_on(function, "WillsonTable") == set()
+    assert actions_on(template, function, "WillsonTable") == set()
 
 
 # --- tables --------------------------------------------------------------------------------------
@@ -341,9 +346,9 @@ def test_alarms_alert_when_a_topic_is_given(template):
 
 NO_VALUE = object()
 ROUTES = ("/v1.0/db/swap", "/api/v1/asker/payment/progress")
-XRAY_ONLY = "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess"
-# SAM attaches it to every role it makes: logs:CreateLogGroup/CreateLogStream/PutLogEvents, on "*".
-BASIC_EXECUTION = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
+# The one managed policy allowed: X-Ray's segments have no resource ARN. (SAM's own function roles would also carry
+# AWSLambdaBasicExecutionRole, logs on every resource: the template writes its roles out instead.)
+XRAY_ONLY = re.compile(r"^arn:(aws|\$\{AWS::Partition\}):iam::aws:policy/AWSXrayWriteOnlyAccess$")
 
 
 def sam_python() -> Path | None:
@@ -439,7 +444,8 @@ def test_least_privilege_iam(deployed):
     assert len(roles) >= len(lambda_functions(deployed))
     for name, role in roles.items():
         for arn in role["Properties"].get("ManagedPolicyArns", []):
-            assert arn in {XRAY_ONLY, BASIC_EXECUTION}, f"{name}: managed policy {arn}"
+            arn = arn.get("Fn::Sub", arn) if isinstance(arn, dict) else arn
+            assert isinstance(arn, str) and XRAY_ONLY.match(arn), f"{name}: managed policy {arn}"
         for policy in role["Properties"].get("Policies", []):
             for statement in as_list(policy["PolicyDocument"]["Statement"]):
                 actions = as_list(statement["Action"])
@@ -450,6 +456,17 @@ def test_least_privilege_iam(deployed):
                     continue  # X-Ray's trace segments have no resource ARN
                 for resource in as_list(statement["Resource"]):
                     assert resource != "*", f"{name}: {actions} on every resource"
+
+
+def test_each_function_writes_only_its_own_log_group(deployed):
+    for name, function in lambda_functions(deployed).items():
+        [role] = refs(function["Properties"]["Role"])
+        [group] = refs(function["Properties"]["LoggingConfig"]["LogGroup"])
+        assert deployed["Resources"][group]["Type"] == "AWS::Logs::LogGroup"
+        logging = [statement for policy in deployed["Resources"][role]["Properties"]["Policies"]
+                   for statement in as_list(policy["PolicyDocument"]["Statement"])
+                   if any(action.startswith("logs:") for action in as_list(statement["Action"]))]
+        assert logging and all(refs(statement["Resource"]) == {group} for statement in logging), name
 
 
 def test_no_reserved_concurrency_unless_a_parameter_asks(deployed):
