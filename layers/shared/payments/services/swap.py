@@ -66,7 +66,9 @@ class SwapPolicy:
     lockout: otp.LockoutPolicy = field(default_factory=otp.LockoutPolicy)
     replay_seconds: int = 600
     # resends of one transaction whose answer was lost, before reading again
-    max_resends: int = 2
+    max_resends: int = 1
+    # attempts whose outcome stayed unknown before one last read decides (or 32202)
+    max_unknown_outcomes: int = 2
     # rounds of judging one wrong code against concurrent ones, before answering "locked"
     max_guard_attempts: int = 8
 
@@ -132,9 +134,10 @@ def execute_swap(
     arrival = now()
     point_id = request.point_id if _is_id(request.point_id) else None
     coin_id = request.coin_id if _is_id(request.coin_id) else None
-    # True once a transaction of this request was sent and no answer said what became of it.
-    uncertain = False
+    # How many transactions of this request were sent with no answer saying what became of them.
+    unknown_outcomes = 0
     for attempt in range(policy.max_attempts):
+        uncertain = unknown_outcomes > 0
         if attempt and not budget.allows_call():
             break
         try:
@@ -155,6 +158,8 @@ def execute_swap(
                 # An earlier transaction of this request may still commit: never call it failed.
                 raise SwapOutcomeUndetermined(f"refused ({refusal.kind}) after an unknown outcome") from refusal
             raise
+        if not budget.allows_call():
+            break  # nothing sent: not enough time left to see a transaction through
         try:
             result = _send(ledger, commit, policy, budget)
         except SwapRejected as error:
@@ -164,19 +169,43 @@ def execute_swap(
         if result is CommitResult.COMMITTED:
             return SwapOutcome(commit.record.value, replayed=False, race_retries=attempt)
         if result is None:
-            uncertain = True
+            unknown_outcomes += 1
+            if unknown_outcomes >= policy.max_unknown_outcomes:
+                return _resolve_by_reading(ledger, caller, request, point_id, coin_id, fingerprint, now, budget)
             continue
         # Something read has changed (another swap, or this very swap committed): read again.
         (pause or time.sleep)(random.uniform(0, _RETRY_BASE_SECONDS * 2**attempt))
-    if uncertain:
+    if unknown_outcomes:
         raise SwapOutcomeUndetermined("the transaction's outcome is still unknown")
     raise SwapConflict()
+
+
+def _resolve_by_reading(
+    ledger: LedgerRepository,
+    caller: Caller,
+    request: SwapRequest,
+    point_id: int | None,
+    coin_id: int | None,
+    fingerprint: str,
+    now: Callable[[], float],
+    budget: TimeBudget,
+) -> SwapOutcome:
+    """One last read: the request record says the swap committed; without it nobody can tell yet."""
+    if not budget.allows_call():
+        raise SwapOutcomeUndetermined("no time left to read the outcome")
+    try:
+        state = ledger.read_swap_state(caller.au_id, request.app_id, point_id, coin_id, fingerprint)
+    except LedgerReadFailed as error:
+        raise SwapOutcomeUndetermined(f"the outcome could not be read: {error}") from error
+    if state.request is not None and state.request.is_live(int(now() * 1000)):
+        return SwapOutcome(state.request.value, replayed=True)
+    raise SwapOutcomeUndetermined("the transaction's outcome is still unknown")
 
 
 def _send(ledger: LedgerRepository, commit: SwapCommit, policy: SwapPolicy, budget: TimeBudget) -> CommitResult | None:
     """Send the transaction, resending it while its answer is lost; None if still unknown."""
     for resend in range(1 + policy.max_resends):
-        if not budget.allows_call():
+        if resend and not budget.allows_call():
             return None
         try:
             return ledger.commit_swap(commit)
