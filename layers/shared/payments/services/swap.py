@@ -92,6 +92,14 @@ class SwapOutcome:
     race_retries: int = 0
 
 
+class _AlreadyCommitted(Exception):
+    """This very request's swap is committed (seen through its consumed OTP step)."""
+
+    def __init__(self, value: SwapValue) -> None:
+        super().__init__("already committed")
+        self.value = value
+
+
 @dataclass(frozen=True)
 class _Checked:
     """A request whose ids and quantities passed."""
@@ -153,6 +161,8 @@ def execute_swap(
             return SwapOutcome(state.request.value, replayed=True, race_retries=attempt)
         try:
             commit = _judge(ledger, caller, request, state, fingerprint, arrival, now_ms, policy, budget)
+        except _AlreadyCommitted as committed:
+            return SwapOutcome(committed.value, replayed=True, race_retries=attempt)
         except PaymentsError as refusal:
             if uncertain:
                 # An earlier transaction of this request may still commit: never call it failed.
@@ -228,7 +238,7 @@ def _judge(
     """Every check in SPEC's order, then the transaction that would carry the swap out."""
     checked = _check_ids_and_quantities(request, state)
     point, wallet = _check_accounts(state)
-    step = _check_otp(ledger, caller, request, state, arrival, now_ms, policy, budget)
+    step = _check_otp(ledger, caller, request, state, fingerprint, arrival, now_ms, policy, budget)
     return _plan(caller, checked, state, point, wallet, step, fingerprint, arrival, now_ms, policy)
 
 
@@ -282,6 +292,7 @@ def _check_otp(
     caller: Caller,
     request: SwapRequest,
     state: SwapState,
+    fingerprint: str,
     arrival: float,
     now_ms: int,
     policy: SwapPolicy,
@@ -299,6 +310,18 @@ def _check_otp(
     for step in steps:
         if step not in consumed:
             return step
+    # The step is taken. The state read may have seen this very request's transaction only in
+    # part (its account update, not yet its request record): the log of the swap that took the
+    # step tells, read consistently.
+    for step in steps:
+        if not budget.allows_call():
+            break
+        try:
+            logged = ledger.get_logged_swap(caller.au_id, consumed[step])
+        except LedgerReadFailed as error:
+            raise MemberDataReadFailed(str(error)) from error
+        if logged is not None and logged[0] == fingerprint:
+            raise _AlreadyCommitted(logged[1])
     raise OtpAlreadyUsed()
 
 
