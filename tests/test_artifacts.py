@@ -199,3 +199,26 @@ def test_swap_artifact_swaps_and_refuses(built, endpoint):
     assert stored["POINT#1#1"]["quantity"] == 1990
     assert str(stored["WALLET#2"]["quantity"]) == "11"
     assert [sk for sk in stored if sk.startswith("SWAPLOG#")] and len([sk for sk in stored if sk.startswith("SWAPLOG#")]) == 1
+
+
+def test_build_sizes_are_checked_against_lambdas_limits(tmp_path, monkeypatch, capsys):
+    sys.path.insert(0, str(ROOT / "tools"))
+    try:
+        import artifact_sizes
+    finally:
+        sys.path.remove(str(ROOT / "tools"))
+    (tmp_path / "SharedLayer" / "python").mkdir(parents=True)
+    (tmp_path / "SharedLayer" / "python" / "blob.bin").write_bytes(os.urandom(300_000))  # does not deflate
+    (tmp_path / "SwapFunction").mkdir()
+    (tmp_path / "SwapFunction" / "app.py").write_text("x = 1\n" * 1000)
+    (tmp_path / "template.yaml").write_text("")  # the built template beside them is not an artifact
+    assert artifact_sizes.main(str(tmp_path)) == 0
+    out = capsys.readouterr().out
+    assert "SwapFunction + SharedLayer:" in out and "OVER" not in out
+    monkeypatch.setattr(artifact_sizes, "UNZIPPED_LIMIT", 300_000)  # function + layer is just above it
+    assert artifact_sizes.main(str(tmp_path)) == 1
+    assert "SwapFunction + SharedLayer" in (out := capsys.readouterr().out) and "OVER" in out
+    monkeypatch.setattr(artifact_sizes, "UNZIPPED_LIMIT", 10**9)
+    monkeypatch.setattr(artifact_sizes, "ZIPPED_DIRECT_LIMIT", 200_000)  # the layer's zip is above it
+    assert artifact_sizes.main(str(tmp_path)) == 1
+    assert [line for line in capsys.readouterr().out.splitlines() if line.startswith("SharedLayer") and "OVER" in line]
