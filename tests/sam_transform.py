@@ -1,6 +1,6 @@
 """Print template.yaml as CloudFormation will see it: the SAM transform, by the translator the SAM CLI ships.
 
-Runs with the SAM CLI's interpreter (.venv-sam/bin/python): `python sam_transform.py TEMPLATE [PARAMETERS_JSON]`.
+Runs with the SAM CLI's interpreter (.venv-sam/bin/python): `python sam_transform.py TEMPLATE [PARAMETERS_JSON [CODE_SUFFIXES_JSON]]`.
 As `sam deploy` does, the local CodeUri/ContentUri become S3 locations first (the transform wants those). The
 template's managed policies are given by ARN only, so no policy-name lookup in IAM is needed.
 """
@@ -24,10 +24,13 @@ def main() -> None:
     with open(sys.argv[1], encoding="utf-8") as handle:
         template = yaml_parse(handle.read())
     parameters = json.loads(sys.argv[2]) if len(sys.argv) > 2 else {}
+    # The S3 keys' suffix per resource, as a new upload of its code would change it (`sam deploy` names them by hash).
+    suffixes = json.loads(sys.argv[3]) if len(sys.argv) > 3 else {}
     for name, resource in template["Resources"].items():
         code = CODE_PROPERTY.get(resource["Type"])
         if code:
-            resource["Properties"][code] = f"s3://deployment-bucket/{name}.zip"
+            suffix = suffixes.get(name, "")
+            resource["Properties"][code] = f"s3://deployment-bucket/{name}{suffix}.zip"
     json.dump(transform(template, parameters, NoManagedPolicyNames()), sys.stdout)
 
 

@@ -366,12 +366,13 @@ def sam_python() -> Path | None:
     return None
 
 
-def transform(parameters: dict[str, str] | None = None) -> dict[str, Any]:
+def transform(parameters: dict[str, str] | None = None, new_code: dict[str, str] | None = None) -> dict[str, Any]:
     python = sam_python()
     if python is None:
         pytest.skip("no SAM CLI virtualenv (.venv-sam, or SAM_BIN): `make test` installs it")
     result = subprocess.run(
-        [str(python), str(ROOT / "tests" / "sam_transform.py"), str(TEMPLATE), json.dumps(parameters or {})],
+        [str(python), str(ROOT / "tests" / "sam_transform.py"), str(TEMPLATE), json.dumps(parameters or {}),
+         json.dumps(new_code or {})],
         capture_output=True, text=True, timeout=LINT_TIMEOUT, cwd=ROOT,
         env={**os.environ, "AWS_DEFAULT_REGION": "us-east-1", "SAM_CLI_TELEMETRY": "0"})
     assert result.returncode == 0, result.stderr
@@ -512,6 +513,19 @@ def test_snapstart_on_published_versions_and_the_api_invokes_the_alias(deployed)
         granted = [p for p in permissions if p["Properties"]["FunctionName"] == {"Ref": alias_id}]
         assert granted, f"API Gateway may not invoke {alias_id}"
         assert not [p for p in permissions if p["Properties"]["FunctionName"] == {"Ref": name}], "$LATEST is invocable"
+
+
+def test_a_deploy_that_changes_only_the_layer_publishes_new_versions(deployed):
+    def versions(template: dict[str, Any]) -> dict[str, str]:
+        return {version["Properties"]["FunctionName"]["Ref"]: name
+                for name, version in resources(template, "AWS::Lambda::Version").items()}
+
+    # the domain code is in the layer: a new layer alone must move the `live` alias, or it would run the old one
+    before, after = versions(deployed), versions(transform(new_code={"SharedLayer": "-v2"}))
+    assert set(before) == set(after) == set(lambda_functions(deployed))
+    for function in before:
+        assert before[function] != after[function], f"{function}: still the version of the previous layer"
+    assert versions(transform()) == before, "an unchanged deploy publishes nothing"
 
 
 def test_access_logs_are_json_with_request_id_route_status_latency_and_no_token(deployed):
