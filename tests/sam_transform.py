@@ -1,9 +1,11 @@
 """Print template.yaml as CloudFormation will see it: the SAM transform, by the translator the SAM CLI ships.
 
-Runs with the SAM CLI's interpreter (.venv-sam/bin/python): `python sam_transform.py TEMPLATE [PARAMETERS_JSON [CODE_SUFFIXES_JSON]]`.
+Runs with the SAM CLI's interpreter (.venv-sam/bin/python):
+`python sam_transform.py TEMPLATE [PARAMETERS_JSON [CODE_SUFFIXES_JSON]]`.
 As `sam deploy` does, the local CodeUri/ContentUri become S3 locations first (the transform wants those). The
 template's managed policies are given by ARN only, so no policy-name lookup in IAM is needed.
 """
+
 from __future__ import annotations
 
 import json

@@ -8,6 +8,7 @@ sees only those two directories and the standard library: it imports each handle
 events against moto's server on loopback (AWS_ENDPOINT_URL_DYNAMODB). This process seeds the tables and checks
 the answers, the stored state and that no module came from anywhere else.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,9 @@ import platform
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import boto3
 import pyotp
@@ -32,7 +34,9 @@ BUILD_TIMEOUT = 600
 RUN_TIMEOUT = 120
 FUNCTIONS = {"PaymentProgressFunction": "payment_progress", "SwapFunction": "swap"}
 SEED_FIXTURE = ROOT / "tests" / "data" / "seed_payment_progress_fixture.json"
-SEED_RESPONSE = json.loads((ROOT / "tests" / "data" / "seed_payment_progress_response.json").read_text(encoding="utf-8"))
+SEED_RESPONSE = json.loads(
+    (ROOT / "tests" / "data" / "seed_payment_progress_response.json").read_text(encoding="utf-8")
+)
 DEMO_OTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"  # account 19 of the demo fixture
 WALLET = "0x0cE183FBE350BE042c9F456Da78CfADAA5Cf1225"
 
@@ -42,10 +46,16 @@ def make(target: str, artifacts_dir: Path, cwd: Path) -> None:
     pip = ROOT / ".venv-sam" / "bin" / "python"
     if not pip.exists():
         pytest.skip("no .venv-sam (the build's pip): `make test` installs it with `make dev-tools`")
-    command = [shutil.which("make") or "make", "--no-print-directory", "--makefile", str(ROOT / "Makefile"), target,
-               f"ARTIFACTS_DIR={artifacts_dir}",
-               f"LAYER_PLATFORM=manylinux2014_{platform.machine()}",
-               f"LAYER_PYTHON_VERSION={sys.version_info.major}.{sys.version_info.minor}"]
+    command = [
+        shutil.which("make") or "make",
+        "--no-print-directory",
+        "--makefile",
+        str(ROOT / "Makefile"),
+        target,
+        f"ARTIFACTS_DIR={artifacts_dir}",
+        f"LAYER_PLATFORM=manylinux2014_{platform.machine()}",
+        f"LAYER_PYTHON_VERSION={sys.version_info.major}.{sys.version_info.minor}",
+    ]
     result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=BUILD_TIMEOUT)
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -68,8 +78,13 @@ def endpoint() -> Iterator[str]:
 
 
 def seeded_client(endpoint: str, fixture: Path) -> Any:
-    client = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1",
-                          aws_access_key_id="testing", aws_secret_access_key="testing")
+    client = boto3.client(
+        "dynamodb",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
     create_tables(client)
     load(client, fixture)
     return client
@@ -83,28 +98,43 @@ def invoke(built: Path, logical_id: str, endpoint: str, events: list[dict[str, A
     events_file.write_text(json.dumps(events), encoding="utf-8")
     # The function's environment: what events/env.json gives `sam local invoke`, pointed at moto's server.
     environment = json.loads((EVENTS / "env.json").read_text(encoding="utf-8"))[logical_id]
-    environment.update({
-        "AWS_ENDPOINT_URL_DYNAMODB": endpoint,
-        "AWS_REGION": "us-east-1",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_CONFIG_FILE": os.devnull,
-        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-        "LAMBDA_TASK_ROOT": str(task_root),
-        "PATH": "/usr/bin:/bin",
-        "HOME": str(built),
-        "LANG": "C.UTF-8",
-    })
+    environment.update(
+        {
+            "AWS_ENDPOINT_URL_DYNAMODB": endpoint,
+            "AWS_REGION": "us-east-1",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_CONFIG_FILE": os.devnull,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            "LAMBDA_TASK_ROOT": str(task_root),
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(built),
+            "LANG": "C.UTF-8",
+        }
+    )
     # The runner runs from a copy beside the artifacts (standing in for the Lambda runtime's bootstrap).
     runtime = built / "runtime"
     runtime.mkdir(exist_ok=True)
     shutil.copy(ROOT / "tests" / "artifact_runner.py", runtime / "artifact_runner.py")
     interpreter = getattr(sys, "_base_executable", None) or sys.executable
     result = subprocess.run(
-        [interpreter, "-I", "-S", str(runtime / "artifact_runner.py"), str(task_root), str(built / "opt"),
-         str(events_file), str(output_file)],
-        cwd=built, env={k: str(v) for k, v in environment.items()}, capture_output=True, text=True, timeout=RUN_TIMEOUT)
+        [
+            interpreter,
+            "-I",
+            "-S",
+            str(runtime / "artifact_runner.py"),
+            str(task_root),
+            str(built / "opt"),
+            str(events_file),
+            str(output_file),
+        ],
+        cwd=built,
+        env={k: str(v) for k, v in environment.items()},
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     output = json.loads(output_file.read_text(encoding="utf-8"))
     assert "error" not in output, output["error"] + result.stderr
@@ -116,6 +146,7 @@ def invoke(built: Path, logical_id: str, endpoint: str, events: list[dict[str, A
 
 
 # --- what was built ---------------------------------------------------------------------------------
+
 
 def test_the_layer_is_laid_out_as_lambda_expects(built):
     layer = built / "opt" / "python"
@@ -138,8 +169,11 @@ def test_the_lock_pins_every_package_with_hashes():
     pinned = {line.split("==")[0].lower().replace("_", "-") for line in requirements}
     # boto3 and botocore ship together, so aws-xray-sdk's botocore never meets the runtime's older boto3
     assert {"boto3", "botocore", "aws-lambda-powertools", "aws-xray-sdk", "pydantic-core"} <= pinned
-    dev = {line.split("==")[0].lower().replace("_", "-"): line.split("==")[1]
-           for line in (ROOT / "requirements.lock").read_text(encoding="utf-8").splitlines() if "==" in line}
+    dev = {
+        line.split("==")[0].lower().replace("_", "-"): line.split("==")[1]
+        for line in (ROOT / "requirements.lock").read_text(encoding="utf-8").splitlines()
+        if "==" in line
+    }
     for requirement in requirements:
         name, version = requirement.split(" ")[0].split("==")
         key = name.lower().replace("_", "-")
@@ -149,15 +183,21 @@ def test_the_lock_pins_every_package_with_hashes():
 
 # --- both routes through the built handlers ---------------------------------------------------------
 
+
 def test_payment_progress_artifact_serves_the_seed_and_its_errors(built, endpoint):
     seeded_client(endpoint, SEED_FIXTURE)
     path = "/api/v1/asker/payment/progress"
-    answers = invoke(built, "PaymentProgressFunction", endpoint, [
-        api_event(path, {"concern_idx": 1577}, {"x-token": token(149)}),
-        api_event(path, {"concern_idx": 1577}, {"x-token": token(149, ttl=-1)}),
-        api_event(path, {"concern_idx": 424242}, {"x-token": token(149)}),
-        api_event(path, None, {"x-token": token(149)}, raw="{not json"),
-    ])
+    answers = invoke(
+        built,
+        "PaymentProgressFunction",
+        endpoint,
+        [
+            api_event(path, {"concern_idx": 1577}, {"x-token": token(149)}),
+            api_event(path, {"concern_idx": 1577}, {"x-token": token(149, ttl=-1)}),
+            api_event(path, {"concern_idx": 424242}, {"x-token": token(149)}),
+            api_event(path, None, {"x-token": token(149)}, raw="{not json"),
+        ],
+    )
     assert answers[0] == (200, SEED_RESPONSE)
     assert answers[1] == (401, {"code": "access_token_expired", "message": "Access token expired"})
     assert answers[2] == (404, {"code": "not_found", "message": "Result not found"})
@@ -170,35 +210,68 @@ def test_swap_artifact_swaps_and_refuses(built, endpoint):
     bearer = {"Authorization": f"Bearer {token(19)}"}
 
     def body(otp_code: str, app_id: int = 1, event_id: int = 3) -> dict[str, Any]:
-        return {"event_id": event_id, "otp_code": otp_code,
-                "point": {"app_id": app_id, "point_id": 1, "adjust_point_quantity": -110},
-                "coin": {"coin_id": 2, "adjust_coin_quantity": 11}}
+        return {
+            "event_id": event_id,
+            "otp_code": otp_code,
+            "point": {"app_id": app_id, "point_id": 1, "adjust_point_quantity": -110},
+            "coin": {"coin_id": 2, "adjust_coin_quantity": 11},
+        }
 
     now = wait_for_calm_otp_step(margin=10.0)
     code = pyotp.TOTP(DEMO_OTP_SECRET).at(now)
-    answers = invoke(built, "SwapFunction", endpoint, [
-        api_event(path, body(code), {"Authorization": f"Bearer {token(19, ttl=-1)}"}),
-        api_event(path, body(code, app_id=99), bearer),
-        api_event(path, body(code), bearer),
-    ])
+    answers = invoke(
+        built,
+        "SwapFunction",
+        endpoint,
+        [
+            api_event(path, body(code), {"Authorization": f"Bearer {token(19, ttl=-1)}"}),
+            api_event(path, body(code, app_id=99), bearer),
+            api_event(path, body(code), bearer),
+        ],
+    )
     assert answers[0] == (401, {"return": 30002, "message": "Access token expired"})
     assert answers[1] == (400, {"return": 32101, "message": "AppID is invalid"})
-    assert answers[2] == (200, {"return": 0, "message": "success", "value": {
-        "au_id": 19,
-        "point": {"mu_id": 28, "app_id": 1, "database_id": 1, "point_id": 1,
-                  "previous_point_quantity": 2100, "adjust_point_quantity": -110, "point_quantity": 1990},
-        "coin": {"coin_id": 2, "walletaddress": WALLET, "previous_coin_quantity": 0,
-                 "adjust_coin_quantity": 11, "coin_quantity": 11},
-        "log_id": 1,
-        "event_id": 3,
-    }})
+    assert answers[2] == (
+        200,
+        {
+            "return": 0,
+            "message": "success",
+            "value": {
+                "au_id": 19,
+                "point": {
+                    "mu_id": 28,
+                    "app_id": 1,
+                    "database_id": 1,
+                    "point_id": 1,
+                    "previous_point_quantity": 2100,
+                    "adjust_point_quantity": -110,
+                    "point_quantity": 1990,
+                },
+                "coin": {
+                    "coin_id": 2,
+                    "walletaddress": WALLET,
+                    "previous_coin_quantity": 0,
+                    "adjust_coin_quantity": 11,
+                    "coin_quantity": 11,
+                },
+                "log_id": 1,
+                "event_id": 3,
+            },
+        },
+    )
     # and the built function wrote the swap where this process reads it
-    account = client.query(TableName=LEDGER_TABLE, KeyConditionExpression="pk = :pk",
-                           ExpressionAttributeValues={":pk": {"S": "ACCOUNT#19"}}, ConsistentRead=True)["Items"]
+    account = client.query(
+        TableName=LEDGER_TABLE,
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": "ACCOUNT#19"}},
+        ConsistentRead=True,
+    )["Items"]
     stored = {item["sk"]: item for item in (codec.from_item(i) for i in account)}
     assert stored["POINT#1#1"]["quantity"] == 1990
     assert str(stored["WALLET#2"]["quantity"]) == "11"
-    assert [sk for sk in stored if sk.startswith("SWAPLOG#")] and len([sk for sk in stored if sk.startswith("SWAPLOG#")]) == 1
+    assert [sk for sk in stored if sk.startswith("SWAPLOG#")] and len(
+        [sk for sk in stored if sk.startswith("SWAPLOG#")]
+    ) == 1
 
 
 def test_build_sizes_are_checked_against_lambdas_limits(tmp_path, monkeypatch, capsys):

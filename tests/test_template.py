@@ -12,8 +12,9 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -62,7 +63,7 @@ def environment(template: dict[str, Any], function: dict[str, Any]) -> dict[str,
 
 def statements(template: dict[str, Any], function: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """The inline statements of a function: its SAM Policies, or those of the role it names."""
-    policies = [policy for policy in function["Properties"].get("Policies", [])]
+    policies = list(function["Properties"].get("Policies", []))
     for role in refs(function["Properties"].get("Role")):
         policies += [p["PolicyDocument"] for p in template["Resources"][role]["Properties"].get("Policies", [])]
     assert policies, "the function's permissions are inline statements"
@@ -118,7 +119,7 @@ def function_for_path(template: dict[str, Any], path: str) -> dict[str, Any]:
 # --- linters -------------------------------------------------------------------------------------
 
 def sam_binary() -> str | None:
-    for candidate in (os.environ.get("SAM_BIN"), str(ROOT / ".venv-sam" / "bin" / "sam"), "/tmp/samvenv/bin/sam",
+    for candidate in (os.environ.get("SAM_BIN"), str(ROOT / ".venv-sam" / "bin" / "sam"),
                       shutil.which("sam")):
         if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
             return candidate
@@ -228,7 +229,8 @@ def test_payment_progress_only_reads(template):
         assert not actions & WRITE_ACTIONS, actions & WRITE_ACTIONS
         assert statement.get("Effect") == "Allow"
     for table in resources(template, "AWS::DynamoDB::Table"):
-        assert actions_on(template, function, table) <= {"dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:Query"}, table
+        reads = {"dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:Query"}
+        assert actions_on(template, function, table) <= reads, table
 
 
 def test_swap_cannot_delete_or_scan_the_ledger(template):
@@ -319,7 +321,8 @@ def _alarmed(template: dict[str, Any]) -> list[tuple[str, str, set[str]]]:
     found = []
     for alarm in resources(template, "AWS::CloudWatch::Alarm").values():
         for namespace, metric, dimensions in _alarm_metrics(alarm):
-            found.append((namespace, metric, set().union(*(refs(d["Value"]) for d in dimensions)) if dimensions else set()))
+            targets = set().union(*(refs(d["Value"]) for d in dimensions)) if dimensions else set()
+            found.append((namespace, metric, targets))
     return found
 
 
@@ -339,7 +342,8 @@ def test_alarms_on_lambda_errors_and_throttles_of_every_function(template):
 def test_alarms_on_dynamodb_errors_of_the_data_tables(template):
     alarmed = _alarmed(template)
     for table in ("LedgerTable", "WillsonTable"):
-        assert any(ns == "AWS/DynamoDB" and m in {"SystemErrors", "ThrottledRequests", "UserErrors"} and table in targets
+        errors = {"SystemErrors", "ThrottledRequests", "UserErrors"}
+        assert any(ns == "AWS/DynamoDB" and m in errors and table in targets
                    for ns, m, targets in alarmed), f"no alarm on DynamoDB errors of {table}"
 
 
@@ -419,10 +423,12 @@ def test_exactly_one_stage_and_it_is_throttled(deployed):
     assert len(stages) == 1, f"stages: {sorted(stages)}"
     for name, deployment in resources(deployed, "AWS::ApiGateway::Deployment").items():
         # a Deployment's StageName creates a stage of its own: SAM's implicit `Stage`
-        assert "StageName" not in deployment["Properties"], f"{name} creates the stage {deployment['Properties']['StageName']}"
+        assert "StageName" not in deployment["Properties"], (
+            f"{name} creates the stage {deployment['Properties']['StageName']}")
     [stage] = stages.values()
     assert stage["Properties"]["StageName"] == {"Ref": "StageName"}
-    [setting] = [s for s in stage["Properties"]["MethodSettings"] if (s["ResourcePath"], s["HttpMethod"]) == ("/*", "*")]
+    settings = stage["Properties"]["MethodSettings"]
+    [setting] = [s for s in settings if (s["ResourcePath"], s["HttpMethod"]) == ("/*", "*")]
     assert setting["ThrottlingRateLimit"] == {"Ref": "ApiThrottlingRateLimit"}
     assert setting["ThrottlingBurstLimit"] == {"Ref": "ApiThrottlingBurstLimit"}
     assert setting["MetricsEnabled"] is True  # the per-route metrics of the dashboard
@@ -508,7 +514,8 @@ def test_snapstart_on_published_versions_and_the_api_invokes_the_alias(deployed)
         assert alias["Name"] == "live"
         [version_id] = [v for v, version in versions.items() if version["Properties"]["FunctionName"] == {"Ref": name}]
         assert alias["FunctionVersion"] == {"Fn::GetAtt": [version_id, "Version"]}
-        routes = [p for p in ROUTES if f"${{{alias_id}}}" in json.dumps(paths[p]["post"]["x-amazon-apigateway-integration"])]
+        integrations = {p: json.dumps(paths[p]["post"]["x-amazon-apigateway-integration"]) for p in ROUTES}
+        routes = [p for p in ROUTES if f"${{{alias_id}}}" in integrations[p]]
         assert len(routes) == 1, f"{name}: the API must invoke the alias {alias_id}"
         granted = [p for p in permissions if p["Properties"]["FunctionName"] == {"Ref": alias_id}]
         assert granted, f"API Gateway may not invoke {alias_id}"
@@ -596,7 +603,8 @@ def dashboard_metrics(body: dict[str, Any]) -> list[tuple[str, str, dict[str, st
         for metric in widget["properties"].get("metrics", []):
             options = metric[-1] if isinstance(metric[-1], dict) else {}
             names = [m for m in metric if not isinstance(m, dict)]
-            found.append((names[0], names[1], dict(zip(names[2::2], names[3::2])), options.get("stat", "")))
+            dimensions = dict(zip(names[2::2], names[3::2], strict=True))
+            found.append((names[0], names[1], dimensions, options.get("stat", "")))
     return found
 
 
@@ -605,11 +613,13 @@ def test_dashboard_shows_routes_swap_outcomes_otp_and_dynamodb(deployed):
 
     body, placeholders = dashboard(deployed)
     for placeholder in placeholders:
-        assert placeholder.startswith("AWS::") or placeholder in deployed["Resources"], f"${{{placeholder}}} resolves to nothing"
+        assert placeholder.startswith("AWS::") or placeholder in deployed["Resources"], (
+            f"${{{placeholder}}} resolves to nothing")
     metrics = dashboard_metrics(body)
     [stage_id] = resources(deployed, "AWS::ApiGateway::Stage")
     for route in ROUTES:
-        for metric, stats in (("Count", {"Sum"}), ("Latency", {"p50", "p99"}), ("4XXError", {"Sum"}), ("5XXError", {"Sum"})):
+        wanted = (("Count", {"Sum"}), ("Latency", {"p50", "p99"}), ("4XXError", {"Sum"}), ("5XXError", {"Sum"}))
+        for metric, stats in wanted:
             shown = {stat for ns, name, dims, stat in metrics if ns == "AWS/ApiGateway" and name == metric
                      and dims.get("Resource") == route and dims.get("Method") == "POST"
                      and dims.get("Stage") == f"<{stage_id}>" and dims.get("ApiName") == "<AWS::StackName>"}

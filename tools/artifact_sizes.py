@@ -6,6 +6,7 @@ Limits (Lambda quotas): a function and all its layers at most 250 MB unzipped; a
 50 MB (`sam deploy` uploads through S3, where the zipped limit does not apply, but the unzipped one does).
 Sizes are counted as Lambda counts them: bytes of the extracted files, and the deflated .zip that SAM would upload.
 """
+
 from __future__ import annotations
 
 import io
@@ -46,7 +47,10 @@ def main(build_dir: str) -> int:
     layers = [name for name in sizes if (root / name / "python").is_dir()]
     functions = [name for name in sizes if name not in layers]
     failed = False
-    print(f"{'artifact':<28}{'unzipped':>12}{'zipped':>12}   (a .zip uploaded directly: at most {ZIPPED_DIRECT_LIMIT // MB} MB)")
+    print(
+        f"{'artifact':<28}{'unzipped':>12}{'zipped':>12}   "
+        f"(a .zip uploaded directly: at most {ZIPPED_DIRECT_LIMIT // MB} MB)"
+    )
     for name, (raw, packed) in sizes.items():
         verdict = "ok" if packed <= ZIPPED_DIRECT_LIMIT else "OVER"
         failed |= packed > ZIPPED_DIRECT_LIMIT
@@ -56,8 +60,10 @@ def main(build_dir: str) -> int:
         total = sizes[name][0] + layer_total
         verdict = "ok" if total <= UNZIPPED_LIMIT else "OVER"
         failed |= total > UNZIPPED_LIMIT
-        print(f"{name} + {' + '.join(layers)}: {human(total)} unzipped of {UNZIPPED_LIMIT // MB} MB "
-              f"({100 * total / UNZIPPED_LIMIT:.0f} %) {verdict}")
+        print(
+            f"{name} + {' + '.join(layers)}: {human(total)} unzipped of {UNZIPPED_LIMIT // MB} MB "
+            f"({100 * total / UNZIPPED_LIMIT:.0f} %) {verdict}"
+        )
     return 1 if failed else 0
 
 
