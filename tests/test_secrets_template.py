@@ -58,25 +58,31 @@ def test_the_secrets_are_under_a_customer_managed_key_only_their_readers_may_dec
     assert table["SSESpecification"] == {"SSEEnabled": True, "SSEType": "KMS", "KMSMasterKeyId": {"Ref": "OtpSecretsKey"}}
     key = resources["OtpSecretsKey"]["Properties"]
     assert key["EnableKeyRotation"] is True
-    decrypters = []
-    for statement in key["KeyPolicy"]["Statement"]:
+    decrypters = {}
+    for entry in key["KeyPolicy"]["Statement"]:
+        # a statement only present with the optional ops role: {"Fn::If": [condition, statement, NoValue]}
+        condition, statement = (entry["Fn::If"][0], entry["Fn::If"][1]) if "Fn::If" in entry else (None, entry)
         actions = _as_list(statement["Action"])
-        # administration of the key never includes using it, or granting its use
         if any(action in {"kms:Decrypt", "kms:*"} for action in actions):
-            decrypters.append(statement)
+            decrypters[json.dumps(statement["Principal"]["AWS"])] = (condition, set(actions), statement)
         if statement["Principal"].get("AWS", {}) == {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}:
+            # administration of the key never includes using it, or granting its use
             assert "kms:Decrypt" not in actions and "kms:*" not in actions and "kms:Create*" not in actions
             if "kms:CreateGrant" in actions:
                 # the deployer may only let DynamoDB itself hold a grant (to create the table)
                 assert statement["Condition"]["Bool"] == {"kms:GrantIsForAWSResource": True}
-    [readers] = decrypters
-    assert readers["Principal"]["AWS"] == {"Fn::If": [
-        "HasOpsRole",
-        [{"Fn::GetAtt": "SwapFunctionRole.Arn"}, {"Ref": "OpsRoleArn"}],
-        [{"Fn::GetAtt": "SwapFunctionRole.Arn"}],
-    ]}
-    # only through DynamoDB, in this account
-    assert readers["Condition"]["StringEquals"]["kms:ViaService"] == {"Fn::Sub": "dynamodb.${AWS::Region}.amazonaws.com"}
+    # exactly two principals may decrypt: the swap function (read only) and, if given, the ops role
+    swap_role = json.dumps({"Fn::GetAtt": "SwapFunctionRole.Arn"})
+    ops_role = json.dumps({"Ref": "OpsRoleArn"})
+    assert set(decrypters) == {swap_role, ops_role}
+    assert decrypters[swap_role][:2] == (None, {"kms:Decrypt", "kms:DescribeKey"})
+    assert decrypters[ops_role][0] == "HasOpsRole"
+    assert decrypters[ops_role][1] == {"kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*",
+                                       "kms:DescribeKey"}
+    for _, _, statement in decrypters.values():
+        # only through DynamoDB, in this account
+        assert statement["Condition"]["StringEquals"]["kms:ViaService"] == {
+            "Fn::Sub": "dynamodb.${AWS::Region}.amazonaws.com"}
 
 
 def test_the_payment_progress_function_reads_no_item_that_holds_a_secret(template):
