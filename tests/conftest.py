@@ -1,11 +1,13 @@
 """Shared test set-up: environment, moto tables built from template.yaml, API Gateway events."""
+
 from __future__ import annotations
 
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from payments.config import DEVELOPMENT_JWT_SECRET
 
@@ -28,13 +30,13 @@ os.environ.update(
 os.environ.pop("AWS_ENDPOINT_URL_DYNAMODB", None)
 os.environ.pop("AWS_ENDPOINT_URL", None)
 
-import pytest  # noqa: E402
-from moto import mock_aws  # noqa: E402
+import pytest
+from moto import mock_aws
 
-from payments.auth import issue_access_token  # noqa: E402
-from payments_cli.events import api_event  # noqa: E402,F401 - shared by the test modules
-from payments_cli.fixture_loader import load_fixture, parse_fixture_text  # noqa: E402
-from payments_cli.tables import create_tables  # noqa: E402
+from payments.auth import issue_access_token
+from payments_cli.events import api_event  # noqa: F401 - shared by the test modules
+from payments_cli.fixture_loader import load_fixture, parse_fixture_text
+from payments_cli.tables import create_tables
 
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS = ROOT / "events"

@@ -1,17 +1,19 @@
 """Runs `payments serve` as a separate process and talks to it over real HTTP."""
+
 from __future__ import annotations
 
 import http.client
 import json
 import os
+import socket
 import subprocess
 import sys
-import socket
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from payments_cli.dynamodb_local import free_port, stop_process
 
@@ -29,10 +31,14 @@ class LocalStack:
         self.banner: list[str] = []
         self._process: subprocess.Popen[str] | None = None
 
-    def start(self, timeout: float = 90.0) -> "LocalStack":
+    def start(self, timeout: float = 90.0) -> LocalStack:
         self._process = subprocess.Popen(
-            [str(PAYMENTS), "serve", *self.args], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            text=True, env=self.env, cwd="/",
+            [str(PAYMENTS), "serve", *self.args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env=self.env,
+            cwd="/",
         )
         deadline = time.monotonic() + timeout
         assert self._process.stdout is not None
@@ -52,13 +58,23 @@ class LocalStack:
         for _ in self._process.stdout:
             pass
 
-    def post(self, path: str, body: Any = None, headers: dict[str, str] | None = None, raw: str | None = None,
-             timeout: float = 30.0) -> tuple[int, Any]:
+    def post(
+        self,
+        path: str,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+        raw: str | None = None,
+        timeout: float = 30.0,
+    ) -> tuple[int, Any]:
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         try:
             payload = raw if raw is not None else json.dumps(body, ensure_ascii=False)
-            connection.request("POST", path, body=payload.encode("utf-8"),
-                               headers={"Content-Type": "application/json", **(headers or {})})
+            connection.request(
+                "POST",
+                path,
+                body=payload.encode("utf-8"),
+                headers={"Content-Type": "application/json", **(headers or {})},
+            )
             response = connection.getresponse()
             data = response.read()
             return response.status, json.loads(data) if data else None
@@ -83,7 +99,7 @@ class LocalStack:
         self._process.kill()
         self._process.wait(timeout=10)
 
-    def __enter__(self) -> "LocalStack":
+    def __enter__(self) -> LocalStack:
         return self.start()
 
     def __exit__(self, *_: object) -> None:
@@ -103,8 +119,11 @@ def wait_for_calm_otp_step(margin: float = 6.0) -> float:
 def moto_server() -> Iterator[str]:
     """moto's own server in a separate process, as an outside tester would run it; yields its URL."""
     port = free_port()
-    process = subprocess.Popen([str(Path(sys.executable).with_name("moto_server")), "-p", str(port)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [str(Path(sys.executable).with_name("moto_server")), "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

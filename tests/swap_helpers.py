@@ -1,4 +1,5 @@
 """Helpers of the swap tests: requests, OTP codes at a given time, the ledger's stored state."""
+
 from __future__ import annotations
 
 import json
@@ -20,8 +21,16 @@ def code_at(when: float, secret: str = DEMO_SECRET) -> str:
     return pyotp.TOTP(secret).at(when)
 
 
-def swap_body(event_id: Any = 3, adjust_point: Any = -110, adjust_coin: Any = 11, otp_code: Any = None,
-              app_id: Any = 1, point_id: Any = 1, coin_id: Any = 2, when: float = T0) -> dict[str, Any]:
+def swap_body(
+    event_id: Any = 3,
+    adjust_point: Any = -110,
+    adjust_coin: Any = 11,
+    otp_code: Any = None,
+    app_id: Any = 1,
+    point_id: Any = 1,
+    coin_id: Any = 2,
+    when: float = T0,
+) -> dict[str, Any]:
     return {
         "event_id": event_id,
         "otp_code": code_at(when) if otp_code is None else otp_code,

@@ -3,6 +3,7 @@
 Tokens are forged with PyJWT (and by hand where PyJWT refuses to forge), against a frozen clock:
 the signature is checked first, with HS256 pinned; then `au_id` and `exp`; then expiry.
 """
+
 from __future__ import annotations
 
 import base64
@@ -10,10 +11,11 @@ import hashlib
 import hmac
 import json
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from types import SimpleNamespace
-from typing import Any, Callable
+from typing import Any
 
 import boto3
 import jwt
@@ -50,6 +52,7 @@ S_PAST_AUTH = (400, error(32106, "Adjust quantity is invalid"))
 
 # --- forging ---
 
+
 def b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
@@ -62,7 +65,9 @@ def forge(header: dict[str, Any], claims: Any, hmac_key: bytes | None = None, si
     """A compact JWS with any header: HMAC-SHA256 signed with `hmac_key`, or the given signature."""
     signing_input = f"{segment(header)}.{segment(claims)}"
     if signature is None:
-        signature = "" if hmac_key is None else b64url(hmac.new(hmac_key, signing_input.encode(), hashlib.sha256).digest())
+        signature = (
+            "" if hmac_key is None else b64url(hmac.new(hmac_key, signing_input.encode(), hashlib.sha256).digest())
+        )
     return f"{signing_input}.{signature}"
 
 
@@ -79,7 +84,9 @@ def without(payload: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-RSA_PUBLIC_PEM = RSA_KEY.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+RSA_PUBLIC_PEM = RSA_KEY.public_key().public_bytes(
+    serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+)
 HS256 = {"alg": "HS256", "typ": "JWT"}
 
 
@@ -95,6 +102,7 @@ def other_signature(payload: dict[str, Any]) -> str:
 
 
 # --- sending ---
+
 
 @pytest.fixture
 def frozen(monkeypatch):
@@ -113,7 +121,9 @@ def send_progress(value: str | None, header: str = "x-token") -> tuple[int, Any]
     return call(progress_app.lambda_handler, api_event(PROGRESS, {"concern_idx": 1577}, headers))
 
 
-def send_swap(value: str | None, header: str = "Authorization", scheme: str = "Bearer ", body: Any = None) -> tuple[int, Any]:
+def send_swap(
+    value: str | None, header: str = "Authorization", scheme: str = "Bearer ", body: Any = None
+) -> tuple[int, Any]:
     headers = {header: f"{scheme}{value}"} if value is not None else {}
     return call(swap_app.lambda_handler, api_event(SWAP, OFF_RATE_SWAP if body is None else body, headers))
 
@@ -140,25 +150,40 @@ ATTACKS: dict[str, tuple[Callable[[int], str], str]] = {
     "alg NONE": (lambda au: forge({"alg": "NONE"}, claims(au)), "invalid"),
     "alg nOnE": (lambda au: forge({"alg": "nOnE"}, claims(au)), "invalid"),
     "alg none, real signature kept": (
-        lambda au: forge({"alg": "none"}, claims(au), signature=signed(claims(au)).split(".")[2]), "invalid"),
+        lambda au: forge({"alg": "none"}, claims(au), signature=signed(claims(au)).split(".")[2]),
+        "invalid",
+    ),
     "no alg at all": (lambda au: forge({"typ": "JWT"}, claims(au), hmac_key=SECRET.encode()), "invalid"),
     # HS/RS confusion
     "alg RS256 header, HMAC-signed with the server secret": (
-        lambda au: forge({"alg": "RS256", "typ": "JWT"}, claims(au), hmac_key=SECRET.encode()), "invalid"),
+        lambda au: forge({"alg": "RS256", "typ": "JWT"}, claims(au), hmac_key=SECRET.encode()),
+        "invalid",
+    ),
     "HS256 signed with an RSA public key PEM as the secret": (
-        lambda au: forge(HS256, claims(au), hmac_key=RSA_PUBLIC_PEM), "invalid"),
+        lambda au: forge(HS256, claims(au), hmac_key=RSA_PUBLIC_PEM),
+        "invalid",
+    ),
     "RS256 properly signed with an RSA key": (lambda au: signed(claims(au), "RS256", RSA_KEY), "invalid"),
     "RS256 with the attacker's key embedded as jwk": (
-        lambda au: signed(claims(au), "RS256", RSA_KEY,
-                          headers={"jwk": json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(RSA_KEY.public_key()))}),
-        "invalid"),
+        lambda au: signed(
+            claims(au),
+            "RS256",
+            RSA_KEY,
+            headers={"jwk": json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(RSA_KEY.public_key()))},
+        ),
+        "invalid",
+    ),
     "HS384 with the server secret": (lambda au: signed(claims(au), "HS384"), "invalid"),
     "HS512 with the server secret": (lambda au: signed(claims(au), "HS512"), "invalid"),
     # tampering and signatures
     "payload re-encoded for another user, original signature": (
-        lambda au: tampered(signed(claims(au + 1)), claims(au)), "invalid"),
+        lambda au: tampered(signed(claims(au + 1)), claims(au)),
+        "invalid",
+    ),
     "payload with a later exp, original signature": (
-        lambda au: tampered(signed(claims(au, exp=NOW - 10)), claims(au, exp=NOW + 3600)), "invalid"),
+        lambda au: tampered(signed(claims(au, exp=NOW - 10)), claims(au, exp=NOW + 3600)),
+        "invalid",
+    ),
     "signature of another secret": (lambda au: other_signature(claims(au)), "invalid"),
     "signature stripped": (lambda au: signed(claims(au)).rsplit(".", 1)[0] + ".", "invalid"),
     "signature of the empty secret": (lambda au: forge(HS256, claims(au), hmac_key=b""), "invalid"),
@@ -236,10 +261,20 @@ def test_token_in_the_other_endpoints_header_is_not_read(stack_db):
     assert send_progress(f"Bearer {token(ASKER)}") == W_INVALID
 
 
-@pytest.mark.parametrize("scheme, outcome", [
-    ("Bearer ", "accepted"), ("bearer ", "accepted"), ("BEARER ", "accepted"), ("Bearer  ", "accepted"),
-    ("Basic ", "invalid"), ("Token ", "invalid"), ("Bearer", "invalid"), ("", "invalid"), ("JWT ", "invalid"),
-])
+@pytest.mark.parametrize(
+    "scheme, outcome",
+    [
+        ("Bearer ", "accepted"),
+        ("bearer ", "accepted"),
+        ("BEARER ", "accepted"),
+        ("Bearer  ", "accepted"),
+        ("Basic ", "invalid"),
+        ("Token ", "invalid"),
+        ("Bearer", "invalid"),
+        ("", "invalid"),
+        ("JWT ", "invalid"),
+    ],
+)
 def test_bearer_scheme(stack_db, scheme, outcome):
     answer = send_swap(token(DASHBOARD), scheme=scheme)
     assert answer == (S_PAST_AUTH if outcome == "accepted" else S_INVALID)
@@ -271,6 +306,7 @@ def test_a_millisecond_token_one_second_from_expiry_completes_a_swap(stack_db):
 
 # --- OTP brute force ---
 
+
 def wrong_codes(count: int, when: float = NOW) -> list[str]:
     """Codes an attacker would try in order, skipping the ones valid at t-1, t and t+1."""
     valid = {code_at(when + offset) for offset in (-30, 0, 30)}
@@ -298,14 +334,16 @@ def test_four_wrong_codes_do_not_lock(stack_db):
     bearer = token(DASHBOARD)
     for code in wrong_codes(4):
         assert send_swap(bearer, body=swap_body(otp_code=code))[1]["return"] == 32107
-    status, body = send_swap(bearer, body=swap_body())
+    status, _ = send_swap(bearer, body=swap_body())
     assert status == 200
 
 
 def test_malformed_codes_count_towards_the_lockout(stack_db):
     bearer = token(DASHBOARD)
     for code in ("12345", "abcdef", 123456, None, "1234567"):
-        body = swap_body(otp_code=code) if code is not None else {k: v for k, v in swap_body().items() if k != "otp_code"}
+        body = (
+            swap_body(otp_code=code) if code is not None else {k: v for k, v in swap_body().items() if k != "otp_code"}
+        )
         assert send_swap(bearer, body=body) == (401, error(32107, "OTP code is invalid"))
     assert send_swap(bearer, body=swap_body()) == (429, error(32109, "Too many OTP attempts"))
 
@@ -313,9 +351,14 @@ def test_malformed_codes_count_towards_the_lockout(stack_db):
 def test_the_lockout_is_per_account(dynamodb, frozen):
     # Given two enrolled accounts with the same authenticator secret
     fixture = demo_fixture()
-    fixture["accounts"].append({"au_id": 20, "otp_secret": DEMO_SECRET,
-                                "points": [{"app_id": 1, "point_id": 1, "mu_id": 29, "quantity": 500}],
-                                "wallets": [{"coin_id": 2, "walletaddress": "0xdef", "quantity": "0"}]})
+    fixture["accounts"].append(
+        {
+            "au_id": 20,
+            "otp_secret": DEMO_SECRET,
+            "points": [{"app_id": 1, "point_id": 1, "mu_id": 29, "quantity": 500}],
+            "wallets": [{"coin_id": 2, "walletaddress": "0xdef", "quantity": "0"}],
+        }
+    )
     load(dynamodb, fixture)
     # When account 19 is locked by brute force
     for code in wrong_codes(5):
@@ -328,15 +371,24 @@ def test_the_lockout_is_per_account(dynamodb, frozen):
 
 # --- the same OTP code, 16 requests at once, over HTTP ---
 
+
 def ledger_client(stack: LocalStack) -> Any:
     endpoint = next(line.split()[1] for line in stack.banner if line.startswith("DynamoDB: "))
-    return boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1",
-                        aws_access_key_id="local", aws_secret_access_key="local")
+    return boto3.client(
+        "dynamodb",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
 
 
 def account_items(client: Any, au_id: int) -> dict[str, dict[str, Any]]:
-    response = client.query(TableName="LedgerTable", KeyConditionExpression="pk = :pk",
-                            ExpressionAttributeValues={":pk": {"S": f"ACCOUNT#{au_id}"}})
+    response = client.query(
+        TableName="LedgerTable",
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": f"ACCOUNT#{au_id}"}},
+    )
     return {item["sk"]: item for item in (codec.from_item(raw) for raw in response["Items"])}
 
 
@@ -360,11 +412,12 @@ def test_one_code_sixteen_concurrent_requests_exactly_one_swap():
             answers = list(pool.map(send, bodies))
 
         # Then exactly one is accepted, the others refused as a reused code or a lost race
-        winners = [(body, answer) for body, (status, answer) in zip(bodies, answers) if status == 200]
+        winners = [(body, answer) for body, (status, answer) in zip(bodies, answers, strict=True) if status == 200]
         assert len(winners) == 1, answers
         refusals = [(status, answer) for status, answer in answers if status != 200]
         assert all(
-            (status, answer) in ((409, error(32108, "OTP code already used")), (409, error(32203, "Swap conflict, try again")))
+            (status, answer)
+            in ((409, error(32108, "OTP code already used")), (409, error(32203, "Swap conflict, try again")))
             for status, answer in refusals
         ), refusals
         # and the ledger shows one swap log, matching the winner and the balances

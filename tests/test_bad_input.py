@@ -4,14 +4,16 @@ Every answer must be a catalogued one: never a 5xx, always the endpoint's own en
 (`{"code", "message"}` for Willson, `{"return", "message"}` for the swap) with a code of its
 catalogue and that code's HTTP status.
 """
+
 from __future__ import annotations
 
 import base64
 import http.client
 import json
 from collections import Counter
+from collections.abc import Iterator
 from decimal import Decimal
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import schemathesis
@@ -127,8 +129,15 @@ def test_schemathesis_finds_no_5xx_and_only_catalogued_answers(stack, path, mode
     base_url = f"http://127.0.0.1:{stack.port}"
     answers: Counter[tuple[int, Any]] = Counter()
 
-    @settings(max_examples=FUZZ_EXAMPLES, deadline=None, derandomize=True, database=None, print_blob=False,
-              phases=[Phase.explicit, Phase.generate, Phase.shrink], suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=FUZZ_EXAMPLES,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        print_blob=False,
+        phases=[Phase.explicit, Phase.generate, Phase.shrink],
+        suppress_health_check=list(HealthCheck),
+    )
     @given(case=strategy)
     def send(case: schemathesis.Case) -> None:
         if mode is GenerationMode.POSITIVE:
@@ -152,8 +161,10 @@ def test_schemathesis_finds_no_5xx_and_only_catalogued_answers(stack, path, mode
 
 # --- hand-picked cases through handler events ---
 
-def progress(raw: str | None, headers: dict[str, str] | None = None, au_id: int | None = 149,
-             base64_body: bool = False) -> tuple[int, Any]:
+
+def progress(
+    raw: str | None, headers: dict[str, str] | None = None, au_id: int | None = 149, base64_body: bool = False
+) -> tuple[int, Any]:
     all_headers = {"x-token": token(au_id)} if au_id is not None else {}
     all_headers.update(headers or {})
     event = api_event(PROGRESS, None, all_headers, raw=raw)
@@ -161,8 +172,9 @@ def progress(raw: str | None, headers: dict[str, str] | None = None, au_id: int 
     return call(progress_app.lambda_handler, event)
 
 
-def swap(raw: str | None, headers: dict[str, str] | None = None, au_id: int | None = 19,
-         base64_body: bool = False) -> tuple[int, Any]:
+def swap(
+    raw: str | None, headers: dict[str, str] | None = None, au_id: int | None = 19, base64_body: bool = False
+) -> tuple[int, Any]:
     all_headers = {"Authorization": f"Bearer {token(au_id)}"} if au_id is not None else {}
     all_headers.update(headers or {})
     event = api_event(SWAP, None, all_headers, raw=raw)
@@ -207,6 +219,7 @@ def ledger(demo, at_t0):
 
 # body size: 16 KiB counted in UTF-8 bytes, inclusive, checked before anything else
 
+
 def test_progress_body_of_exactly_16_kib_is_read_one_byte_more_is_refused(demo):
     # Given bodies of exactly MAX_BODY_BYTES and one byte more
     exact = padded('{"concern_idx": 1577', MAX_BODY_BYTES)
@@ -232,6 +245,7 @@ def test_swap_body_of_exactly_16_kib_is_served_one_byte_more_is_refused(ledger):
 
 
 # nesting: at most MAX_NESTING levels, the top object counted
+
 
 def nested(levels: int, opener: str = "[") -> str:
     closer = {"[": "]", "{": "}"}[opener]
@@ -289,8 +303,14 @@ def test_swap_duplicate_keys(ledger):
 
 # Content-Type is not read: the body is parsed whatever it says
 
-CONTENT_TYPES = ["text/plain", "application/x-www-form-urlencoded", "application/xml",
-                 "multipart/form-data; boundary=x", "application/json; charset=latin-1", ""]
+CONTENT_TYPES = [
+    "text/plain",
+    "application/x-www-form-urlencoded",
+    "application/xml",
+    "multipart/form-data; boundary=x",
+    "application/json; charset=latin-1",
+    "",
+]
 
 
 def test_content_type_is_ignored(ledger, subtests):
@@ -305,6 +325,7 @@ def test_content_type_is_ignored(ledger, subtests):
 
 
 # numbers: NaN, Infinity, huge exponents, -0, int64 overflow, fractions
+
 
 def test_non_finite_numbers_are_not_json(ledger, subtests):
     for literal in ("NaN", "Infinity", "-Infinity", "nan", "inf"):
@@ -384,8 +405,13 @@ def test_swap_exact_decimal_survives_spelling(ledger):
     # 11 coins written as 1.1e1 and 11.000: the same exact amount, answered as 11
     status, body = swap(swap_raw(adjust_coin_quantity="1.1e1"))
     assert status == 200
-    assert body["value"]["coin"] == {"coin_id": 2, "walletaddress": WALLET, "previous_coin_quantity": 0,
-                                     "adjust_coin_quantity": 11, "coin_quantity": 11}
+    assert body["value"]["coin"] == {
+        "coin_id": 2,
+        "walletaddress": WALLET,
+        "previous_coin_quantity": 0,
+        "adjust_coin_quantity": 11,
+        "coin_quantity": 11,
+    }
     assert balances(ledger) == (1990, Decimal("11"))
 
 
@@ -403,7 +429,7 @@ PROGRESS_WRONG_TYPES = [
     ('{"concern_idx": 1577, "match_type": true}', W_MATCH_TYPE),
     ('{"concern_idx": 1577, "match_type": "1"}', W_MATCH_TYPE),
     ('{"concern_idx": 1577, "match_type": [1]}', W_MATCH_TYPE),
-    ('{}', willson(400, "invalid_parameter", "concern_idx is required")),
+    ("{}", willson(400, "invalid_parameter", "concern_idx is required")),
     ('{"match_type": 1}', willson(400, "invalid_parameter", "concern_idx is required")),
 ]
 
@@ -415,16 +441,28 @@ def test_progress_wrong_types(demo, subtests):
 
 
 SWAP_WRONG_TYPES = [
-    ("event_id", "true", S_EVENT), ("event_id", '"3"', S_EVENT), ("event_id", "null", S_EVENT),
-    ("app_id", "true", S_APP), ("app_id", '"1"', S_APP), ("app_id", "[1]", S_APP),
-    ("point_id", "false", S_POINT), ("point_id", '"1"', S_POINT), ("point_id", "{}", S_POINT),
-    ("coin_id", "true", S_COIN), ("coin_id", '"2"', S_COIN),
-    ("adjust_point_quantity", "true", S_ADJUST), ("adjust_point_quantity", '"-110"', S_ADJUST),
+    ("event_id", "true", S_EVENT),
+    ("event_id", '"3"', S_EVENT),
+    ("event_id", "null", S_EVENT),
+    ("app_id", "true", S_APP),
+    ("app_id", '"1"', S_APP),
+    ("app_id", "[1]", S_APP),
+    ("point_id", "false", S_POINT),
+    ("point_id", '"1"', S_POINT),
+    ("point_id", "{}", S_POINT),
+    ("coin_id", "true", S_COIN),
+    ("coin_id", '"2"', S_COIN),
+    ("adjust_point_quantity", "true", S_ADJUST),
+    ("adjust_point_quantity", '"-110"', S_ADJUST),
     ("adjust_point_quantity", "null", S_ADJUST),
-    ("adjust_coin_quantity", "false", S_ADJUST), ("adjust_coin_quantity", '"11"', S_ADJUST),
-    ("adjust_coin_quantity", '"1.1e1"', S_ADJUST), ("adjust_coin_quantity", "[11]", S_ADJUST),
+    ("adjust_coin_quantity", "false", S_ADJUST),
+    ("adjust_coin_quantity", '"11"', S_ADJUST),
+    ("adjust_coin_quantity", '"1.1e1"', S_ADJUST),
+    ("adjust_coin_quantity", "[11]", S_ADJUST),
     # three OTP failures: fewer than the five that lock the account
-    ("otp_code", "true", S_OTP), ("otp_code", "123456", S_OTP), ("otp_code", "null", S_OTP),
+    ("otp_code", "true", S_OTP),
+    ("otp_code", "123456", S_OTP),
+    ("otp_code", "null", S_OTP),
 ]
 
 
@@ -445,6 +483,7 @@ def test_swap_sections_of_the_wrong_type(ledger):
 
 # unicode and control characters
 
+
 def test_unicode_and_escaped_control_characters_in_ignored_fields_are_harmless(ledger):
     memo = '"한국어 😀 \\u0000\\u001f\\u007f\\u202e\\u2028\\ufeff"'
     assert progress(f'{{"concern_idx": 1577, "memo": {memo}, "메모": 1}}')[0] == 200
@@ -459,14 +498,17 @@ def test_raw_control_characters_inside_strings_are_not_json(ledger):
     assert swap(swap_raw(otp_code='"12345\x01"')) == S_BODY
 
 
-@pytest.mark.parametrize("code", [
-    "１２３４５６",            # full-width digits of the right code are not accepted
-    "١٢٣٤٥٦",                 # Arabic-Indic digits
-    "RIGHT\n",                # the right code and a newline
-    " RIGHT",                 # the right code after a space
-    "RIGHT\u0000",            # the right code and NUL
-    "RIGHT\u200b",            # the right code and a zero-width space
-])
+@pytest.mark.parametrize(
+    "code",
+    [
+        "１２３４５６",  # full-width digits of the right code are not accepted
+        "١٢٣٤٥٦",  # Arabic-Indic digits
+        "RIGHT\n",  # the right code and a newline
+        " RIGHT",  # the right code after a space
+        "RIGHT\u0000",  # the right code and NUL
+        "RIGHT\u200b",  # the right code and a zero-width space
+    ],
+)
 def test_otp_codes_with_unicode_lookalikes_are_invalid(ledger, code):
     right = code_at(T0)
     if code == "１２３４５６":
@@ -481,9 +523,25 @@ def test_otp_codes_with_unicode_lookalikes_are_invalid(ledger, code):
 
 # not a JSON object: empty, arrays, scalars, invalid UTF-8
 
-NOT_OBJECTS = [None, "", " ", "\n\t", "[]", '[{"concern_idx": 1577}]', '"{}"', "1577", "null", "true", "{",
-               '{"concern_idx": 1577', '{"concern_idx": 1577} {}', "{'concern_idx': 1577}", '\ufeff{"concern_idx": 1577}',
-               '{"concern_idx": 1577,}', "{concern_idx: 1577}"]
+NOT_OBJECTS = [
+    None,
+    "",
+    " ",
+    "\n\t",
+    "[]",
+    '[{"concern_idx": 1577}]',
+    '"{}"',
+    "1577",
+    "null",
+    "true",
+    "{",
+    '{"concern_idx": 1577',
+    '{"concern_idx": 1577} {}',
+    "{'concern_idx': 1577}",
+    '\ufeff{"concern_idx": 1577}',
+    '{"concern_idx": 1577,}',
+    "{concern_idx: 1577}",
+]
 
 
 def test_not_a_json_object(ledger, subtests):
@@ -496,8 +554,13 @@ def test_not_a_json_object(ledger, subtests):
             assert swap(raw, au_id=None) == S_BODY
 
 
-INVALID_UTF8 = [b'{"concern_idx": 1577, "memo": "\xff\xfe"}', b"\xc3\x28", b'{"a": "\xed\xa0\x80"}', b"\x80" * 10,
-                '{"concern_idx": 1577}'.encode("utf-16")]
+INVALID_UTF8 = [
+    b'{"concern_idx": 1577, "memo": "\xff\xfe"}',
+    b"\xc3\x28",
+    b'{"a": "\xed\xa0\x80"}',
+    b"\x80" * 10,
+    '{"concern_idx": 1577}'.encode("utf-16"),
+]
 
 
 def test_invalid_utf8_bytes_through_base64_events(ledger, subtests):
@@ -520,6 +583,7 @@ def test_valid_utf8_through_a_base64_event_is_read(ledger):
 
 # --- numbers beyond Decimal's range and lone surrogates (once 500s, now catalogued 4xx) ---
 
+
 def test_exponent_beyond_what_decimal_can_hold_is_an_invalid_body(ledger):
     assert progress('{"concern_idx": 1e99999999999999999999}') == W_BODY
     assert swap(swap_raw(adjust_coin_quantity="1e99999999999999999999")) == S_BODY
@@ -538,6 +602,7 @@ def test_swap_lone_surrogates_are_judged_not_crashed(ledger):
 
 
 # --- the same over real HTTP, through the local stack ---
+
 
 def post_bytes(stack: LocalStack, path: str, payload: bytes, headers: dict[str, str]) -> tuple[int, Any]:
     connection = http.client.HTTPConnection("127.0.0.1", stack.port, timeout=30)

@@ -1,4 +1,5 @@
 """The `payments` console script, run as a user would, against moto's server in another process."""
+
 from __future__ import annotations
 
 import json
@@ -6,8 +7,8 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import boto3
 import jwt
@@ -33,10 +34,13 @@ def endpoint() -> Iterator[str]:
 
 
 def scan_all(endpoint: str) -> dict[str, list]:
-    client = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1",
-                          aws_access_key_id="x", aws_secret_access_key="y")
-    return {table: sorted(json.dumps(item, sort_keys=True) for item in client.scan(TableName=table)["Items"])
-            for table in ("WillsonTable", "LedgerTable", "OtpSecretTable")}
+    client = boto3.client(
+        "dynamodb", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="y"
+    )
+    return {
+        table: sorted(json.dumps(item, sort_keys=True) for item in client.scan(TableName=table)["Items"])
+        for table in ("WillsonTable", "LedgerTable", "OtpSecretTable")
+    }
 
 
 def test_help_lists_every_subcommand():
@@ -83,13 +87,20 @@ def test_tables_fixture_otp_and_reconcile(endpoint, tmp_path):
     assert code == pyotp.parse_uri(uri).now() or code == pyotp.parse_uri(uri).at(time.time() - 1)
 
     # ops lift a lock: the guard is replaced by an empty one whose version is newer than any before
-    client = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1",
-                          aws_access_key_id="x", aws_secret_access_key="y")
+    client = boto3.client(
+        "dynamodb", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="y"
+    )
     now_ms = int(time.time() * 1000)
-    client.put_item(TableName="LedgerTable", Item={
-        "pk": {"S": "ACCOUNT#19"}, "sk": {"S": "OTP_GUARD"}, "version": {"N": "5"},
-        "failures": {"L": [{"M": {"id": {"S": str(n)}, "at_ms": {"N": str(now_ms)}}} for n in range(5)]},
-        "locked_until_ms": {"N": str(now_ms + 900_000)}})
+    client.put_item(
+        TableName="LedgerTable",
+        Item={
+            "pk": {"S": "ACCOUNT#19"},
+            "sk": {"S": "OTP_GUARD"},
+            "version": {"N": "5"},
+            "failures": {"L": [{"M": {"id": {"S": str(n)}, "at_ms": {"N": str(now_ms)}}} for n in range(5)]},
+            "locked_until_ms": {"N": str(now_ms + 900_000)},
+        },
+    )
     unlocked = run("otp", "unlock", "--au-id", "19", endpoint=endpoint)
     assert unlocked.returncode == 0
     assert unlocked.stdout == "au_id 19: OTP unlocked (was locked; 5 recent wrong codes forgotten)\n"
@@ -103,6 +114,7 @@ def test_tables_fixture_otp_and_reconcile(endpoint, tmp_path):
 
 
 # --- failures: one clear line on stderr, a non-zero exit, never a traceback --------------------------
+
 
 def run_with(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     full = {key: value for key, value in os.environ.items() if not key.startswith("AWS_ENDPOINT")}
@@ -150,9 +162,15 @@ def test_bad_arguments_are_one_line(state_home: dict[str, str]) -> None:
 
 
 def test_nothing_reachable_is_one_line(state_home: dict[str, str], nothing_listening: str) -> None:
-    for args in (["create-tables"], ["load-fixture", str(DEMO_FIXTURE)], ["otp", "enroll", "--au-id", "19"],
-                 ["otp", "code", "--au-id", "19"], ["otp", "unlock", "--au-id", "19"], ["reconcile"],
-                 ["serve", "--port", "0"]):
+    for args in (
+        ["create-tables"],
+        ["load-fixture", str(DEMO_FIXTURE)],
+        ["otp", "enroll", "--au-id", "19"],
+        ["otp", "code", "--au-id", "19"],
+        ["otp", "unlock", "--au-id", "19"],
+        ["reconcile"],
+        ["serve", "--port", "0"],
+    ):
         result = run_with([*args, "--dynamodb-endpoint", nothing_listening], state_home)
         assert_one_line_failure(result, 1, f"cannot reach DynamoDB at {nothing_listening}")
         result = run_with(args, {**state_home, "AWS_ENDPOINT_URL_DYNAMODB": nothing_listening})
@@ -164,10 +182,15 @@ def test_nothing_reachable_is_one_line(state_home: dict[str, str], nothing_liste
 def test_refusals_are_one_line(endpoint: str, state_home: dict[str, str], tmp_path: Path) -> None:
     flag = ["--dynamodb-endpoint", endpoint]
     # no tables yet
-    assert_one_line_failure(run_with(["reconcile", *flag], state_home), 1, "payments reconcile: DynamoDB:",
-                            "payments create-tables")
-    assert_one_line_failure(run_with(["otp", "code", "--au-id", "19", *flag], state_home), 1,
-                            "payments otp code: DynamoDB:", "payments create-tables")
+    assert_one_line_failure(
+        run_with(["reconcile", *flag], state_home), 1, "payments reconcile: DynamoDB:", "payments create-tables"
+    )
+    assert_one_line_failure(
+        run_with(["otp", "code", "--au-id", "19", *flag], state_home),
+        1,
+        "payments otp code: DynamoDB:",
+        "payments create-tables",
+    )
     assert run_with(["create-tables", *flag], state_home).returncode == 0
 
     broken = json.loads(DEMO_FIXTURE.read_text(encoding="utf-8"))
@@ -177,18 +200,27 @@ def test_refusals_are_one_line(endpoint: str, state_home: dict[str, str], tmp_pa
     for path in (tmp_path / "broken.json", tmp_path / "not-json.json"):
         for args in (["load-fixture", str(path), *flag], ["serve", "--port", "0", "--fixture", str(path), *flag]):
             assert_one_line_failure(run_with(args, state_home), 2, "fixture refused, nothing written")
-    assert_one_line_failure(run_with(["load-fixture", str(tmp_path / "missing.json"), *flag], state_home), 2,
-                            f"cannot read {tmp_path / 'missing.json'}: No such file or directory")
+    assert_one_line_failure(
+        run_with(["load-fixture", str(tmp_path / "missing.json"), *flag], state_home),
+        2,
+        f"cannot read {tmp_path / 'missing.json'}: No such file or directory",
+    )
     assert_one_line_failure(run_with(["load-fixture", str(tmp_path), *flag], state_home), 2, "cannot read")
 
     # unknown account, and an account without OTP
-    assert_one_line_failure(run_with(["otp", "code", "--au-id", "424242", *flag], state_home), 1,
-                            "payments otp code: au_id 424242 has no OTP enrolled (an unknown account")
+    assert_one_line_failure(
+        run_with(["otp", "code", "--au-id", "424242", *flag], state_home),
+        1,
+        "payments otp code: au_id 424242 has no OTP enrolled (an unknown account",
+    )
     fixture = json.loads(DEMO_FIXTURE.read_text(encoding="utf-8"))
     without_otp = next(account["au_id"] for account in fixture["accounts"] if not account.get("otp_secret"))
     assert run_with(["load-fixture", str(DEMO_FIXTURE), *flag], state_home).returncode == 0
-    assert_one_line_failure(run_with(["otp", "code", "--au-id", str(without_otp), *flag], state_home), 1,
-                            f"au_id {without_otp} has no OTP enrolled")
+    assert_one_line_failure(
+        run_with(["otp", "code", "--au-id", str(without_otp), *flag], state_home),
+        1,
+        f"au_id {without_otp} has no OTP enrolled",
+    )
     assert scan_all(endpoint)["WillsonTable"]  # the demo fixture loaded; the refused ones wrote nothing before it
 
 
@@ -203,8 +235,9 @@ def test_serve_refuses_a_port_in_use(state_home: dict[str, str]) -> None:
     assert_one_line_failure(result, 1, f"payments serve: cannot listen on 127.0.0.1:{port}: Address already in use")
 
 
-def test_commands_find_the_running_serve_and_an_explicit_endpoint_wins(state_home: dict[str, str],
-                                                                        nothing_listening: str) -> None:
+def test_commands_find_the_running_serve_and_an_explicit_endpoint_wins(
+    state_home: dict[str, str], nothing_listening: str
+) -> None:
     from local_stack import LocalStack
 
     stack = LocalStack(env=state_home).start()
@@ -212,17 +245,27 @@ def test_commands_find_the_running_serve_and_an_explicit_endpoint_wins(state_hom
         # no flag, no AWS_ENDPOINT_URL_DYNAMODB: the running serve's embedded DynamoDB
         result = run_with(["otp", "code", "--au-id", "19"], state_home)
         assert result.returncode == 0 and result.stderr == ""
-        assert result.stdout.strip() in {pyotp.TOTP("JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP").at(time.time() + delta)
-                                         for delta in (-30, 0)}
+        assert result.stdout.strip() in {
+            pyotp.TOTP("JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP").at(time.time() + delta) for delta in (-30, 0)
+        }
         assert "broken accounts: 0" in run_with(["reconcile"], state_home).stdout
         # an explicit endpoint wins over the record, flag or environment
-        assert_one_line_failure(run_with(["otp", "code", "--au-id", "19", "--dynamodb-endpoint", nothing_listening],
-                                         state_home), 1, f"cannot reach DynamoDB at {nothing_listening}")
-        assert_one_line_failure(run_with(["otp", "code", "--au-id", "19"],
-                                         {**state_home, "AWS_ENDPOINT_URL_DYNAMODB": nothing_listening}), 1,
-                                f"cannot reach DynamoDB at {nothing_listening}")
+        assert_one_line_failure(
+            run_with(["otp", "code", "--au-id", "19", "--dynamodb-endpoint", nothing_listening], state_home),
+            1,
+            f"cannot reach DynamoDB at {nothing_listening}",
+        )
+        assert_one_line_failure(
+            run_with(["otp", "code", "--au-id", "19"], {**state_home, "AWS_ENDPOINT_URL_DYNAMODB": nothing_listening}),
+            1,
+            f"cannot reach DynamoDB at {nothing_listening}",
+        )
     finally:
         stack.stop()
     # serve is gone: one line saying so, not a try at AWS
-    assert_one_line_failure(run_with(["otp", "code", "--au-id", "19"], state_home), 1,
-                            "is not running: start `payments serve`", f"http://127.0.0.1:{stack.port}")
+    assert_one_line_failure(
+        run_with(["otp", "code", "--au-id", "19"], state_home),
+        1,
+        "is not running: start `payments serve`",
+        f"http://127.0.0.1:{stack.port}",
+    )

@@ -1,4 +1,5 @@
 """Every ready event in events/ runs through its function's handler and gets the status its name promises."""
+
 from __future__ import annotations
 
 import importlib
@@ -56,5 +57,9 @@ def test_event_runs_and_gets_its_promised_status(demo, path):
     response = handler_for(event)(event, LambdaContext())
     assert response["statusCode"] == promised_status(path), response["body"]
     body = json.loads(response["body"])
-    assert set(body) in ({"code", "message", "data"}, {"code", "message"}, {"return", "message", "value"},
-                         {"return", "message"})
+    assert set(body) in (
+        {"code", "message", "data"},
+        {"code", "message"},
+        {"return", "message", "value"},
+        {"return", "message"},
+    )

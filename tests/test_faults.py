@@ -21,14 +21,16 @@ and the whole ledger is reconciled at its end.
 Backoff delays are computed but not slept, and each test starts with a full retry quota, as a
 fresh Lambda environment would.
 """
+
 from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from types import SimpleNamespace
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 from botocore.awsrequest import AWSResponse
@@ -65,14 +67,15 @@ OTP_INVALID = (401, {"return": 32107, "message": "OTP code is invalid"})
 
 # --- faults ------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Fault:
     name: str
-    status: int = 0                        # answer DynamoDB's error document with this status...
+    status: int = 0  # answer DynamoDB's error document with this status...
     error_type: str = ""
     document: dict[str, Any] = field(default_factory=dict)
-    raises: Callable[[str], Exception] | None = None   # ...or raise this on the wire
-    applied: bool = False                  # the request reaches the database first
+    raises: Callable[[str], Exception] | None = None  # ...or raise this on the wire
+    applied: bool = False  # the request reaches the database first
 
     def __str__(self) -> str:
         return self.name
@@ -82,27 +85,39 @@ def _error_type(name: str) -> str:
     return f"com.amazonaws.dynamodb.v20120810#{name}"
 
 
-THROTTLED = Fault("ProvisionedThroughputExceeded", 400, _error_type("ProvisionedThroughputExceededException"),
-                  {"message": "The level of configured provisioned throughput for the table was exceeded."})
-THROTTLING = Fault("Throttling", 400, "com.amazon.coral.availability#ThrottlingException",
-                   {"message": "Throughput exceeds the current capacity for one or more global secondary indexes."})
-INTERNAL = Fault("InternalServerError", 500, _error_type("InternalServerError"),
-                 {"message": "Internal server error"})
+THROTTLED = Fault(
+    "ProvisionedThroughputExceeded",
+    400,
+    _error_type("ProvisionedThroughputExceededException"),
+    {"message": "The level of configured provisioned throughput for the table was exceeded."},
+)
+THROTTLING = Fault(
+    "Throttling",
+    400,
+    "com.amazon.coral.availability#ThrottlingException",
+    {"message": "Throughput exceeds the current capacity for one or more global secondary indexes."},
+)
+INTERNAL = Fault("InternalServerError", 500, _error_type("InternalServerError"), {"message": "Internal server error"})
 CONNECTION = Fault("EndpointConnectionError", raises=lambda url: EndpointConnectionError(endpoint_url=url))
 CLOSED = Fault("ConnectionClosedError", raises=lambda url: ConnectionClosedError(endpoint_url=url))
 TIMEOUT = Fault("ReadTimeoutError", raises=lambda url: ReadTimeoutError(endpoint_url=url))
 LOST = Fault("ResponseLost", raises=lambda url: ReadTimeoutError(endpoint_url=url), applied=True)
 CONFLICT = Fault(
-    "TransactionConflict", 400, _error_type("TransactionCanceledException"),
+    "TransactionConflict",
+    400,
+    _error_type("TransactionCanceledException"),
     {
         "message": "Transaction cancelled, please refer cancellation reasons for specific reasons "
-                   "[None, TransactionConflict, None, None]",
-        "CancellationReasons": [{"Code": "None"}, {"Code": "TransactionConflict",
-                                                   "Message": "Transaction is ongoing for the item"},
-                                {"Code": "None"}, {"Code": "None"}],
+        "[None, TransactionConflict, None, None]",
+        "CancellationReasons": [
+            {"Code": "None"},
+            {"Code": "TransactionConflict", "Message": "Transaction is ongoing for the item"},
+            {"Code": "None"},
+            {"Code": "None"},
+        ],
     },
 )
-UNPROCESSED = Fault("UnprocessedKeys")   # BatchGetItem answers 200 and leaves every key unprocessed
+UNPROCESSED = Fault("UnprocessedKeys")  # BatchGetItem answers 200 and leaves every key unprocessed
 
 FAULTS = [THROTTLED, THROTTLING, INTERNAL, CONNECTION, CLOSED, TIMEOUT]
 
@@ -133,7 +148,7 @@ class Rule:
     operation: str
     fault: Fault
     table: str | None = None
-    call: int = 1            # which API call of that operation (and table) it hits, 1-based
+    call: int = 1  # which API call of that operation (and table) it hits, 1-based
     every_attempt: bool = False
 
 
@@ -143,21 +158,29 @@ class FaultInjector:
     def __init__(self, client: Any) -> None:
         self._client = client
         self.rules: list[Rule] = []
-        self.sent: list[tuple[str, frozenset[str], str, int]] = []   # operation, tables, invocation, attempt
+        self.sent: list[tuple[str, frozenset[str], str, int]] = []  # operation, tables, invocation, attempt
         self.injected = 0
         self.account: int | None = None
         self._registered: list[str] = []
 
-    def arm(self, operation: str, fault: Fault, table: str | None = None, call: int = 1,
-            every_attempt: bool = False) -> None:
+    def arm(
+        self, operation: str, fault: Fault, table: str | None = None, call: int = 1, every_attempt: bool = False
+    ) -> None:
         self.rules.append(Rule(operation, fault, table, call, every_attempt))
 
     def disarm(self) -> None:
         self.rules.clear()
 
-    def start(self) -> "FaultInjector":
-        for operation in ("BatchGetItem", "Query", "GetItem", "PutItem", "UpdateItem", "DeleteItem",
-                          "TransactWriteItems"):
+    def start(self) -> FaultInjector:
+        for operation in (
+            "BatchGetItem",
+            "Query",
+            "GetItem",
+            "PutItem",
+            "UpdateItem",
+            "DeleteItem",
+            "TransactWriteItems",
+        ):
             name = f"before-send.dynamodb.{operation}"
             self._client.meta.events.register(name, self._before_send, unique_id=f"fault-{operation}")
             self._registered.append(name)
@@ -184,8 +207,9 @@ class FaultInjector:
         for rule in self.rules:
             if rule.operation != operation or (rule.table is not None and rule.table not in tables):
                 continue
-            call_number = len({inv for op, tbl, inv, _ in self.sent
-                               if op == operation and (rule.table is None or rule.table in tbl)})
+            call_number = len(
+                {inv for op, tbl, inv, _ in self.sent if op == operation and (rule.table is None or rule.table in tbl)}
+            )
             if call_number < rule.call or (not rule.every_attempt and (call_number > rule.call or attempt > 1)):
                 continue
             self.injected += 1
@@ -201,7 +225,7 @@ class FaultInjector:
         if fault.applied:
             botocore_stubber(event_name, request)  # the database does the work...
         if fault.raises is not None:
-            raise fault.raises(request.url)       # ...and the answer never arrives
+            raise fault.raises(request.url)  # ...and the answer never arrives
         return _answer(request.url, fault.status, {"__type": fault.error_type, **fault.document})
 
     @staticmethod
@@ -223,7 +247,7 @@ FIRST_ACCOUNT = 5001
 ACCOUNTS = 200  # more than the swap tests: each takes a fresh one
 
 
-def _account(au_id: int) -> "Account":
+def _account(au_id: int) -> Account:
     return Account(au_id=au_id, mu_id=au_id + 100_000, walletaddress=f"0xfa{au_id:038x}")
 
 
@@ -235,12 +259,20 @@ def database() -> Iterator[Any]:
         create_tables(client)
         load(client, DEMO_FIXTURE)
         accounts = [_account(au_id) for au_id in range(FIRST_ACCOUNT, FIRST_ACCOUNT + ACCOUNTS)]
-        load(client, {"accounts": [
-            {"au_id": a.au_id, "otp_secret": DEMO_SECRET,
-             "points": [{"app_id": 1, "point_id": 1, "mu_id": a.mu_id, "quantity": a.points}],
-             "wallets": [{"coin_id": 2, "walletaddress": a.walletaddress, "quantity": "0"}]}
-            for a in accounts
-        ]})
+        load(
+            client,
+            {
+                "accounts": [
+                    {
+                        "au_id": a.au_id,
+                        "otp_secret": DEMO_SECRET,
+                        "points": [{"app_id": 1, "point_id": 1, "mu_id": a.mu_id, "quantity": a.points}],
+                        "wallets": [{"coin_id": 2, "walletaddress": a.walletaddress, "quantity": "0"}],
+                    }
+                    for a in accounts
+                ]
+            },
+        )
         yield client
         # every chain of the module's ledger, after every fault the module tried
         report = reconcile(ledger_items(client))
@@ -276,12 +308,12 @@ def faults(database: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultInje
 
 def _refill_retry_quota(client: Any) -> None:
     """botocore's retry quota (500 units, 14 per retry) is per client: start each test full."""
-    emitter = client.meta.events._emitter  # noqa: SLF001 - test-only reach into botocore
-    for handler in emitter._handlers.prefix_search("after-call.dynamodb.GetItem"):  # noqa: SLF001
+    emitter = client.meta.events._emitter
+    for handler in emitter._handlers.prefix_search("after-call.dynamodb.GetItem"):
         checker = getattr(handler, "__self__", None)
         if isinstance(checker, standard.RetryQuotaChecker):
-            quota = checker._quota  # noqa: SLF001
-            quota._available_capacity = quota._max_capacity  # noqa: SLF001
+            quota = checker._quota
+            quota._available_capacity = quota._max_capacity
 
 
 class ShortLambdaContext(LambdaContext):
@@ -316,7 +348,9 @@ def ledger_items(client: Any) -> list[dict[str, Any]]:
 def account_items(client: Any, au_id: int) -> list[dict[str, Any]]:
     items = []
     for page in client.get_paginator("query").paginate(
-        TableName=LEDGER_TABLE, ConsistentRead=True, KeyConditionExpression="pk = :pk",
+        TableName=LEDGER_TABLE,
+        ConsistentRead=True,
+        KeyConditionExpression="pk = :pk",
         ExpressionAttributeValues={":pk": {"S": f"ACCOUNT#{au_id}"}},
     ):
         items.extend(codec.from_item(item) for item in page["Items"])
@@ -334,7 +368,9 @@ PROGRESS_CALLS = [
 
 @pytest.fixture(scope="module")
 def progress_baselines(database: Any) -> dict[str, tuple[int, Any]]:
-    answers = {json.dumps(body): progress(body) for body in ({"concern_idx": 1577}, {"concern_idx": 1577, "match_type": 1})}
+    answers = {
+        json.dumps(body): progress(body) for body in ({"concern_idx": 1577}, {"concern_idx": 1577, "match_type": 1})
+    }
     assert all(status == 200 for status, _ in answers.values())
     return answers
 
@@ -400,8 +436,9 @@ class Account:
     points: int = 2100
     coins: Decimal = Decimal(0)
 
-    def body(self, adjust_point: int = -110, adjust_coin: int | Decimal = 11, event_id: int = 3,
-             otp_code: str | None = None) -> dict[str, Any]:
+    def body(
+        self, adjust_point: int = -110, adjust_coin: int | Decimal = 11, event_id: int = 3, otp_code: str | None = None
+    ) -> dict[str, Any]:
         return {
             "event_id": event_id,
             "otp_code": otp_code or code_at(T0),
@@ -410,16 +447,31 @@ class Account:
         }
 
     def success(self, adjust_point: int = -110, adjust_coin: int = 11, log_id: int = 1) -> tuple[int, Any]:
-        return 200, {"return": 0, "message": "success", "value": {
-            "au_id": self.au_id,
-            "point": {"mu_id": self.mu_id, "app_id": 1, "database_id": 1, "point_id": 1,
-                      "previous_point_quantity": self.points, "adjust_point_quantity": adjust_point,
-                      "point_quantity": self.points + adjust_point},
-            "coin": {"coin_id": 2, "walletaddress": self.walletaddress, "previous_coin_quantity": 0,
-                     "adjust_coin_quantity": adjust_coin, "coin_quantity": adjust_coin},
-            "log_id": log_id,
-            "event_id": 3,
-        }}
+        return 200, {
+            "return": 0,
+            "message": "success",
+            "value": {
+                "au_id": self.au_id,
+                "point": {
+                    "mu_id": self.mu_id,
+                    "app_id": 1,
+                    "database_id": 1,
+                    "point_id": 1,
+                    "previous_point_quantity": self.points,
+                    "adjust_point_quantity": adjust_point,
+                    "point_quantity": self.points + adjust_point,
+                },
+                "coin": {
+                    "coin_id": 2,
+                    "walletaddress": self.walletaddress,
+                    "previous_coin_quantity": 0,
+                    "adjust_coin_quantity": adjust_coin,
+                    "coin_quantity": adjust_coin,
+                },
+                "log_id": log_id,
+                "event_id": 3,
+            },
+        }
 
 
 @pytest.fixture
@@ -544,7 +596,7 @@ REFUSED_BY_DYNAMODB = {THROTTLED.name, THROTTLING.name}
 
 def persistent_answer(operation: str) -> tuple[int, Any]:
     if operation == "BatchGetItem":
-        return MEMBER_READ                      # the swap's state (or its record) could not be read
+        return MEMBER_READ  # the swap's state (or its record) could not be read
     # the wrong code could not be counted (so not judged); or the transaction was refused, or
     # its outcome stayed unknown
     return UNKNOWN_SWAP
@@ -553,7 +605,7 @@ def persistent_answer(operation: str) -> tuple[int, Any]:
 def transaction_calls(fault: Fault) -> int:
     """TransactWriteItems calls a swap makes when every attempt of every call fails with `fault`."""
     if fault.name in REFUSED_BY_DYNAMODB:
-        return 1                                # a definite refusal: nothing committed, nothing to resolve
+        return 1  # a definite refusal: nothing committed, nothing to resolve
     return swap_app.policy.max_unknown_outcomes * (1 + swap_app.policy.max_resends)
 
 
@@ -614,6 +666,7 @@ def test_swap_keys_never_processed_is_34005(faults, scenario_for):
 
 
 # --- writes that reach the database but whose answer is lost -------------------------------------
+
 
 def test_lost_answer_of_the_transaction_is_resolved_before_answering(faults, scenario_for):
     scenario = scenario_for("swap")

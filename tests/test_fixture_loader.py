@@ -1,4 +1,5 @@
 """Fixture loader: what it refuses, the items it writes, upserts, and derived items following their sources."""
+
 from __future__ import annotations
 
 import copy
@@ -331,10 +332,20 @@ def test_example_catalogue_items(client):
         "points": {"1": "꿀단지"},
     }
     assert ledger[("COIN#2", "COIN")] == {
-        "pk": "COIN#2", "sk": "COIN", "entity": "coin", "coin_id": 2, "symbol": "WSC", "decimals": 8
+        "pk": "COIN#2",
+        "sk": "COIN",
+        "entity": "coin",
+        "coin_id": 2,
+        "symbol": "WSC",
+        "decimals": 8,
     }
     assert ledger[("RATE#1#1#2", "RATE")] == {
-        "pk": "RATE#1#1#2", "sk": "RATE", "entity": "rate", "app_id": 1, "point_id": 1, "coin_id": 2,
+        "pk": "RATE#1#1#2",
+        "sk": "RATE",
+        "entity": "rate",
+        "app_id": 1,
+        "point_id": 1,
+        "coin_id": 2,
         "rate": Decimal("0.1"),
     }
     assert str(ledger[("RATE#1#1#2", "RATE")]["rate"]) == "0.1"
@@ -377,7 +388,7 @@ def test_unprocessed_writes_are_sent_again(client):
         def __getattr__(self, name: str) -> Any:
             return getattr(self._real, name)
 
-        def batch_write_item(self, RequestItems: dict[str, list[Any]]) -> dict[str, Any]:
+        def batch_write_item(self, RequestItems: dict[str, list[Any]]) -> dict[str, Any]:  # noqa: N803 - boto3's name
             (table, requests), *others = RequestItems.items()
             self.calls += 1
             if others or len(requests) == 1 or self.calls % 2 == 0:
@@ -457,7 +468,10 @@ def test_reloading_an_account_keeps_its_counters_and_secret(client):
     load(client, {"accounts": [{"au_id": 19, "points": [{"app_id": 1, "point_id": 1, "mu_id": 28, "quantity": 500}]}]})
     # Then the counters and the stored secret are kept and the balance is the fixture's
     assert get(client, SECRETS, "ACCOUNT#19", "OTP_SECRET") == {
-        "pk": "ACCOUNT#19", "sk": "OTP_SECRET", "au_id": 19, "otp_secret": "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP",
+        "pk": "ACCOUNT#19",
+        "sk": "OTP_SECRET",
+        "au_id": 19,
+        "otp_secret": "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP",
     }
     assert get(client, LEDGER, "ACCOUNT#19", "ACCOUNT") == {
         "pk": "ACCOUNT#19",

@@ -1,4 +1,5 @@
 """`payments serve` over real HTTP: on its embedded emulator and in front of Amazon DynamoDB Local."""
+
 from __future__ import annotations
 
 import json
@@ -6,7 +7,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import boto3
-
 import pyotp
 import pytest
 
@@ -15,16 +15,23 @@ from local_stack import LocalStack, wait_for_calm_otp_step
 from payments_cli.dynamodb_local import DynamoDBLocal, is_installed
 
 DEMO_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
-SEED_RESPONSE = json.loads((ROOT / "tests" / "data" / "seed_payment_progress_response.json").read_text(encoding="utf-8"))
-needs_dynamodb_local = pytest.mark.skipif(not is_installed(), reason="DynamoDB Local not installed (make dynamodb-local)")
+SEED_RESPONSE = json.loads(
+    (ROOT / "tests" / "data" / "seed_payment_progress_response.json").read_text(encoding="utf-8")
+)
+needs_dynamodb_local = pytest.mark.skipif(
+    not is_installed(), reason="DynamoDB Local not installed (make dynamodb-local)"
+)
 
 pytestmark = pytest.mark.local_stack
 
 
 def swap_request(points: int = -110, coins: int = 11, event_id: int = 3, code: str | None = None) -> dict:
-    return {"event_id": event_id, "otp_code": code or pyotp.TOTP(DEMO_SECRET).now(),
-            "point": {"app_id": 1, "point_id": 1, "adjust_point_quantity": points},
-            "coin": {"coin_id": 2, "adjust_coin_quantity": coins}}
+    return {
+        "event_id": event_id,
+        "otp_code": code or pyotp.TOTP(DEMO_SECRET).now(),
+        "point": {"app_id": 1, "point_id": 1, "adjust_point_quantity": points},
+        "coin": {"coin_id": 2, "adjust_coin_quantity": coins},
+    }
 
 
 def drive_both_routes(stack: LocalStack) -> None:
@@ -39,7 +46,9 @@ def drive_both_routes(stack: LocalStack) -> None:
     assert status == 200
     assert body["value"]["point"]["point_quantity"] == 1990
     assert body["value"]["coin"]["coin_quantity"] == 11
-    status, body = stack.post("/v1.0/db/swap", swap_request(points=-50, coins=50), {"Authorization": f"Bearer {token(19)}"})
+    status, body = stack.post(
+        "/v1.0/db/swap", swap_request(points=-50, coins=50), {"Authorization": f"Bearer {token(19)}"}
+    )
     assert (status, body) == (400, {"return": 32106, "message": "Adjust quantity is invalid"})
     status, body = stack.post("/v1.0/db/nope", {})
     assert status == 403
@@ -74,8 +83,11 @@ def test_dynamodb_local_serves_both_routes_and_a_restart_keeps_the_data(tmp_path
             assert not any(line.startswith("Loaded") for line in stack.banner)
             wait_for_calm_otp_step()
             code = pyotp.TOTP(DEMO_SECRET).at(time.time(), counter_offset=1)
-            status, body = stack.post("/v1.0/db/swap", swap_request(points=110, coins=-11, event_id=4, code=code),
-                                      {"Authorization": f"Bearer {token(19)}"})
+            status, body = stack.post(
+                "/v1.0/db/swap",
+                swap_request(points=110, coins=-11, event_id=4, code=code),
+                {"Authorization": f"Bearer {token(19)}"},
+            )
             assert status == 200, body
             assert body["value"]["point"]["previous_point_quantity"] == 1990
             assert body["value"]["log_id"] == 2
@@ -88,8 +100,10 @@ def test_request_records_are_shared_by_every_execution_environment():
         totp = pyotp.TOTP(DEMO_SECRET)
         now = time.time()
         headers = {"Authorization": f"Bearer {token(19)}"}
-        bodies = [swap_request(points=-10 * n, coins=n, code=totp.at(now, counter_offset=offset))
-                  for n, offset in ((1, -1), (2, 0), (3, 1))]
+        bodies = [
+            swap_request(points=-10 * n, coins=n, code=totp.at(now, counter_offset=offset))
+            for n, offset in ((1, -1), (2, 0), (3, 1))
+        ]
         # three concurrent swaps keep three execution environments busy at once...
         with ThreadPoolExecutor(max_workers=3) as pool:
             first = list(pool.map(lambda body: stack.post("/v1.0/db/swap", body, headers), bodies))
@@ -98,8 +112,13 @@ def test_request_records_are_shared_by_every_execution_environment():
         with ThreadPoolExecutor(max_workers=3) as pool:
             again = list(pool.map(lambda body: stack.post("/v1.0/db/swap", body, headers), bodies))
         assert again == first
-        client = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1",
-                              aws_access_key_id="local", aws_secret_access_key="local")
+        client = boto3.client(
+            "dynamodb",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+        )
         items = client.scan(TableName="LedgerTable")["Items"]
         records = [item for item in items if item["sk"]["S"].startswith("REQUEST#")]
         assert len(records) == 3

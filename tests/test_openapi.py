@@ -1,4 +1,5 @@
 """docs/openapi.json: generated from the code, never drifting from it, and served by the local stack."""
+
 from __future__ import annotations
 
 import json
@@ -17,16 +18,30 @@ from payments_cli import openapi
 DOC_PATH = ROOT / "docs" / "openapi.json"
 PROGRESS = "/api/v1/asker/payment/progress"
 SWAP = "/v1.0/db/swap"
-SEED_PROGRESS_RESPONSE = json.loads((ROOT / "tests" / "data" / "seed_payment_progress_response.json").read_text(encoding="utf-8"))
+SEED_PROGRESS_RESPONSE = json.loads(
+    (ROOT / "tests" / "data" / "seed_payment_progress_response.json").read_text(encoding="utf-8")
+)
 SEED_SWAP_RESPONSE = {
     "return": 0,
     "message": "success",
     "value": {
         "au_id": 19,
-        "point": {"mu_id": 28, "app_id": 1, "database_id": 1, "point_id": 1,
-                  "previous_point_quantity": 2100, "adjust_point_quantity": -110, "point_quantity": 1990},
-        "coin": {"coin_id": 2, "walletaddress": "0x0cE183FBE350BE042c9F456Da78CfADAA5Cf1225",
-                 "previous_coin_quantity": 0, "adjust_coin_quantity": 11, "coin_quantity": 11},
+        "point": {
+            "mu_id": 28,
+            "app_id": 1,
+            "database_id": 1,
+            "point_id": 1,
+            "previous_point_quantity": 2100,
+            "adjust_point_quantity": -110,
+            "point_quantity": 1990,
+        },
+        "coin": {
+            "coin_id": 2,
+            "walletaddress": "0x0cE183FBE350BE042c9F456Da78CfADAA5Cf1225",
+            "previous_coin_quantity": 0,
+            "adjust_coin_quantity": 11,
+            "coin_quantity": 11,
+        },
         "log_id": 1,
         "event_id": 3,
     },
@@ -52,6 +67,7 @@ def request_schema(document: dict[str, Any], path: str) -> dict[str, Any]:
 
 
 # --- the committed file is what the code generates ---
+
 
 def test_committed_document_is_what_the_code_generates():
     # Given the committed docs/openapi.json
@@ -87,12 +103,16 @@ def test_document_is_valid_openapi_3_1(document):
 
 # --- what the document says ---
 
+
 def test_security_schemes_and_which_operation_uses_which(document):
     schemes = document["components"]["securitySchemes"]
     assert schemes["XToken"]["type"] == "apiKey"
     assert (schemes["XToken"]["in"], schemes["XToken"]["name"]) == ("header", "x-token")
     assert {key: schemes["BearerJWT"][key] for key in ("type", "scheme", "bearerFormat")} == {
-        "type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+    }
     assert document["paths"][PROGRESS]["post"]["security"] == [{"XToken": []}]
     assert document["paths"][SWAP]["post"]["security"] == [{"BearerJWT": []}]
 
@@ -154,15 +174,23 @@ def test_request_schemas_describe_the_documented_bodies(document):
     for bad in ({}, {"concern_idx": "1577"}, {"concern_idx": 1577, "match_type": 3}, {"concern_idx": True}):
         assert not progress.is_valid(bad), bad
     swap = validator(document, request_schema(document, SWAP))
-    body = {"event_id": 3, "otp_code": "123456", "point": {"app_id": 1, "point_id": 1, "adjust_point_quantity": -110},
-            "coin": {"coin_id": 2, "adjust_coin_quantity": 11}}
+    body = {
+        "event_id": 3,
+        "otp_code": "123456",
+        "point": {"app_id": 1, "point_id": 1, "adjust_point_quantity": -110},
+        "coin": {"coin_id": 2, "adjust_coin_quantity": 11},
+    }
     assert swap.is_valid(body)
     assert swap.is_valid({**body, "coin": {"coin_id": 2, "adjust_coin_quantity": 1.5}})
-    for bad in ({**body, "event_id": 5}, {**body, "otp_code": "12345"}, {**body, "otp_code": 123456},
-                {**body, "point": {**body["point"], "adjust_point_quantity": 2**63}},
-                {**body, "coin": {"coin_id": 2, "adjust_coin_quantity": "11"}},
-                {**body, "coin": {"coin_id": 2, "adjust_coin_quantity": 10**18}},
-                {key: value for key, value in body.items() if key != "coin"}):
+    for bad in (
+        {**body, "event_id": 5},
+        {**body, "otp_code": "12345"},
+        {**body, "otp_code": 123456},
+        {**body, "point": {**body["point"], "adjust_point_quantity": 2**63}},
+        {**body, "coin": {"coin_id": 2, "adjust_coin_quantity": "11"}},
+        {**body, "coin": {"coin_id": 2, "adjust_coin_quantity": 10**18}},
+        {key: value for key, value in body.items() if key != "coin"},
+    ):
         assert not swap.is_valid(bad), bad
     # the documented examples are valid requests
     for path, check in ((PROGRESS, progress), (SWAP, swap)):
@@ -171,6 +199,7 @@ def test_request_schemas_describe_the_documented_bodies(document):
 
 
 # --- served by the local stack ---
+
 
 @pytest.mark.local_stack
 def test_local_stack_serves_the_document_and_swagger_ui():
@@ -190,6 +219,9 @@ def test_local_stack_serves_the_document_and_swagger_ui():
     bundled = resources.files("aws_lambda_powertools.event_handler.openapi.swagger_ui")
     assert assets == {
         "/docs/swagger-ui.css": (200, bundled.joinpath("swagger-ui.min.css").read_bytes(), "text/css; charset=utf-8"),
-        "/docs/swagger-ui-bundle.js": (200, bundled.joinpath("swagger-ui-bundle.min.js").read_bytes(),
-                                       "text/javascript; charset=utf-8"),
+        "/docs/swagger-ui-bundle.js": (
+            200,
+            bundled.joinpath("swagger-ui-bundle.min.js").read_bytes(),
+            "text/javascript; charset=utf-8",
+        ),
     }

@@ -1,4 +1,5 @@
 """Payment progress through API Gateway events into the handler: every shape, filter and error."""
+
 from __future__ import annotations
 
 import json
@@ -11,7 +12,9 @@ from conftest import ROOT, api_event, call, demo_fixture, load, token
 from functions.payment_progress import app as payment_progress
 
 PATH = "/api/v1/asker/payment/progress"
-SEED_RESPONSE = json.loads((ROOT / "tests" / "data" / "seed_payment_progress_response.json").read_text(encoding="utf-8"))
+SEED_RESPONSE = json.loads(
+    (ROOT / "tests" / "data" / "seed_payment_progress_response.json").read_text(encoding="utf-8")
+)
 
 
 def progress(body: Any = None, au_id: int | None = 149, raw: str | None = None, headers: dict[str, str] | None = None):
@@ -85,8 +88,16 @@ def test_gender_filter_follows_the_concern(demo):
 def test_the_caller_is_never_listed(dynamodb):
     fixture = demo_fixture()
     fixture["concerns"].append(
-        {"idx": 2000, "au_id": 26, "content": "내 고민", "time": "", "wil_gender": "ALL", "subcategory_idx": 1,
-         "personalities": [], "direction": "들어주세요"}
+        {
+            "idx": 2000,
+            "au_id": 26,
+            "content": "내 고민",
+            "time": "",
+            "wil_gender": "ALL",
+            "subcategory_idx": 1,
+            "personalities": [],
+            "direction": "들어주세요",
+        }
     )
     load(dynamodb, fixture)
     status, body = progress({"concern_idx": 2000}, au_id=26)
@@ -99,18 +110,37 @@ def many_willsoners_fixture(count: int, subcategory: int = 1) -> dict[str, Any]:
     fixture = demo_fixture()
     for n in range(count):
         au_id = 10_000 + n
-        fixture["users"].append({"au_id": au_id, "nickname": f"user{n}", "gender": "여" if n % 2 else "남",
-                                 "age": "30대", "pic": f"https://example.com/{n}.png"})
-        fixture["willsoners"].append({
-            "idx": 1_000 + n, "au_id": au_id, "status": "complete" if n % 5 else "waiting",
-            "avg_rating": None if n % 7 == 0 else round(1 + (n % 40) / 10, 1), "experience": "경험", "introduction": "소개",
-            "subcategory_idx": [subcategory], "keywords": ["k"], "image": f"https://example.com/w{n}.jpg"})
+        fixture["users"].append(
+            {
+                "au_id": au_id,
+                "nickname": f"user{n}",
+                "gender": "여" if n % 2 else "남",
+                "age": "30대",
+                "pic": f"https://example.com/{n}.png",
+            }
+        )
+        fixture["willsoners"].append(
+            {
+                "idx": 1_000 + n,
+                "au_id": au_id,
+                "status": "complete" if n % 5 else "waiting",
+                "avg_rating": None if n % 7 == 0 else round(1 + (n % 40) / 10, 1),
+                "experience": "경험",
+                "introduction": "소개",
+                "subcategory_idx": [subcategory],
+                "keywords": ["k"],
+                "image": f"https://example.com/w{n}.jpg",
+            }
+        )
     return fixture
 
 
 def expected_order(fixture: dict[str, Any], exclude_au: int) -> list[int]:
-    complete = [w for w in fixture["willsoners"] if w["status"] == "complete" and 1 in w["subcategory_idx"]
-                and w["au_id"] != exclude_au]
+    complete = [
+        w
+        for w in fixture["willsoners"]
+        if w["status"] == "complete" and 1 in w["subcategory_idx"] and w["au_id"] != exclude_au
+    ]
     rated = sorted((w for w in complete if w["avg_rating"] is not None), key=lambda w: (-w["avg_rating"], w["idx"]))
     unrated = sorted((w for w in complete if w["avg_rating"] is None), key=lambda w: w["idx"])
     return [w["idx"] for w in rated + unrated]
@@ -147,7 +177,11 @@ def test_round_trips_do_not_grow_with_willsoners(dynamodb, count):
     hook = CountingHook()
     dynamodb.meta.events.register("before-call.dynamodb", hook)
     try:
-        for body in ({"concern_idx": 1577}, {"concern_idx": 1577, "match_type": 2}, {"concern_idx": 1577, "match_type": 1}):
+        for body in (
+            {"concern_idx": 1577},
+            {"concern_idx": 1577, "match_type": 2},
+            {"concern_idx": 1577, "match_type": 1},
+        ):
             hook.operations.clear()
             status, _ = progress(body)
             assert status == 200
@@ -159,7 +193,10 @@ def test_round_trips_do_not_grow_with_willsoners(dynamodb, count):
 
 # Errors, in the order SPEC checks them: body → token → fields → concern → willsoners.
 
-@pytest.mark.parametrize("raw", ["{bad json", "[1, 2]", "\"text\"", "", "null", "NaN", '{"concern_idx": 1, "concern_idx": 2}'])
+
+@pytest.mark.parametrize(
+    "raw", ["{bad json", "[1, 2]", '"text"', "", "null", "NaN", '{"concern_idx": 1, "concern_idx": 2}']
+)
 def test_body_that_is_not_a_json_object_comes_first(demo, raw):
     status, body = progress(raw=raw, au_id=None)
     assert status == 400
@@ -168,11 +205,20 @@ def test_body_that_is_not_a_json_object_comes_first(demo, raw):
 
 
 def test_missing_token(demo):
-    assert progress({"concern_idx": 1577}, au_id=None) == (401, {"code": "invalid_token", "message": "Access token is invalid"})
+    assert progress({"concern_idx": 1577}, au_id=None) == (
+        401,
+        {"code": "invalid_token", "message": "Access token is invalid"},
+    )
 
 
-@pytest.mark.parametrize("bad", ["not-a-jwt", jwt.encode({"au_id": 149, "exp": 4102444800}, "other-secret", algorithm="HS256"),
-                                 jwt.encode({"au_id": 149}, "x", algorithm="HS256")])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "not-a-jwt",
+        jwt.encode({"au_id": 149, "exp": 4102444800}, "other-secret", algorithm="HS256"),
+        jwt.encode({"au_id": 149}, "x", algorithm="HS256"),
+    ],
+)
 def test_malformed_or_badly_signed_token(demo, bad):
     status, body = progress({"concern_idx": 1577}, au_id=None, headers={"x-token": bad})
     assert (status, body) == (401, {"code": "invalid_token", "message": "Access token is invalid"})
@@ -185,7 +231,9 @@ def test_expired_token(demo):
 
 
 def test_expired_token_in_milliseconds_like_the_seed(demo):
-    seed_expired = jwt.encode({"au_id": 149, "exp": 1646410924922}, "local-development-secret-change-me", algorithm="HS256")
+    seed_expired = jwt.encode(
+        {"au_id": 149, "exp": 1646410924922}, "local-development-secret-change-me", algorithm="HS256"
+    )
     assert progress({"concern_idx": 1577}, au_id=None, headers={"x-token": seed_expired})[0] == 401
     fresh_ms = token(149, milliseconds=True)
     assert progress({"concern_idx": 1577}, au_id=None, headers={"x-token": fresh_ms})[0] == 200
@@ -226,17 +274,44 @@ def test_nobody_to_list(demo):
     assert progress({"concern_idx": 1578, "match_type": 2})[0] == 200
     # ...but nobody in subcategory 2 is female and complete
     fixture = demo_fixture()
-    fixture["concerns"] = [{"idx": 3000, "au_id": 149, "content": "c", "time": "", "wil_gender": "여",
-                            "subcategory_idx": 2, "personalities": [], "direction": "d"}]
+    fixture["concerns"] = [
+        {
+            "idx": 3000,
+            "au_id": 149,
+            "content": "c",
+            "time": "",
+            "wil_gender": "여",
+            "subcategory_idx": 2,
+            "personalities": [],
+            "direction": "d",
+        }
+    ]
     load(demo, fixture)
     assert progress({"concern_idx": 3000}) == (404, {"code": "willsoner_not_found", "message": "Willsoner not found."})
 
 
 def test_match_type_1_without_sessions_finds_nobody(demo):
-    load(demo, {"concerns": [{"idx": 3001, "au_id": 44, "content": "c", "time": "", "wil_gender": "ALL",
-                               "subcategory_idx": 1, "personalities": [], "direction": "d"}]})
+    load(
+        demo,
+        {
+            "concerns": [
+                {
+                    "idx": 3001,
+                    "au_id": 44,
+                    "content": "c",
+                    "time": "",
+                    "wil_gender": "ALL",
+                    "subcategory_idx": 1,
+                    "personalities": [],
+                    "direction": "d",
+                }
+            ]
+        },
+    )
     assert progress({"concern_idx": 3001, "match_type": 1}, au_id=44) == (
-        404, {"code": "willsoner_not_found", "message": "Willsoner not found."})
+        404,
+        {"code": "willsoner_not_found", "message": "Willsoner not found."},
+    )
 
 
 def test_unexpected_failure_is_a_500_without_internals(demo, monkeypatch):
@@ -247,12 +322,15 @@ def test_unexpected_failure_is_a_500_without_internals(demo, monkeypatch):
     assert progress({"concern_idx": 1577}) == (500, {"code": "internal_error", "message": "Internal server error"})
 
 
-
 def test_match_type_1_stays_within_3_requests_for_a_caller_who_met_hundreds(dynamodb):
     fixture = many_willsoners_fixture(260)
     fixture["sessions"] = [
-        {"asker_au_id": 149, "willsoner_idx": 1_000 + n, "concern_idx": 1500,
-         "completed_at": f"2021-01-01T00:{n // 60:02d}:{n % 60:02d}Z"}
+        {
+            "asker_au_id": 149,
+            "willsoner_idx": 1_000 + n,
+            "concern_idx": 1500,
+            "completed_at": f"2021-01-01T00:{n // 60:02d}:{n % 60:02d}Z",
+        }
         for n in range(250)
     ]
     load(dynamodb, fixture)
@@ -271,8 +349,8 @@ def test_match_type_1_stays_within_3_requests_for_a_caller_who_met_hundreds(dyna
 
 def test_ranking_uses_the_stored_rating_to_many_decimals(dynamodb):
     fixture = demo_fixture()
-    fixture["willsoners"][0]["avg_rating"] = 4.12344   # idx 12, shown "4.1"
-    fixture["willsoners"][1]["avg_rating"] = 4.12345   # idx 15, shown "4.1"
-    fixture["willsoners"][2]["avg_rating"] = 4.12345   # idx 18, shown "4.1": ties with 15, then idx
+    fixture["willsoners"][0]["avg_rating"] = 4.12344  # idx 12, shown "4.1"
+    fixture["willsoners"][1]["avg_rating"] = 4.12345  # idx 15, shown "4.1"
+    fixture["willsoners"][2]["avg_rating"] = 4.12345  # idx 18, shown "4.1": ties with 15, then idx
     load(dynamodb, fixture)
     assert listed(progress({"concern_idx": 1577})[1]) == [(15, "4.1"), (18, "4.1"), (12, "4.1")]

@@ -4,6 +4,7 @@ The logic (payments_cli.reconcile.reconcile) is checked on moto after real swaps
 handler; the command itself (`payments reconcile --dynamodb-endpoint URL`) is run against the
 embedded emulator of a `payments serve` process, after swaps over HTTP.
 """
+
 from __future__ import annotations
 
 import json
@@ -34,9 +35,14 @@ SECOND_SECRET = "KRUGS4ZANFZSAYJAONSWG4TFOQQGC3TE"
 def swapped(dynamodb, monkeypatch):
     """Demo data plus account 20; account 19 swaps three times, account 20 once, 149 never."""
     fixture = demo_fixture()
-    fixture["accounts"].append({"au_id": 20, "otp_secret": SECOND_SECRET,
-                                "points": [{"app_id": 1, "point_id": 1, "mu_id": 29, "quantity": 500}],
-                                "wallets": [{"coin_id": 2, "walletaddress": "0xdef", "quantity": "1.5"}]})
+    fixture["accounts"].append(
+        {
+            "au_id": 20,
+            "otp_secret": SECOND_SECRET,
+            "points": [{"app_id": 1, "point_id": 1, "mu_id": 29, "quantity": 500}],
+            "wallets": [{"coin_id": 2, "walletaddress": "0xdef", "quantity": "1.5"}],
+        }
+    )
     load(dynamodb, fixture)
     now = {"t": T0}
     monkeypatch.setattr(swap_app, "clock", lambda: now["t"])
@@ -46,19 +52,31 @@ def swapped(dynamodb, monkeypatch):
         raw = json.dumps(body).replace('"adjust_coin_quantity": 0', f'"adjust_coin_quantity": {coins}')
         status, answer = swap(raw=raw)
         assert status == 200, answer
-    status, answer = swap(raw=json.dumps({
-        "event_id": 4, "otp_code": pyotp.TOTP(SECOND_SECRET).at(T0 + 60),
-        "point": {"app_id": 1, "point_id": 1, "adjust_point_quantity": 15},
-        "coin": {"coin_id": 2, "adjust_coin_quantity": -1.5}}), au_id=20)
+    status, answer = swap(
+        raw=json.dumps(
+            {
+                "event_id": 4,
+                "otp_code": pyotp.TOTP(SECOND_SECRET).at(T0 + 60),
+                "point": {"app_id": 1, "point_id": 1, "adjust_point_quantity": 15},
+                "coin": {"coin_id": 2, "adjust_coin_quantity": -1.5},
+            }
+        ),
+        au_id=20,
+    )
     assert status == 200, answer
     return dynamodb
 
 
-def set_attribute(client: Any, key: dict[str, str], expression: str, values: dict[str, Any],
-                  names: dict[str, str] | None = None) -> None:
-    client.update_item(TableName=LEDGER_TABLE, Key=codec.to_item(key), UpdateExpression=expression,
-                       ExpressionAttributeValues={k: codec.to_attribute(v) for k, v in values.items()},
-                       **({"ExpressionAttributeNames": names} if names else {}))
+def set_attribute(
+    client: Any, key: dict[str, str], expression: str, values: dict[str, Any], names: dict[str, str] | None = None
+) -> None:
+    client.update_item(
+        TableName=LEDGER_TABLE,
+        Key=codec.to_item(key),
+        UpdateExpression=expression,
+        ExpressionAttributeValues={k: codec.to_attribute(v) for k, v in values.items()},
+        **({"ExpressionAttributeNames": names} if names else {}),
+    )
 
 
 def problems_of(client: Any) -> list[str]:
@@ -68,13 +86,16 @@ def problems_of(client: Any) -> list[str]:
 def test_clean_ledger_after_swaps(swapped):
     report = reconcile(ledger_items(swapped))
     assert report.problems == []
-    assert report.accounts == 3          # 19, 20 and 149 (who has a point account but never swapped)
+    assert report.accounts == 3  # 19, 20 and 149 (who has a point account but never swapped)
     assert report.swap_logs == 4
     assert report.broken_accounts == 0
     assert report.summary() == "accounts checked: 3, swap logs: 4, broken accounts: 0"
     # and the chain does end at the balances the swaps produced
-    balances = {item["sk"]: item["quantity"] for item in ledger_items(swapped) if item["pk"] == "ACCOUNT#19"
-                and item["sk"] in ("POINT#1#1", "WALLET#2")}
+    balances = {
+        item["sk"]: item["quantity"]
+        for item in ledger_items(swapped)
+        if item["pk"] == "ACCOUNT#19" and item["sk"] in ("POINT#1#1", "WALLET#2")
+    }
     assert balances == {"POINT#1#1": 2100 - 110 + 50 - 7, "WALLET#2": Decimal("11") - 5 + Decimal("0.7")}
 
 
@@ -94,14 +115,21 @@ def test_missing_log_id(swapped):
     problems = problems_of(swapped)
     assert "au_id 19: log ids are not contiguous from 1: [1, 3]" in problems
     # without log 2, log 3 no longer starts where log 1 ended
-    assert any(p.startswith("au_id 19: log 3 POINT#1#1: previous 2040 but the log before ended at 1990") for p in problems)
+    assert any(
+        p.startswith("au_id 19: log 3 POINT#1#1: previous 2040 but the log before ended at 1990") for p in problems
+    )
     assert reconcile(ledger_items(swapped)).broken_accounts == 1
 
 
 def test_log_whose_previous_does_not_match(swapped):
     log = keys.swap_log(19, 3)
-    set_attribute(swapped, log, "SET #value.#point.previous_point_quantity = :p, #value.#point.point_quantity = :q",
-                  {":p": 2041, ":q": 2034}, {"#value": "value", "#point": "point"})
+    set_attribute(
+        swapped,
+        log,
+        "SET #value.#point.previous_point_quantity = :p, #value.#point.point_quantity = :q",
+        {":p": 2041, ":q": 2034},
+        {"#value": "value", "#point": "point"},
+    )
     problems = problems_of(swapped)
     assert problems == [
         "au_id 19: log 3 POINT#1#1: previous 2041 but the log before ended at 2040",
@@ -110,8 +138,13 @@ def test_log_whose_previous_does_not_match(swapped):
 
 
 def test_log_whose_arithmetic_is_wrong(swapped):
-    set_attribute(swapped, keys.swap_log(20, 1), "SET #value.#coin.coin_quantity = :q",
-                  {":q": Decimal("0.5")}, {"#value": "value", "#coin": "coin"})
+    set_attribute(
+        swapped,
+        keys.swap_log(20, 1),
+        "SET #value.#coin.coin_quantity = :q",
+        {":q": Decimal("0.5")},
+        {"#value": "value", "#coin": "coin"},
+    )
     assert "au_id 20: log 1 WALLET#2: 1.5 + -1.5 != 0.5" in problems_of(swapped)
 
 
@@ -126,7 +159,9 @@ def test_log_added_behind_the_ledgers_back(swapped):
     swapped.put_item(TableName=LEDGER_TABLE, Item=codec.to_item(forged))
     problems = problems_of(swapped)
     assert "au_id 20: log_seq 1 but last log id 2" in problems
-    assert any(p.startswith("au_id 20: log 2 POINT#1#1: previous 500 but the log before ended at 515") for p in problems)
+    assert any(
+        p.startswith("au_id 20: log 2 POINT#1#1: previous 500 but the log before ended at 515") for p in problems
+    )
 
 
 def test_several_broken_accounts_are_all_reported(swapped):
@@ -139,24 +174,37 @@ def test_several_broken_accounts_are_all_reported(swapped):
 
 # --- the command, against a running local stack --------------------------------------------------
 
+
 def run_reconcile(endpoint: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(PAYMENTS), "reconcile", "--dynamodb-endpoint", endpoint],
-                          capture_output=True, text=True, timeout=60, cwd="/")
+    return subprocess.run(
+        [str(PAYMENTS), "reconcile", "--dynamodb-endpoint", endpoint],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd="/",
+    )
 
 
 @pytest.mark.local_stack
 def test_reconcile_command_on_a_running_stack():
     with LocalStack() as stack:
-        endpoint = next(match.group(1) for line in stack.banner
-                        if (match := re.match(r"DynamoDB: (http://127\.0\.0\.1:\d+)", line)))
+        endpoint = next(
+            match.group(1) for line in stack.banner if (match := re.match(r"DynamoDB: (http://127\.0\.0\.1:\d+)", line))
+        )
         # two swaps over HTTP, with the codes of the current and the next time step (both valid
         # whichever of the two steps the server is in when they arrive)
         base = time.time()
         for offset, points, coins, event_id in ((0, -110, 11, 3), (30, 30, -3, 4)):
-            status, body = stack.post("/v1.0/db/swap", {
-                "event_id": event_id, "otp_code": pyotp.TOTP(DEMO_SECRET).at(base + offset),
-                "point": {"app_id": 1, "point_id": 1, "adjust_point_quantity": points},
-                "coin": {"coin_id": 2, "adjust_coin_quantity": coins}}, {"Authorization": f"Bearer {token(19)}"})
+            status, body = stack.post(
+                "/v1.0/db/swap",
+                {
+                    "event_id": event_id,
+                    "otp_code": pyotp.TOTP(DEMO_SECRET).at(base + offset),
+                    "point": {"app_id": 1, "point_id": 1, "adjust_point_quantity": points},
+                    "coin": {"coin_id": 2, "adjust_coin_quantity": coins},
+                },
+                {"Authorization": f"Bearer {token(19)}"},
+            )
             assert status == 200, body
 
         clean = run_reconcile(endpoint)

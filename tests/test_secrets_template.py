@@ -1,4 +1,5 @@
 """Who can read the TOTP secrets, as template.yaml grants it: the swap function and the ops role, nobody else."""
+
 from __future__ import annotations
 
 import json
@@ -42,8 +43,11 @@ def _secret_table_actions(template: dict[str, Any], function: dict[str, Any]) ->
 
 
 def test_only_the_swap_function_may_read_the_otp_secret_table(template):
-    functions = {name: resource for name, resource in template["Resources"].items()
-                 if resource["Type"] == "AWS::Serverless::Function"}
+    functions = {
+        name: resource
+        for name, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::Serverless::Function"
+    }
     readers = {name: _secret_table_actions(template, function) for name, function in functions.items()}
     # the swap reads the secret in its one BatchGetItem; it never writes, scans or queries the table
     assert readers == {"PaymentProgressFunction": set(), "SwapFunction": {"dynamodb:BatchGetItem"}}
@@ -55,7 +59,11 @@ def test_only_the_swap_function_may_read_the_otp_secret_table(template):
 def test_the_secrets_are_under_a_customer_managed_key_only_their_readers_may_decrypt(template):
     resources = template["Resources"]
     table = resources["OtpSecretTable"]["Properties"]
-    assert table["SSESpecification"] == {"SSEEnabled": True, "SSEType": "KMS", "KMSMasterKeyId": {"Ref": "OtpSecretsKey"}}
+    assert table["SSESpecification"] == {
+        "SSEEnabled": True,
+        "SSEType": "KMS",
+        "KMSMasterKeyId": {"Ref": "OtpSecretsKey"},
+    }
     key = resources["OtpSecretsKey"]["Properties"]
     assert key["EnableKeyRotation"] is True
     decrypters = {}
@@ -77,18 +85,26 @@ def test_the_secrets_are_under_a_customer_managed_key_only_their_readers_may_dec
     assert set(decrypters) == {swap_role, ops_role}
     assert decrypters[swap_role][:2] == (None, {"kms:Decrypt", "kms:DescribeKey"})
     assert decrypters[ops_role][0] == "HasOpsRole"
-    assert decrypters[ops_role][1] == {"kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*",
-                                       "kms:DescribeKey"}
+    assert decrypters[ops_role][1] == {
+        "kms:Encrypt",
+        "kms:Decrypt",
+        "kms:ReEncrypt*",
+        "kms:GenerateDataKey*",
+        "kms:DescribeKey",
+    }
     for _, _, statement in decrypters.values():
         # only through DynamoDB, in this account
         assert statement["Condition"]["StringEquals"]["kms:ViaService"] == {
-            "Fn::Sub": "dynamodb.${AWS::Region}.amazonaws.com"}
+            "Fn::Sub": "dynamodb.${AWS::Region}.amazonaws.com"
+        }
 
 
 def test_the_payment_progress_function_reads_no_item_that_holds_a_secret(template):
     # its only ledger access is BatchGetItem for the honeypot balance; secrets are not in the ledger
     function = template["Resources"]["PaymentProgressFunction"]
-    resources = [resource for statement in _statements(template, function) for resource in _as_list(statement["Resource"])]
+    resources = [
+        resource for statement in _statements(template, function) for resource in _as_list(statement["Resource"])
+    ]
     assert resources
     assert not any(_mentions_secret_table(resource) for resource in resources)
     assert not any("OtpSecretsKey" in json.dumps(resource) for resource in resources)

@@ -1,6 +1,8 @@
 """The swap endpoint through API Gateway events: the seed, every error row, OTP, idempotency, crash safety."""
+
 from __future__ import annotations
 
+import contextlib
 import json
 from decimal import Decimal
 from typing import Any
@@ -14,10 +16,22 @@ from swap_helpers import T0, WALLET, balances, code_at, error, ledger_items, swa
 
 SEED_VALUE = {
     "au_id": 19,
-    "point": {"mu_id": 28, "app_id": 1, "database_id": 1, "point_id": 1,
-              "previous_point_quantity": 2100, "adjust_point_quantity": -110, "point_quantity": 1990},
-    "coin": {"coin_id": 2, "walletaddress": WALLET, "previous_coin_quantity": 0,
-             "adjust_coin_quantity": 11, "coin_quantity": 11},
+    "point": {
+        "mu_id": 28,
+        "app_id": 1,
+        "database_id": 1,
+        "point_id": 1,
+        "previous_point_quantity": 2100,
+        "adjust_point_quantity": -110,
+        "point_quantity": 1990,
+    },
+    "coin": {
+        "coin_id": 2,
+        "walletaddress": WALLET,
+        "previous_coin_quantity": 0,
+        "adjust_coin_quantity": 11,
+        "coin_quantity": 11,
+    },
     "log_id": 1,
     "event_id": 3,
 }
@@ -54,10 +68,22 @@ def test_coin_to_point_back_again(ledger, at_t0):
     assert status == 200
     assert body["value"] == {
         "au_id": 19,
-        "point": {"mu_id": 28, "app_id": 1, "database_id": 1, "point_id": 1,
-                  "previous_point_quantity": 1990, "adjust_point_quantity": 110, "point_quantity": 2100},
-        "coin": {"coin_id": 2, "walletaddress": WALLET, "previous_coin_quantity": 11,
-                 "adjust_coin_quantity": -11, "coin_quantity": 0},
+        "point": {
+            "mu_id": 28,
+            "app_id": 1,
+            "database_id": 1,
+            "point_id": 1,
+            "previous_point_quantity": 1990,
+            "adjust_point_quantity": 110,
+            "point_quantity": 2100,
+        },
+        "coin": {
+            "coin_id": 2,
+            "walletaddress": WALLET,
+            "previous_coin_quantity": 11,
+            "adjust_coin_quantity": -11,
+            "coin_quantity": 0,
+        },
         "log_id": 2,
         "event_id": 4,
     }
@@ -67,7 +93,9 @@ def test_coin_to_point_back_again(ledger, at_t0):
 def test_raw_response_text_has_exact_decimals(ledger):
     from conftest import LambdaContext, api_event, token
 
-    raw = json.dumps(swap_body(adjust_point=-3, adjust_coin=0)).replace('"adjust_coin_quantity": 0', '"adjust_coin_quantity": 0.30')
+    raw = json.dumps(swap_body(adjust_point=-3, adjust_coin=0)).replace(
+        '"adjust_coin_quantity": 0', '"adjust_coin_quantity": 0.30'
+    )
     event = api_event("/v1.0/db/swap", None, {"Authorization": f"Bearer {token(19)}"}, raw=raw)
     response = swap_app.lambda_handler(event, LambdaContext())
     assert response["statusCode"] == 200
@@ -78,6 +106,7 @@ def test_raw_response_text_has_exact_decimals(ledger):
 
 # --- every error row ---
 
+
 def test_body_not_json_object(ledger):
     for raw in ("not json", "[]", "NaN", "", '{"event_id": 3, "event_id": 4}'):
         assert swap(raw=raw, au_id=None) == (400, error(32110, "Request body is invalid"))
@@ -85,12 +114,21 @@ def test_body_not_json_object(ledger):
 
 def test_token_errors(ledger):
     assert swap(swap_body(), au_id=None) == (401, error(30001, "Access token is invalid"))
-    assert swap(swap_body(), au_id=None, headers={"Authorization": "Bearer nope"}) == (401, error(30001, "Access token is invalid"))
-    assert swap(swap_body(), au_id=None, headers={"Authorization": "Basic abc"}) == (401, error(30001, "Access token is invalid"))
+    assert swap(swap_body(), au_id=None, headers={"Authorization": "Bearer nope"}) == (
+        401,
+        error(30001, "Access token is invalid"),
+    )
+    assert swap(swap_body(), au_id=None, headers={"Authorization": "Basic abc"}) == (
+        401,
+        error(30001, "Access token is invalid"),
+    )
     from conftest import token
 
     expired = token(19, ttl=-1)
-    assert swap(swap_body(), au_id=None, headers={"Authorization": f"Bearer {expired}"}) == (401, error(30002, "Access token expired"))
+    assert swap(swap_body(), au_id=None, headers={"Authorization": f"Bearer {expired}"}) == (
+        401,
+        error(30002, "Access token expired"),
+    )
 
 
 @pytest.mark.parametrize("event_id", [None, 5, 0, "3", True, 3.0])
@@ -128,15 +166,27 @@ def test_coin_not_swappable_with_that_point(dynamodb, at_t0):
 @pytest.mark.parametrize(
     "adjust_point, adjust_coin",
     [
-        (None, 11), (-110, None), ("-110", 11), (-110, "11"), (True, 11), (-110, False),
-        (0, 0), (-110, 0), (0, 11),
-        (110, 11), (-110, -11),                      # wrong sign for event 3
-        (-50, 50),                                   # the seed's own request: not at the rate
-        (-111, 11), (-110, Decimal("11.0000001")),   # off the rate
-        (-(2**63), 11), (-(2**64), 11),              # beyond int64
-        (-110, Decimal("1e400")), (-110, Decimal("1E18")),
-        (Decimal("-110.0"), 11), (Decimal("-1.1E2"), 11),
-        (-1, Decimal("0.100000001")),                # 9 fractional digits, the coin allows 8
+        (None, 11),
+        (-110, None),
+        ("-110", 11),
+        (-110, "11"),
+        (True, 11),
+        (-110, False),
+        (0, 0),
+        (-110, 0),
+        (0, 11),
+        (110, 11),
+        (-110, -11),  # wrong sign for event 3
+        (-50, 50),  # the seed's own request: not at the rate
+        (-111, 11),
+        (-110, Decimal("11.0000001")),  # off the rate
+        (-(2**63), 11),
+        (-(2**64), 11),  # beyond int64
+        (-110, Decimal("1e400")),
+        (-110, Decimal("1E18")),
+        (Decimal("-110.0"), 11),
+        (Decimal("-1.1E2"), 11),
+        (-1, Decimal("0.100000001")),  # 9 fractional digits, the coin allows 8
     ],
 )
 def test_adjust_quantity_invalid(ledger, adjust_point, adjust_coin):
@@ -152,14 +202,19 @@ def test_adjust_quantity_invalid(ledger, adjust_point, adjust_coin):
 
 
 def test_trailing_zeros_do_not_count_as_precision(ledger):
-    raw = json.dumps(swap_body(adjust_point=-1, adjust_coin=0)).replace('"adjust_coin_quantity": 0', '"adjust_coin_quantity": 0.1000000000000')
+    raw = json.dumps(swap_body(adjust_point=-1, adjust_coin=0)).replace(
+        '"adjust_coin_quantity": 0', '"adjust_coin_quantity": 0.1000000000000'
+    )
     status, body = swap(raw=raw)
     assert status == 200
     assert body["value"]["coin"]["adjust_coin_quantity"] == 0.1
 
 
 def test_event_4_wrong_sign(ledger):
-    assert swap(swap_body(event_id=4, adjust_point=-110, adjust_coin=11)) == (400, error(32106, "Adjust quantity is invalid"))
+    assert swap(swap_body(event_id=4, adjust_point=-110, adjust_coin=11)) == (
+        400,
+        error(32106, "Adjust quantity is invalid"),
+    )
 
 
 def test_no_point_account(ledger):
@@ -180,7 +235,10 @@ def test_insufficient_points_changes_nothing(ledger):
 
 def test_insufficient_coins_changes_nothing_and_keeps_the_code_usable(ledger):
     before = ledger_items(ledger)
-    assert swap(swap_body(event_id=4, adjust_point=110, adjust_coin=-11)) == (409, error(32105, "Coin quantity is invalid"))
+    assert swap(swap_body(event_id=4, adjust_point=110, adjust_coin=-11)) == (
+        409,
+        error(32105, "Coin quantity is invalid"),
+    )
     assert ledger_items(ledger) == before
     # the same code still works: a refused swap consumed no OTP step
     assert swap(swap_body())[0] == 200
@@ -214,7 +272,9 @@ def test_member_data_read_error(ledger, monkeypatch):
 def test_coin_data_read_error(ledger):
     from payments.repositories import codec, keys
 
-    ledger.update_item(TableName="LedgerTable", Key=codec.to_item(keys.wallet(19, 2)), UpdateExpression="REMOVE quantity")
+    ledger.update_item(
+        TableName="LedgerTable", Key=codec.to_item(keys.wallet(19, 2)), UpdateExpression="REMOVE quantity"
+    )
     assert swap(swap_body()) == (500, error(34004, "GetMeCoinList DB Scan Error"))
 
 
@@ -232,6 +292,7 @@ def test_conflict_after_bounded_retries(ledger, monkeypatch):
 
 # --- precedence: body → token → event → ids → quantities → accounts → OTP → balances ---
 
+
 def test_precedence(ledger):
     worst = swap_body(event_id=9, app_id="x", adjust_point="x", otp_code="bad")
     assert swap(raw="[]", au_id=None)[1]["return"] == 32110
@@ -248,6 +309,7 @@ def test_precedence(ledger):
 
 # --- OTP ---
 
+
 def test_wrong_code(ledger):
     wrong = "000000" if code_at(T0) != "000000" else "111111"
     assert swap(swap_body(otp_code=wrong)) == (401, error(32107, "OTP code is invalid"))
@@ -263,8 +325,13 @@ def test_malformed_code(ledger, code):
 
 def test_account_without_enrolled_otp(dynamodb, at_t0):
     fixture = demo_fixture()
-    fixture["accounts"].append({"au_id": 77, "points": [{"app_id": 1, "point_id": 1, "mu_id": 90, "quantity": 500}],
-                                "wallets": [{"coin_id": 2, "walletaddress": "0xabc", "quantity": "1"}]})
+    fixture["accounts"].append(
+        {
+            "au_id": 77,
+            "points": [{"app_id": 1, "point_id": 1, "mu_id": 90, "quantity": 500}],
+            "wallets": [{"coin_id": 2, "walletaddress": "0xabc", "quantity": "1"}],
+        }
+    )
     load(dynamodb, fixture)
     assert swap(swap_body(), au_id=77) == (401, error(32107, "OTP code is invalid"))
 
@@ -305,10 +372,13 @@ def test_reused_codes_do_not_count_towards_the_lock(ledger, at_t0):
 
 # --- idempotency and crash safety ---
 
+
 def test_identical_retry_returns_the_first_answer_and_moves_once(ledger):
     first = swap(swap_body())
     body = swap_body()
-    reordered = json.dumps({"coin": body["coin"], "point": body["point"], "otp_code": body["otp_code"], "event_id": 3}, indent=4)
+    reordered = json.dumps(
+        {"coin": body["coin"], "point": body["point"], "otp_code": body["otp_code"], "event_id": 3}, indent=4
+    )
     second = swap(raw=reordered)
     assert first == second
     assert first[0] == 200
@@ -321,8 +391,12 @@ def test_a_refused_request_is_not_replayed(ledger):
 
     body = swap_body(event_id=4, adjust_point=110, adjust_coin=-11)
     assert swap(body)[1]["return"] == 32105
-    ledger.update_item(TableName="LedgerTable", Key=codec.to_item(keys.wallet(19, 2)),
-                       UpdateExpression="SET quantity = :q", ExpressionAttributeValues={":q": {"N": "20"}})
+    ledger.update_item(
+        TableName="LedgerTable",
+        Key=codec.to_item(keys.wallet(19, 2)),
+        UpdateExpression="SET quantity = :q",
+        ExpressionAttributeValues={":q": {"N": "20"}},
+    )
     assert swap(body)[0] == 200
 
 
@@ -344,9 +418,14 @@ def test_crash_after_commit_never_applies_twice(ledger, monkeypatch):
 
 def test_two_accounts_never_share_an_idempotency_record(dynamodb, at_t0):
     fixture = demo_fixture()
-    fixture["accounts"].append({"au_id": 20, "otp_secret": "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP",
-                                "points": [{"app_id": 1, "point_id": 1, "mu_id": 29, "quantity": 500}],
-                                "wallets": [{"coin_id": 2, "walletaddress": "0xdef", "quantity": "0"}]})
+    fixture["accounts"].append(
+        {
+            "au_id": 20,
+            "otp_secret": "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP",
+            "points": [{"app_id": 1, "point_id": 1, "mu_id": 29, "quantity": 500}],
+            "wallets": [{"coin_id": 2, "walletaddress": "0xdef", "quantity": "0"}],
+        }
+    )
     load(dynamodb, fixture)
     assert swap(swap_body())[1]["value"]["au_id"] == 19
     assert swap(swap_body(), au_id=20)[1]["value"]["au_id"] == 20
@@ -384,11 +463,13 @@ def test_round_trips_of_a_refused_swap_write_nothing_of_the_ledger(ledger):
 
 def test_int64_minimum_is_a_quantity_the_balance_cannot_cover(ledger):
     raw = json.dumps(swap_body(adjust_point=-(2**63), adjust_coin=0)).replace(
-        '"adjust_coin_quantity": 0', '"adjust_coin_quantity": 922337203685477580.8')
+        '"adjust_coin_quantity": 0', '"adjust_coin_quantity": 922337203685477580.8'
+    )
     assert swap(raw=raw) == (409, error(32103, "point quantity is invalid"))
 
 
 # --- the request record: replays after the code expired, number spelling, the 10-minute window ---
+
 
 def test_retry_after_the_code_expired_replays_the_committed_answer_in_one_read(ledger, at_t0):
     # Given a committed swap
@@ -445,6 +526,7 @@ def test_the_request_record_is_written_by_the_swaps_own_transaction(ledger):
 
 # --- lost answers: the swap resolves what happened before it answers ---
 
+
 def _answers_lost(ledger_client: Any, monkeypatch: pytest.MonkeyPatch, times: int) -> list[str]:
     """The next `times` transactions reach DynamoDB (and may commit) but their answers are lost."""
     from botocore.exceptions import ConnectionClosedError
@@ -456,10 +538,8 @@ def _answers_lost(ledger_client: Any, monkeypatch: pytest.MonkeyPatch, times: in
         seen.append(kwargs["ClientRequestToken"])
         if len(seen) > times:
             return real(**kwargs)
-        try:
+        with contextlib.suppress(Exception):  # whatever DynamoDB said, the caller never hears it
             real(**kwargs)
-        except Exception:  # noqa: BLE001 - whatever DynamoDB said, the caller never hears it
-            pass
         raise ConnectionClosedError(endpoint_url="https://dynamodb.us-east-1.amazonaws.com")
 
     monkeypatch.setattr(ledger_client, "transact_write_items", deliver_then_lose)
@@ -514,8 +594,12 @@ def test_after_a_lost_answer_no_refusal_is_final_and_the_retry_is_judged_on_what
 
     def timed_out_while_drained(**kwargs: Any) -> Any:
         monkeypatch.setattr(swap_app.ledger._client, "transact_write_items", real)
-        ledger.update_item(TableName="LedgerTable", Key=codec.to_item(keys.point_balance(19, 1, 1)),
-                           UpdateExpression="SET quantity = :q", ExpressionAttributeValues={":q": {"N": "5"}})
+        ledger.update_item(
+            TableName="LedgerTable",
+            Key=codec.to_item(keys.point_balance(19, 1, 1)),
+            UpdateExpression="SET quantity = :q",
+            ExpressionAttributeValues={":q": {"N": "5"}},
+        )
         raise ReadTimeoutError(endpoint_url="https://dynamodb.us-east-1.amazonaws.com")
 
     monkeypatch.setattr(swap_app.ledger._client, "transact_write_items", timed_out_while_drained)
@@ -531,6 +615,7 @@ def test_after_a_lost_answer_no_refusal_is_final_and_the_retry_is_judged_on_what
 
 # --- the time budget ---
 
+
 def test_no_dynamodb_call_starts_that_could_outlive_the_function(ledger, monkeypatch):
     from payments.services.swap import TimeBudget
 
@@ -545,6 +630,7 @@ def test_no_dynamodb_call_starts_that_could_outlive_the_function(ledger, monkeyp
 
 
 # --- the OTP lockout, judged one wrong code at a time ---
+
 
 def test_a_wrong_code_is_counted_by_a_conditional_write_and_a_lost_race_is_judged_again(ledger, monkeypatch):
     from payments.repositories.ledger import GuardWriteResult
@@ -587,9 +673,20 @@ def test_no_swap_commits_while_locked_even_from_a_state_read_before_the_lock(led
     def read_then_lock(*args: Any) -> Any:
         state = real_read(*args)
         # the lock lands between this swap's read and its transaction
-        ledger.put_item(TableName="LedgerTable", Item=codec.to_item({
-            **keys.otp_guard(19), "entity": "otp_guard", "au_id": 19, "version": 5, "failures": [],
-            "locked_until_ms": int(T0 * 1000) + 900_000, "expires_at": int(T0) + 901}))
+        ledger.put_item(
+            TableName="LedgerTable",
+            Item=codec.to_item(
+                {
+                    **keys.otp_guard(19),
+                    "entity": "otp_guard",
+                    "au_id": 19,
+                    "version": 5,
+                    "failures": [],
+                    "locked_until_ms": int(T0 * 1000) + 900_000,
+                    "expires_at": int(T0) + 901,
+                }
+            ),
+        )
         return state
 
     monkeypatch.setattr(swap_app.ledger, "read_swap_state", read_then_lock)
@@ -599,6 +696,7 @@ def test_no_swap_commits_while_locked_even_from_a_state_read_before_the_lock(led
 
 
 # --- secrets ---
+
 
 def test_in_lambda_without_a_secret_arn_there_is_no_development_secret(ledger, monkeypatch, caplog):
     from payments.config import Settings
@@ -610,7 +708,7 @@ def test_in_lambda_without_a_secret_arn_there_is_no_development_secret(ledger, m
 
 def test_otp_secrets_live_in_their_own_table(ledger):
     assert not any("otp_secret" in item for item in ledger_items(ledger))
-    [secret] = [codec_item for codec_item in ledger.scan(TableName="OtpSecretTable")["Items"]]
+    [secret] = ledger.scan(TableName="OtpSecretTable")["Items"]
     assert secret["pk"] == {"S": "ACCOUNT#19"} and secret["sk"] == {"S": "OTP_SECRET"}
 
 
@@ -640,7 +738,9 @@ def test_a_committed_request_spelt_with_other_numbers_in_its_ids_gets_its_answer
     # Then it is the same request: the committed answer, not 32100
     assert swap(raw=raw) == first
     # while a new request spelt that way is refused: ids are JSON integers
-    fresh = json.dumps(swap_body(adjust_point=-20, adjust_coin=2, when=T0 + 30)).replace('"event_id": 3', '"event_id": 3.0')
+    fresh = json.dumps(swap_body(adjust_point=-20, adjust_coin=2, when=T0 + 30)).replace(
+        '"event_id": 3', '"event_id": 3.0'
+    )
     assert swap(raw=fresh) == (400, error(32100, "EventID is invalid"))
 
 
@@ -674,9 +774,13 @@ def test_deployed_the_signing_secret_comes_from_secrets_manager(ledger, monkeypa
 
     # Given the function in Lambda with its secret in Secrets Manager
     arn = boto3.client("secretsmanager", region_name="us-east-1").create_secret(
-        Name="jwt", SecretString="a-deployed-secret-of-sixty-four-characters-0123456789abcdefghijkl")["ARN"]
-    monkeypatch.setattr(swap_app, "settings", Settings.from_environ(
-        {"AWS_LAMBDA_FUNCTION_NAME": "swap", "JWT_SECRET_ARN": arn, "JWT_SECRET": "ignored"}))
+        Name="jwt", SecretString="a-deployed-secret-of-sixty-four-characters-0123456789abcdefghijkl"
+    )["ARN"]
+    monkeypatch.setattr(
+        swap_app,
+        "settings",
+        Settings.from_environ({"AWS_LAMBDA_FUNCTION_NAME": "swap", "JWT_SECRET_ARN": arn, "JWT_SECRET": "ignored"}),
+    )
     secrets_provider().clear_cache()
     deployed = issue_access_token(19, "a-deployed-secret-of-sixty-four-characters-0123456789abcdefghijkl", 3600)
     event = api_event("/v1.0/db/swap", None, {"Authorization": f"Bearer {deployed}"}, raw=json.dumps(swap_body()))

@@ -1,15 +1,17 @@
 """Concurrent swaps over real HTTP against the local stack, on DynamoDB Local and on the embedded emulator."""
+
 from __future__ import annotations
 
 import http.client
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import boto3
 import pyotp
@@ -31,14 +33,19 @@ def stack(request) -> Iterator[tuple[LocalStack, str]]:
         if not is_installed():
             pytest.skip("DynamoDB Local not installed (make dynamodb-local)")
         # DynamoDB Local serialises transactions itself: requests reach it concurrently
-        with DynamoDBLocal() as database:
-            with LocalStack("--dynamodb-endpoint", database.endpoint, "--fixture", str(DEMO_FIXTURE),
-                            "--concurrent-dynamodb") as local:
-                yield local, database.endpoint
+        with (
+            DynamoDBLocal() as database,
+            LocalStack(
+                "--dynamodb-endpoint", database.endpoint, "--fixture", str(DEMO_FIXTURE), "--concurrent-dynamodb"
+            ) as local,
+        ):
+            yield local, database.endpoint
     elif request.param == "moto-server":
-        with moto_server() as endpoint:
-            with LocalStack("--dynamodb-endpoint", endpoint, "--fixture", str(DEMO_FIXTURE)) as local:
-                yield local, endpoint
+        with (
+            moto_server() as endpoint,
+            LocalStack("--dynamodb-endpoint", endpoint, "--fixture", str(DEMO_FIXTURE)) as local,
+        ):
+            yield local, endpoint
     else:
         with LocalStack("--fixture", str(DEMO_FIXTURE)) as local:
             line = next(line for line in local.banner if line.startswith("DynamoDB: "))
@@ -46,9 +53,12 @@ def stack(request) -> Iterator[tuple[LocalStack, str]]:
 
 
 def swap_body(code: str, points: int, event_id: int = 3) -> dict[str, Any]:
-    return {"event_id": event_id, "otp_code": code,
-            "point": {"app_id": 1, "point_id": 1, "adjust_point_quantity": points},
-            "coin": {"coin_id": 2, "adjust_coin_quantity": str(Decimal(-points) / 10)}}
+    return {
+        "event_id": event_id,
+        "otp_code": code,
+        "point": {"app_id": 1, "point_id": 1, "adjust_point_quantity": points},
+        "coin": {"coin_id": 2, "adjust_coin_quantity": str(Decimal(-points) / 10)},
+    }
 
 
 def send_all(local: LocalStack, bodies: list[dict[str, Any]]) -> list[tuple[int, Any]]:
@@ -68,22 +78,46 @@ def _raw(body: dict[str, Any]) -> str:
 
 def summary(answers: list[tuple[int, Any]]) -> list[tuple[int, int, Any, Any]]:
     """(status, code, log_id, points moved) of each answer, for readable failures."""
-    return [(status, body["return"], body.get("value", {}).get("log_id"),
-             body.get("value", {}).get("point", {}).get("adjust_point_quantity")) for status, body in answers]
+    return [
+        (
+            status,
+            body["return"],
+            body.get("value", {}).get("log_id"),
+            body.get("value", {}).get("point", {}).get("adjust_point_quantity"),
+        )
+        for status, body in answers
+    ]
 
 
 def ledger_of(endpoint: str, au_id: int = 19) -> dict[str, dict[str, Any]]:
-    client = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1",
-                          aws_access_key_id="local", aws_secret_access_key="local")
-    items = client.query(TableName="LedgerTable", KeyConditionExpression="pk = :pk",
-                         ExpressionAttributeValues={":pk": {"S": f"ACCOUNT#{au_id}"}}, ConsistentRead=True)["Items"]
+    client = boto3.client(
+        "dynamodb",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
+    items = client.query(
+        TableName="LedgerTable",
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": f"ACCOUNT#{au_id}"}},
+        ConsistentRead=True,
+    )["Items"]
     return {item["sk"]: item for item in (codec.from_item(raw) for raw in items)}
 
 
 def reconcile_exit_code(endpoint: str) -> int:
-    return subprocess.run([str(PAYMENTS), "reconcile", "--dynamodb-endpoint", endpoint], capture_output=True,
-                          text=True, env={"PATH": "/usr/bin:/bin", "AWS_ACCESS_KEY_ID": "local",
-                                          "AWS_SECRET_ACCESS_KEY": "local", "AWS_DEFAULT_REGION": "us-east-1"}).returncode
+    return subprocess.run(
+        [str(PAYMENTS), "reconcile", "--dynamodb-endpoint", endpoint],
+        capture_output=True,
+        text=True,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        },
+    ).returncode
 
 
 def test_sixteen_requests_with_the_same_code_move_money_once(stack):
@@ -98,7 +132,10 @@ def test_sixteen_requests_with_the_same_code_move_money_once(stack):
     successes = [body for status, body in answers if status == 200]
     assert len(successes) == 1, (summary(answers), ledger_of(endpoint))
     assert sorted({(status, body["return"]) for status, body in answers if status != 200}) in (
-        [(409, 32108)], [(409, 32108), (409, 32203)], [(409, 32203)])
+        [(409, 32108)],
+        [(409, 32108), (409, 32203)],
+        [(409, 32203)],
+    )
     ledger = ledger_of(endpoint)
     logs = [item for sk, item in ledger.items() if sk.startswith("SWAPLOG#")]
     assert [log["log_id"] for log in logs] == [1]
@@ -142,8 +179,9 @@ def test_sixteen_identical_requests_at_once_all_get_the_one_committed_answer(sta
     successes = [answer for answer in answers if answer[0] == 200]
     assert successes, summary(answers)
     assert all(answer == successes[0] for answer in successes), summary(answers)
-    assert all(answer in (successes[0], (409, {"return": 32203, "message": "Swap conflict, try again"}))
-               for answer in answers), summary(answers)
+    assert all(
+        answer in (successes[0], (409, {"return": 32203, "message": "Swap conflict, try again"})) for answer in answers
+    ), summary(answers)
     # and money moved once, with one log entry
     ledger = ledger_of(endpoint)
     assert [item["log_id"] for sk, item in ledger.items() if sk.startswith("SWAPLOG#")] == [1]
@@ -168,7 +206,9 @@ def test_thirty_wrong_codes_at_once_judge_at_most_five(stack):
     guard = ledger_of(endpoint)["OTP_GUARD"]
     assert len(guard["failures"]) == 5
     # and no swap commits while the account is locked, even with the right code
-    locked = local.post("/v1.0/db/swap", raw=_raw(swap_body(right, -110)), headers={"Authorization": f"Bearer {token(19)}"})
+    locked = local.post(
+        "/v1.0/db/swap", raw=_raw(swap_body(right, -110)), headers={"Authorization": f"Bearer {token(19)}"}
+    )
     assert locked == (429, {"return": 32109, "message": "Too many OTP attempts"})
     assert not any(sk.startswith("SWAPLOG#") for sk in ledger_of(endpoint))
 
@@ -181,18 +221,20 @@ def test_serve_killed_mid_burst_then_every_request_retried(backend):
         totp = pyotp.TOTP(DEMO_SECRET)
         bodies = [swap_body(totp.at(now, counter_offset=offset), -100 - n) for offset in (-1, 0, 1) for n in range(4)]
         first_round: list[Any] = []
-        with LocalStack("--dynamodb-endpoint", endpoint, "--fixture", str(DEMO_FIXTURE), *extra) as local:
-            # When serve is killed (SIGKILL) while the burst is in flight
-            with ThreadPoolExecutor(max_workers=len(bodies)) as pool:
-                futures = [pool.submit(_post_or_error, local, body) for body in bodies]
-                time.sleep(0.15)
-                local.kill()
-                first_round = [future.result() for future in futures]
+        # When serve is killed (SIGKILL) while the burst is in flight
+        with (
+            LocalStack("--dynamodb-endpoint", endpoint, "--fixture", str(DEMO_FIXTURE), *extra) as local,
+            ThreadPoolExecutor(max_workers=len(bodies)) as pool,
+        ):
+            futures = [pool.submit(_post_or_error, local, body) for body in bodies]
+            time.sleep(0.15)
+            local.kill()
+            first_round = [future.result() for future in futures]
         # and restarted on the same database (no fixture: a restart never resets data)
         with LocalStack("--dynamodb-endpoint", endpoint, *extra) as local:
             retried = [_post_or_error(local, body) for body in bodies]
         # Then every request that had an answer gets the same answer if it was a success...
-        for before, after in zip(first_round, retried):
+        for before, after in zip(first_round, retried, strict=True):
             if before is not None and before[0] == 200:
                 assert after == before, (first_round, retried)
         # ...and every committed swap is reported as a success to its retry, each exactly once
@@ -201,7 +243,9 @@ def test_serve_killed_mid_burst_then_every_request_retried(backend):
         assert [log["log_id"] for log in logs] == list(range(1, len(logs) + 1))
         reported = [after[1]["value"] for after in retried if after is not None and after[0] == 200]
         assert sorted(value["log_id"] for value in reported) == [log["log_id"] for log in logs]
-        assert ledger["POINT#1#1"]["quantity"] == 2100 + sum(log["value"]["point"]["adjust_point_quantity"] for log in logs)
+        assert ledger["POINT#1#1"]["quantity"] == 2100 + sum(
+            log["value"]["point"]["adjust_point_quantity"] for log in logs
+        )
         assert all(after is not None and after[0] < 500 for after in retried), retried
         assert reconcile_exit_code(endpoint) == 0
 

@@ -4,19 +4,21 @@
 which counts every request and, when armed, forwards a request and then resets the connection
 instead of answering: the call happened, its caller cannot know.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterator
 from decimal import Decimal
-from typing import Any, Iterator
+from typing import Any
 
 import pyotp
 import pytest
+from test_swap_concurrency import DEMO_SECRET, _raw, ledger_of, reconcile_exit_code, swap_body
 
 from conftest import DEMO_FIXTURE, token
 from local_stack import LocalStack, moto_server, wait_for_calm_otp_step
 from payments_cli.dynamodb_local import DynamoDBLocal, is_installed
 from payments_cli.dynamodb_proxy import DynamoDBProxy
-from test_swap_concurrency import DEMO_SECRET, _raw, ledger_of, reconcile_exit_code, swap_body
 
 pytestmark = pytest.mark.local_stack
 UNKNOWN = (500, {"return": 32202, "message": "Unknown swap error"})
@@ -38,8 +40,9 @@ def proxied(request) -> Iterator[tuple[LocalStack, DynamoDBProxy, str]]:
 def _stack(endpoint: str, serialise: bool) -> Iterator[tuple[LocalStack, DynamoDBProxy, str]]:
     proxy = DynamoDBProxy(endpoint, serialise=serialise).start()
     try:
-        with LocalStack("--dynamodb-endpoint", proxy.endpoint, "--fixture", str(DEMO_FIXTURE),
-                        "--concurrent-dynamodb") as local:
+        with LocalStack(
+            "--dynamodb-endpoint", proxy.endpoint, "--fixture", str(DEMO_FIXTURE), "--concurrent-dynamodb"
+        ) as local:
             proxy.reset()
             yield local, proxy, endpoint
     finally:
@@ -53,15 +56,31 @@ def post(local: LocalStack, body: dict[str, Any]) -> tuple[int, Any]:
 def expected_success(body: dict[str, Any]) -> tuple[int, Any]:
     points = body["point"]["adjust_point_quantity"]
     coins = Decimal(body["coin"]["adjust_coin_quantity"])
-    return 200, {"return": 0, "message": "success", "value": {
-        "au_id": 19,
-        "point": {"mu_id": 28, "app_id": 1, "database_id": 1, "point_id": 1, "previous_point_quantity": 2100,
-                  "adjust_point_quantity": points, "point_quantity": 2100 + points},
-        "coin": {"coin_id": 2, "walletaddress": "0x0cE183FBE350BE042c9F456Da78CfADAA5Cf1225",
-                 "previous_coin_quantity": 0, "adjust_coin_quantity": int(coins), "coin_quantity": int(coins)},
-        "log_id": 1,
-        "event_id": 3,
-    }}
+    return 200, {
+        "return": 0,
+        "message": "success",
+        "value": {
+            "au_id": 19,
+            "point": {
+                "mu_id": 28,
+                "app_id": 1,
+                "database_id": 1,
+                "point_id": 1,
+                "previous_point_quantity": 2100,
+                "adjust_point_quantity": points,
+                "point_quantity": 2100 + points,
+            },
+            "coin": {
+                "coin_id": 2,
+                "walletaddress": "0x0cE183FBE350BE042c9F456Da78CfADAA5Cf1225",
+                "previous_coin_quantity": 0,
+                "adjust_coin_quantity": int(coins),
+                "coin_quantity": int(coins),
+            },
+            "log_id": 1,
+            "event_id": 3,
+        },
+    }
 
 
 def test_dynamodb_requests_per_swap(proxied):

@@ -1,4 +1,5 @@
 """Property: any sequence of swaps keeps the stored ledger equal to a simple reference model."""
+
 from __future__ import annotations
 
 import json
@@ -20,9 +21,8 @@ RATE = Decimal("0.1")
 
 def locked(failures: list[float], now: float) -> bool:
     """5 wrong codes within 15 minutes lock OTP for 15 minutes after the fifth."""
-    return any(
-        failures[i] - failures[i - 4] <= 900 and now < failures[i] + 900 for i in range(4, len(failures))
-    )
+    return any(failures[i] - failures[i - 4] <= 900 and now < failures[i] + 900 for i in range(4, len(failures)))
+
 
 step = st.one_of(
     st.tuples(st.just("swap"), st.sampled_from([3, 4]), st.integers(min_value=1, max_value=3000)),
@@ -31,7 +31,12 @@ step = st.one_of(
 )
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture], phases=[Phase.explicit, Phase.reuse, Phase.generate])
+@settings(
+    max_examples=20,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],
+)
 @given(steps=st.lists(step, min_size=1, max_size=12))
 def test_ledger_matches_the_reference_model(monkeypatch, steps):
     with mock_aws():

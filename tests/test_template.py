@@ -4,6 +4,7 @@ Linters: cfn-lint (the project venv) and `sam validate --lint` (the SAM CLI live
 venv: SAM_BIN, set by `make test`). The rest reads the template with
 payments_cli.template.load_template, which keeps the short-form intrinsics as `Ref` / `Fn::…`.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,10 +27,20 @@ LINT_TIMEOUT = 300
 # Runtimes AWS supports through 2027 at least (python3.11 is deprecated in 2026).
 SUPPORTED_RUNTIMES = re.compile(r"^python3\.(1[2-9]|[2-9][0-9])$")
 WRITE_ACTIONS = {
-    "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem",
-    "dynamodb:TransactWriteItems", "dynamodb:PartiQLInsert", "dynamodb:PartiQLUpdate", "dynamodb:PartiQLDelete",
-    "dynamodb:CreateTable", "dynamodb:DeleteTable", "dynamodb:UpdateTable", "dynamodb:RestoreTableFromBackup",
-    "dynamodb:ImportTable", "dynamodb:UpdateTimeToLive",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:BatchWriteItem",
+    "dynamodb:TransactWriteItems",
+    "dynamodb:PartiQLInsert",
+    "dynamodb:PartiQLUpdate",
+    "dynamodb:PartiQLDelete",
+    "dynamodb:CreateTable",
+    "dynamodb:DeleteTable",
+    "dynamodb:UpdateTable",
+    "dynamodb:RestoreTableFromBackup",
+    "dynamodb:ImportTable",
+    "dynamodb:UpdateTimeToLive",
 }
 
 
@@ -69,7 +80,8 @@ def statements(template: dict[str, Any], function: dict[str, Any]) -> Iterator[d
     assert policies, "the function's permissions are inline statements"
     for policy in policies:
         assert isinstance(policy, dict) and "Statement" in policy, (
-            f"only inline statements are checked here, found {policy!r}")
+            f"only inline statements are checked here, found {policy!r}"
+        )
         yield from policy["Statement"]
 
 
@@ -118,9 +130,9 @@ def function_for_path(template: dict[str, Any], path: str) -> dict[str, Any]:
 
 # --- linters -------------------------------------------------------------------------------------
 
+
 def sam_binary() -> str | None:
-    for candidate in (os.environ.get("SAM_BIN"), str(ROOT / ".venv-sam" / "bin" / "sam"),
-                      shutil.which("sam")):
+    for candidate in (os.environ.get("SAM_BIN"), str(ROOT / ".venv-sam" / "bin" / "sam"), shutil.which("sam")):
         if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
             return candidate
     return None
@@ -138,13 +150,20 @@ def test_sam_validate_lint_passes(tmp_path):
     if sam is None:
         pytest.skip("no SAM CLI: SAM_BIN is unset and no sam was found (`make test` installs one in .venv-sam)")
     env = {**os.environ, "SAM_CLI_TELEMETRY": "0", "HOME": os.environ.get("HOME") or str(tmp_path)}
-    result = subprocess.run([sam, "validate", "--lint", "--template", str(TEMPLATE), "--region", "us-east-1"],
-                            capture_output=True, text=True, timeout=LINT_TIMEOUT, cwd=ROOT, env=env)
+    result = subprocess.run(
+        [sam, "validate", "--lint", "--template", str(TEMPLATE), "--region", "us-east-1"],
+        capture_output=True,
+        text=True,
+        timeout=LINT_TIMEOUT,
+        cwd=ROOT,
+        env=env,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "is a valid SAM Template" in result.stdout + result.stderr
 
 
 # --- API, functions, concurrency ------------------------------------------------------------------
+
 
 def test_api_stage_is_throttled(template):
     [api] = resources(template, "AWS::Serverless::Api").values()
@@ -199,13 +218,15 @@ def test_no_secret_in_plain_environment_variables(template):
             if SECRET_NAME.search(variable):
                 # a reference to a secret, or the name of the table that holds the OTP secrets
                 assert variable.endswith(("_ARN", "_TABLE_NAME")) and isinstance(value, dict), (
-                    f"{name}: {variable} looks like a secret and is not a reference to one")
+                    f"{name}: {variable} looks like a secret and is not a reference to one"
+                )
     for name, secret in resources(template, "AWS::SecretsManager::Secret").items():
         assert "SecretString" not in secret["Properties"], f"{name}: secret value written in the template"
         assert "GenerateSecretString" in secret["Properties"]
 
 
 # --- least privilege -----------------------------------------------------------------------------
+
 
 def test_no_wildcard_permissions(template):
     for name, function in functions(template).items():
@@ -245,6 +266,7 @@ def test_swap_cannot_delete_or_scan_the_ledger(template):
 
 # --- tables --------------------------------------------------------------------------------------
 
+
 def test_tables_are_on_demand_with_pitr_sse_and_deletion_protection(template):
     tables = resources(template, "AWS::DynamoDB::Table")
     assert {"WillsonTable", "LedgerTable", "OtpSecretTable"} == set(tables)
@@ -257,7 +279,8 @@ def test_tables_are_on_demand_with_pitr_sse_and_deletion_protection(template):
         assert protection is not None, name
         # driven by the parameter (through a condition), default on
         assert "TableDeletionProtection" in refs(protection) or any(
-            "TableDeletionProtection" in refs(template["Conditions"][c]) for c in _conditions(protection)), name
+            "TableDeletionProtection" in refs(template["Conditions"][c]) for c in _conditions(protection)
+        ), name
     assert template["Parameters"]["TableDeletionProtection"]["Default"] == "true"
     # the data and the money are kept even if the stack goes
     for name in ("WillsonTable", "LedgerTable", "OtpSecretTable"):
@@ -299,12 +322,16 @@ def test_code_writes_the_ttl_attributes_the_template_declares(template, demo, mo
     guard = codec.from_item(demo.get_item(TableName="LedgerTable", Key=codec.to_item(keys.otp_guard(19)))["Item"])
     assert T0 < int(guard[ttl_attribute]) <= T0 + 3600
     assert swap(swap_body())[0] == 200
-    [record] = [codec.from_item(item) for item in demo.scan(TableName="LedgerTable")["Items"]
-                if item["sk"]["S"].startswith("REQUEST#")]
+    [record] = [
+        codec.from_item(item)
+        for item in demo.scan(TableName="LedgerTable")["Items"]
+        if item["sk"]["S"].startswith("REQUEST#")
+    ]
     assert T0 + 600 <= int(record[ttl_attribute]) <= T0 + 700
 
 
 # --- alarms --------------------------------------------------------------------------------------
+
 
 def _alarm_metrics(alarm: dict[str, Any]) -> Iterator[tuple[str, str, list[dict[str, Any]]]]:
     properties = alarm["Properties"]
@@ -336,15 +363,17 @@ def test_alarms_on_lambda_errors_and_throttles_of_every_function(template):
     for name in functions(template):
         for metric in ("Errors", "Throttles"):
             assert any(ns == "AWS/Lambda" and m == metric and name in targets for ns, m, targets in alarmed), (
-                f"no alarm on {metric} of {name}")
+                f"no alarm on {metric} of {name}"
+            )
 
 
 def test_alarms_on_dynamodb_errors_of_the_data_tables(template):
     alarmed = _alarmed(template)
     for table in ("LedgerTable", "WillsonTable"):
         errors = {"SystemErrors", "ThrottledRequests", "UserErrors"}
-        assert any(ns == "AWS/DynamoDB" and m in errors and table in targets
-                   for ns, m, targets in alarmed), f"no alarm on DynamoDB errors of {table}"
+        assert any(ns == "AWS/DynamoDB" and m in errors and table in targets for ns, m, targets in alarmed), (
+            f"no alarm on DynamoDB errors of {table}"
+        )
 
 
 def test_alarms_alert_when_a_topic_is_given(template):
@@ -364,7 +393,8 @@ XRAY_ONLY = re.compile(r"^arn:(aws|\$\{AWS::Partition\}):iam::aws:policy/AWSXray
 
 def sam_python() -> Path | None:
     for candidate in ([Path(os.environ["SAM_BIN"]).with_name("python")] if os.environ.get("SAM_BIN") else []) + [
-            ROOT / ".venv-sam" / "bin" / "python"]:
+        ROOT / ".venv-sam" / "bin" / "python"
+    ]:
         if candidate.is_file():
             return candidate
     return None
@@ -375,10 +405,19 @@ def transform(parameters: dict[str, str] | None = None, new_code: dict[str, str]
     if python is None:
         pytest.skip("no SAM CLI virtualenv (.venv-sam, or SAM_BIN): `make test` installs it")
     result = subprocess.run(
-        [str(python), str(ROOT / "tests" / "sam_transform.py"), str(TEMPLATE), json.dumps(parameters or {}),
-         json.dumps(new_code or {})],
-        capture_output=True, text=True, timeout=LINT_TIMEOUT, cwd=ROOT,
-        env={**os.environ, "AWS_DEFAULT_REGION": "us-east-1", "SAM_CLI_TELEMETRY": "0"})
+        [
+            str(python),
+            str(ROOT / "tests" / "sam_transform.py"),
+            str(TEMPLATE),
+            json.dumps(parameters or {}),
+            json.dumps(new_code or {}),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=LINT_TIMEOUT,
+        cwd=ROOT,
+        env={**os.environ, "AWS_DEFAULT_REGION": "us-east-1", "SAM_CLI_TELEMETRY": "0"},
+    )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -390,6 +429,7 @@ def deployed() -> dict[str, Any]:
 
 def evaluate(value: Any, template: dict[str, Any], parameters: dict[str, str]) -> Any:
     """A value as CloudFormation resolves it for these parameter values (conditions, Fn::If, Ref of a parameter)."""
+
     def condition(name: str) -> bool:
         return bool(evaluate(template["Conditions"][name], template, parameters))
 
@@ -424,7 +464,8 @@ def test_exactly_one_stage_and_it_is_throttled(deployed):
     for name, deployment in resources(deployed, "AWS::ApiGateway::Deployment").items():
         # a Deployment's StageName creates a stage of its own: SAM's implicit `Stage`
         assert "StageName" not in deployment["Properties"], (
-            f"{name} creates the stage {deployment['Properties']['StageName']}")
+            f"{name} creates the stage {deployment['Properties']['StageName']}"
+        )
     [stage] = stages.values()
     assert stage["Properties"]["StageName"] == {"Ref": "StageName"}
     settings = stage["Properties"]["MethodSettings"]
@@ -437,8 +478,11 @@ def test_exactly_one_stage_and_it_is_throttled(deployed):
 def test_api_alarms_watch_the_real_stage_and_api(deployed):
     [stage_id] = resources(deployed, "AWS::ApiGateway::Stage")
     [api] = resources(deployed, "AWS::ApiGateway::RestApi").values()
-    api_alarms = [a for a in resources(deployed, "AWS::CloudWatch::Alarm").values()
-                  if a["Properties"].get("Namespace") == "AWS/ApiGateway"]
+    api_alarms = [
+        a
+        for a in resources(deployed, "AWS::CloudWatch::Alarm").values()
+        if a["Properties"].get("Namespace") == "AWS/ApiGateway"
+    ]
     assert api_alarms
     for alarm in api_alarms:
         dimensions = {d["Name"]: d["Value"] for d in alarm["Properties"]["Dimensions"]}
@@ -477,9 +521,12 @@ def test_each_function_writes_only_its_own_log_group(deployed):
         [role] = refs(function["Properties"]["Role"])
         [group] = refs(function["Properties"]["LoggingConfig"]["LogGroup"])
         assert deployed["Resources"][group]["Type"] == "AWS::Logs::LogGroup"
-        logging = [statement for policy in deployed["Resources"][role]["Properties"]["Policies"]
-                   for statement in as_list(policy["PolicyDocument"]["Statement"])
-                   if any(action.startswith("logs:") for action in as_list(statement["Action"]))]
+        logging = [
+            statement
+            for policy in deployed["Resources"][role]["Properties"]["Policies"]
+            for statement in as_list(policy["PolicyDocument"]["Statement"])
+            if any(action.startswith("logs:") for action in as_list(statement["Action"]))
+        ]
         assert logging and all(refs(statement["Resource"]) == {group} for statement in logging), name
 
 
@@ -524,8 +571,10 @@ def test_snapstart_on_published_versions_and_the_api_invokes_the_alias(deployed)
 
 def test_a_deploy_that_changes_only_the_layer_publishes_new_versions(deployed):
     def versions(template: dict[str, Any]) -> dict[str, str]:
-        return {version["Properties"]["FunctionName"]["Ref"]: name
-                for name, version in resources(template, "AWS::Lambda::Version").items()}
+        return {
+            version["Properties"]["FunctionName"]["Ref"]: name
+            for name, version in resources(template, "AWS::Lambda::Version").items()
+        }
 
     # the domain code is in the layer: a new layer alone must move the `live` alias, or it would run the old one
     before, after = versions(deployed), versions(transform(new_code={"SharedLayer": "-v2"}))
@@ -542,10 +591,15 @@ def test_access_logs_are_json_with_request_id_route_status_latency_and_no_token(
     assert deployed["Resources"][group_id]["Properties"]["RetentionInDays"]
     fields = json.loads(setting["Format"])
     assert {fields["requestId"], fields["route"], fields["status"], fields["responseLatency"]} == {
-        "$context.requestId", "$context.resourcePath", "$context.status", "$context.responseLatency"}
+        "$context.requestId",
+        "$context.resourcePath",
+        "$context.status",
+        "$context.responseLatency",
+    }
     for name, value in fields.items():
         assert not re.search(r"header|authorizer|input\.|token|\$context\.identity\.(?!sourceIp)", value, re.I), (
-            f"{name}: {value} may log a credential")
+            f"{name}: {value} may log a credential"
+        )
     # API Gateway needs the account's CloudWatch role before a stage with access logs can exist
     [account] = resources(deployed, "AWS::ApiGateway::Account").values()
     assert refs(account["Properties"]["CloudWatchRoleArn"]) <= set(resources(deployed, "AWS::IAM::Role"))
@@ -572,22 +626,40 @@ def test_custom_domain_serves_the_seeds_urls_with_no_stage_prefix(deployed):
     assert set(deployed["Resources"][api_id]["Properties"]["Body"]["paths"]) >= set(ROUTES)
     outputs = deployed["Outputs"]
     assert outputs["DomainSwapUrl"]["Value"] == {"Fn::Sub": "https://${DomainName}/v1.0/db/swap"}
-    assert outputs["DomainPaymentProgressUrl"]["Value"] == {"Fn::Sub": "https://${DomainName}/api/v1/asker/payment/progress"}
+    assert outputs["DomainPaymentProgressUrl"]["Value"] == {
+        "Fn::Sub": "https://${DomainName}/api/v1/asker/payment/progress"
+    }
     # created only when asked for: nothing by default, everything with a domain, the record with a zone as well
     conditional = {name: r["Condition"] for name, r in deployed["Resources"].items() if "Condition" in r}
     records = resources(deployed, "AWS::Route53::RecordSet")
     for name in [domain_id, *resources(deployed, "AWS::ApiGateway::BasePathMapping"), *records]:
         condition = conditional[name]
         assert evaluate({"Condition": condition}, deployed, {}) is False, name
-        assert evaluate({"Condition": condition}, deployed, {
-            "DomainName": "api.example.com", "CertificateArn": "arn:aws:acm:us-east-1:1:certificate/x",
-            "HostedZoneId": "Z1"}) is True, name
+        assert (
+            evaluate(
+                {"Condition": condition},
+                deployed,
+                {
+                    "DomainName": "api.example.com",
+                    "CertificateArn": "arn:aws:acm:us-east-1:1:certificate/x",
+                    "HostedZoneId": "Z1",
+                },
+            )
+            is True
+        ), name
     [record_id] = records
-    assert evaluate({"Condition": conditional[record_id]}, deployed, {
-        "DomainName": "api.example.com", "CertificateArn": "arn:aws:acm:us-east-1:1:certificate/x"}) is False
+    assert (
+        evaluate(
+            {"Condition": conditional[record_id]},
+            deployed,
+            {"DomainName": "api.example.com", "CertificateArn": "arn:aws:acm:us-east-1:1:certificate/x"},
+        )
+        is False
+    )
     assert {outputs[o]["Condition"] for o in ("DomainSwapUrl", "DomainPaymentProgressUrl")} == {conditional[domain_id]}
     assert any("CertificateArn" in json.dumps(rule) for rule in deployed.get("Rules", {}).values()), (
-        "a DomainName without its certificate is refused before anything is created")
+        "a DomainName without its certificate is refused before anything is created"
+    )
 
 
 def dashboard(deployed: dict[str, Any]) -> tuple[dict[str, Any], set[str]]:
@@ -614,15 +686,23 @@ def test_dashboard_shows_routes_swap_outcomes_otp_and_dynamodb(deployed):
     body, placeholders = dashboard(deployed)
     for placeholder in placeholders:
         assert placeholder.startswith("AWS::") or placeholder in deployed["Resources"], (
-            f"${{{placeholder}}} resolves to nothing")
+            f"${{{placeholder}}} resolves to nothing"
+        )
     metrics = dashboard_metrics(body)
     [stage_id] = resources(deployed, "AWS::ApiGateway::Stage")
     for route in ROUTES:
         wanted = (("Count", {"Sum"}), ("Latency", {"p50", "p99"}), ("4XXError", {"Sum"}), ("5XXError", {"Sum"}))
         for metric, stats in wanted:
-            shown = {stat for ns, name, dims, stat in metrics if ns == "AWS/ApiGateway" and name == metric
-                     and dims.get("Resource") == route and dims.get("Method") == "POST"
-                     and dims.get("Stage") == f"<{stage_id}>" and dims.get("ApiName") == "<AWS::StackName>"}
+            shown = {
+                stat
+                for ns, name, dims, stat in metrics
+                if ns == "AWS/ApiGateway"
+                and name == metric
+                and dims.get("Resource") == route
+                and dims.get("Method") == "POST"
+                and dims.get("Stage") == f"<{stage_id}>"
+                and dims.get("ApiName") == "<AWS::StackName>"
+            }
             assert stats <= shown, f"{metric} {stats - shown} of {route}"
     app_metrics = {name for ns, name, dims, _ in metrics if ns == "WillsonPayments" and dims == {"service": "payments"}}
     refusals = {"SwapRefused" + kind.title().replace("_", "") for kind in DASHBOARD_CATALOGUE}

@@ -3,6 +3,7 @@
 `python -m payments_cli.dynamodb_local [--port 8000] [--data-dir DIR] -- COMMAND…` runs COMMAND
 with `--dynamodb-endpoint` pointing at it, then stops it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,7 +32,7 @@ def is_installed(install_dir: Path | None = None) -> bool:
     return (emulator_dir(install_dir) / "DynamoDBLocal.jar").exists() and shutil.which("java") is not None
 
 
-def stop_process(process: "subprocess.Popen[Any] | None", timeout: float = 15.0) -> None:
+def stop_process(process: subprocess.Popen[Any] | None, timeout: float = 15.0) -> None:
     """Stop a child process: SIGTERM, then SIGKILL if it has not exited within `timeout`."""
     if process is None or process.poll() is not None:
         return
@@ -62,14 +63,24 @@ class DynamoDBLocal:
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 60.0) -> "DynamoDBLocal":
+    def start(self, timeout: float = 60.0) -> DynamoDBLocal:
         storage = ["-inMemory"]
         if self.data_dir is not None:
             self.data_dir.mkdir(parents=True, exist_ok=True)
             storage = ["-dbPath", str(self.data_dir.resolve())]
-        command = ["java", "-Xmx512m", "-Djava.library.path=./DynamoDBLocal_lib", "-jar", "DynamoDBLocal.jar",
-                   "-port", str(self.port), "-sharedDb", *storage]
-        self._process = subprocess.Popen(command, cwd=self._dir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        command = [
+            "java",
+            "-Xmx512m",
+            "-Djava.library.path=./DynamoDBLocal_lib",
+            "-jar",
+            "DynamoDBLocal.jar",
+            "-port",
+            str(self.port),
+            "-sharedDb",
+            *storage,
+        ]
+        # a fixed command: the machine's java and the jar `make dynamodb-local` installed
+        self._process = subprocess.Popen(command, cwd=self._dir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
@@ -85,7 +96,7 @@ class DynamoDBLocal:
     def stop(self) -> None:
         stop_process(self._process)
 
-    def __enter__(self) -> "DynamoDBLocal":
+    def __enter__(self) -> DynamoDBLocal:
         return self.start()
 
     def __exit__(self, *_: object) -> None:
@@ -117,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
             except KeyboardInterrupt:
                 return 0
         try:
-            return subprocess.call([*command, "--dynamodb-endpoint", database.endpoint])
+            return subprocess.call([*command, "--dynamodb-endpoint", database.endpoint])  # noqa: S603 - the user's command
         except KeyboardInterrupt:
             return 0
 

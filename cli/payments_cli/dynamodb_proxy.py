@@ -17,6 +17,7 @@ Control requests (never forwarded): GET /__proxy/stats answers the counts as JSO
 {"operation": "TransactWriteItems", "drop_answer": 1, "drop_request": 0, "after": 0} arms faults for
 the requests of that operation that follow the next `after` ones.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,14 +28,22 @@ import struct
 import sys
 import threading
 from collections import Counter
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, ContextManager
+from typing import Any
 from urllib.parse import urlsplit
 
-_HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "proxy-connection", "te",
-               "trailer", "upgrade"}
+_HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "content-length",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "upgrade",
+}
 CONTROL_PREFIX = "/__proxy/"
 
 
@@ -67,7 +76,7 @@ class DynamoDBProxy:
             raise ValueError(f"not an http(s) endpoint: {upstream}")
         self._https = target.scheme == "https"
         self._upstream = (target.hostname, target.port or (443 if self._https else 80))
-        self._forwarding: ContextManager[Any] = threading.Lock() if serialise else nullcontext()
+        self._forwarding: AbstractContextManager[Any] = threading.Lock() if serialise else nullcontext()
         self._state = threading.Lock()
         self._traffic = Traffic()
         self._faults: dict[str, dict[str, int]] = {}
@@ -79,7 +88,7 @@ class DynamoDBProxy:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
-    def start(self) -> "DynamoDBProxy":
+    def start(self) -> DynamoDBProxy:
         self._thread.start()
         return self
 
@@ -158,10 +167,10 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - BaseHTTPRequestHandler's name
         return
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         self._serve()
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self._serve()
 
     def _serve(self) -> None:
@@ -204,7 +213,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _control(self, body: bytes) -> None:
         proxy = self.server.proxy
-        action = self.path[len(CONTROL_PREFIX):]
+        action = self.path[len(CONTROL_PREFIX) :]
         if action == "stats":
             self._reply_json(200, proxy.stats())
         elif action == "reset" and self.command == "POST":
@@ -213,8 +222,12 @@ class _Handler(BaseHTTPRequestHandler):
         elif action == "faults" and self.command == "POST":
             try:
                 plan = json.loads(body or b"{}")
-                proxy.arm(str(plan["operation"]), drop_answer=int(plan.get("drop_answer", 0)),
-                          drop_request=int(plan.get("drop_request", 0)), after=int(plan.get("after", 0)))
+                proxy.arm(
+                    str(plan["operation"]),
+                    drop_answer=int(plan.get("drop_answer", 0)),
+                    drop_request=int(plan.get("drop_request", 0)),
+                    after=int(plan.get("after", 0)),
+                )
             except (ValueError, KeyError, TypeError) as error:
                 self._reply_json(400, {"error": f"bad fault plan: {error}"})
                 return
@@ -252,7 +265,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--upstream", required=True, help="the DynamoDB endpoint to forward to")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--concurrent", action="store_true", help="forward requests as they come (default: one at a time)")
+    parser.add_argument(
+        "--concurrent", action="store_true", help="forward requests as they come (default: one at a time)"
+    )
     args = parser.parse_args(argv)
     try:
         proxy = DynamoDBProxy(args.upstream, serialise=not args.concurrent, host=args.host, port=args.port)

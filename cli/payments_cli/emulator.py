@@ -4,11 +4,13 @@ moto does not serialise concurrent requests, so two conditional transactions cou
 their conditions; a lock around the whole WSGI app makes every request atomic, as DynamoDB's
 own transactions are.
 """
+
 from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
@@ -43,7 +45,7 @@ class EmbeddedDynamoDB:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
-    def start(self) -> "EmbeddedDynamoDB":
+    def start(self) -> EmbeddedDynamoDB:
         self._thread.start()
         return self
 

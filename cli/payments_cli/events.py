@@ -1,4 +1,5 @@
 """API Gateway REST proxy events for in-process invocations, shaped like the recorded ones in events/."""
+
 from __future__ import annotations
 
 import json
@@ -16,7 +17,9 @@ def _recorded() -> dict[str, Any]:
     return json.loads(RECORDED_EVENT.read_text(encoding="utf-8"))
 
 
-def api_event(path: str, body: Any = None, headers: dict[str, str] | None = None, raw: str | None = None) -> dict[str, Any]:
+def api_event(
+    path: str, body: Any = None, headers: dict[str, str] | None = None, raw: str | None = None
+) -> dict[str, Any]:
     """A POST to `path` with `body` (JSON-encoded) or `raw` text, and these headers."""
     event = deepcopy(_recorded())
     event["path"] = path

@@ -1,4 +1,5 @@
 """Validates fixture files (demo data, test users, catalogues) and upserts them into the Willson and Ledger tables."""
+
 from __future__ import annotations
 
 import json
@@ -6,7 +7,7 @@ import re
 import time
 from collections.abc import Hashable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal, DecimalException
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -49,7 +50,7 @@ def _json_number(value: object) -> Decimal:
 
 def _decimal_string(value: object) -> Decimal:
     if not isinstance(value, str) or not _DECIMAL_STRING.fullmatch(value):
-        raise ValueError("must be a decimal string such as \"0.1\" (digits, optionally a point and digits)")
+        raise ValueError('must be a decimal string such as "0.1" (digits, optionally a point and digits)')
     return _storable(Decimal(value))
 
 
@@ -72,7 +73,7 @@ def _utc_timestamp(value: str) -> str:
     if moment.tzinfo is None:
         raise ValueError("must state its UTC offset (for example Z or +09:00)")
     try:
-        utc = moment.astimezone(timezone.utc)
+        utc = moment.astimezone(UTC)
     except OverflowError:
         raise ValueError("is out of range") from None
     return utc.replace(microsecond=0, tzinfo=None).isoformat() + "Z"
@@ -260,9 +261,7 @@ def _describe(problem: ErrorDetails, prefix: str = "") -> str:
 def parse_fixture_text(text: str) -> Fixture:
     """Parse and validate a fixture file's text; raises FixtureError naming the first bad path."""
     try:
-        document = json.loads(
-            text, parse_float=Decimal, parse_constant=_refuse_constant, object_pairs_hook=_JsonObject
-        )
+        document = json.loads(text, parse_float=Decimal, parse_constant=_refuse_constant, object_pairs_hook=_JsonObject)
     except json.JSONDecodeError as error:
         raise FixtureError(f"line {error.lineno} column {error.colno}: {error.msg}") from None
     repeated = _find_repeated_key(document)
@@ -338,8 +337,8 @@ def _scan(client: Any, table: str, entities: Iterable[str]) -> dict[ItemKey, Ite
     for page in pages:
         for raw in page.get("Items", []):
             item = codec.from_item(raw)
-            assert item is not None
-            found[_item_key(item)] = item
+            if item is not None:
+                found[_item_key(item)] = item
     return found
 
 
@@ -669,8 +668,8 @@ def _plan_ledger(client: Any, fixture: Fixture, table: str) -> _Changes:
             path = f"accounts[{index}].wallets[{position}]"
             _require(wallet.coin_id in coin_decimals, f"{path}.coin_id", f"coin {wallet.coin_id}")
             decimals = coin_decimals[wallet.coin_id]
-            exponent = wallet.quantity.normalize().as_tuple().exponent
-            assert isinstance(exponent, int)
+            # a finite decimal (the model refuses others): its exponent is an int
+            exponent = int(wallet.quantity.normalize().as_tuple().exponent)
             if -exponent > decimals:
                 raise FixtureError(
                     f"{path}.quantity: {wallet.quantity} has more than {decimals} fractional digits "
@@ -679,35 +678,47 @@ def _plan_ledger(client: Any, fixture: Fixture, table: str) -> _Changes:
 
     changes = _Changes()
     for app in fixture.apps:
-        changes.upsert(stored, {
-            **keys.app(app.app_id),
-            "entity": "app",
-            "app_id": app.app_id,
-            "database_id": app.database_id,
-            "name": app.name,
-            "points": app_points[app.app_id],
-        })
+        changes.upsert(
+            stored,
+            {
+                **keys.app(app.app_id),
+                "entity": "app",
+                "app_id": app.app_id,
+                "database_id": app.database_id,
+                "name": app.name,
+                "points": app_points[app.app_id],
+            },
+        )
     for coin in fixture.coins:
         changes.upsert(stored, {**keys.coin(coin.coin_id), "entity": "coin", **coin.model_dump()})
     for rate in fixture.swap_rates:
-        changes.upsert(stored, {
-            **keys.swap_rate(rate.app_id, rate.point_id, rate.coin_id),
-            "entity": "rate",
-            **rate.model_dump(),
-        })
+        changes.upsert(
+            stored,
+            {
+                **keys.swap_rate(rate.app_id, rate.point_id, rate.coin_id),
+                "entity": "rate",
+                **rate.model_dump(),
+            },
+        )
     for account in fixture.accounts:
         for point in account.points:
-            changes.upsert(stored, {
-                **keys.point_balance(account.au_id, point.app_id, point.point_id),
-                "entity": "point",
-                "au_id": account.au_id,
-                **point.model_dump(),
-            })
+            changes.upsert(
+                stored,
+                {
+                    **keys.point_balance(account.au_id, point.app_id, point.point_id),
+                    "entity": "point",
+                    "au_id": account.au_id,
+                    **point.model_dump(),
+                },
+            )
         for wallet in account.wallets:
-            changes.upsert(stored, {
-                **keys.wallet(account.au_id, wallet.coin_id),
-                "entity": "wallet",
-                "au_id": account.au_id,
-                **wallet.model_dump(),
-            })
+            changes.upsert(
+                stored,
+                {
+                    **keys.wallet(account.au_id, wallet.coin_id),
+                    "entity": "wallet",
+                    "au_id": account.au_id,
+                    **wallet.model_dump(),
+                },
+            )
     return changes

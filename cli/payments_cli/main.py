@@ -1,4 +1,5 @@
 """Entry point of the `payments` console script."""
+
 from __future__ import annotations
 
 import argparse
@@ -28,8 +29,10 @@ def _prepare_environment(endpoint: str | None, *, find_local_stack: bool = True)
     The DynamoDB endpoint: `endpoint` (--dynamodb-endpoint), else AWS_ENDPOINT_URL_DYNAMODB (or
     AWS_ENDPOINT_URL), else the one a running `payments serve` recorded, else AWS itself.
     """
-    if endpoint is None and find_local_stack and not (
-        os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or os.environ.get("AWS_ENDPOINT_URL")
+    if (
+        endpoint is None
+        and find_local_stack
+        and not (os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or os.environ.get("AWS_ENDPOINT_URL"))
     ):
         from payments_cli.state import RecordedServeGone, recorded_endpoint
 
@@ -140,12 +143,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if dashboard != asker:
         print(f"Demo token (au_id {dashboard}): {dashboard_token}")
     print("Try:")
-    print(f"  curl -s -X POST {url}/api/v1/asker/payment/progress -H 'Content-Type: application/json' "
-          f"-H 'x-token: {willson_token}' -d '{{\"concern_idx\": {concern}}}'")
-    print(f"  curl -s -X POST {url}/v1.0/db/swap -H 'Content-Type: application/json' "
-          f"-H 'Authorization: Bearer {dashboard_token}' -d '{{\"event_id\": 3, \"otp_code\": \"<code from: payments otp code --au-id {dashboard}>\", "
-          f"\"point\": {{\"app_id\": 1, \"point_id\": 1, \"adjust_point_quantity\": -110}}, "
-          f"\"coin\": {{\"coin_id\": 2, \"adjust_coin_quantity\": 11}}}}'")
+    print(
+        f"  curl -s -X POST {url}/api/v1/asker/payment/progress -H 'Content-Type: application/json' "
+        f"-H 'x-token: {willson_token}' -d '{{\"concern_idx\": {concern}}}'"
+    )
+    print(
+        f"  curl -s -X POST {url}/v1.0/db/swap -H 'Content-Type: application/json' "
+        f"-H 'Authorization: Bearer {dashboard_token}' "
+        f'-d \'{{"event_id": 3, "otp_code": "<code from: payments otp code --au-id {dashboard}>", '
+        f'"point": {{"app_id": 1, "point_id": 1, "adjust_point_quantity": -110}}, '
+        f'"coin": {{"coin_id": 2, "adjust_coin_quantity": 11}}}}\''
+    )
     print(f"  OpenAPI: {url}/docs", flush=True)
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it as cleanly as Ctrl-C
     try:
@@ -165,9 +173,13 @@ def _probe_dynamodb(endpoint: str) -> None:
     import boto3
 
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
-    client = boto3.client("dynamodb", endpoint_url=endpoint, region_name=region,
-                          aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "local"),
-                          aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "local"))
+    client = boto3.client(
+        "dynamodb",
+        endpoint_url=endpoint,
+        region_name=region,
+        aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "local"),
+        aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "local"),
+    )
     client.list_tables(Limit=1)
 
 
@@ -233,7 +245,9 @@ def cmd_otp_enroll(args: argparse.Namespace) -> int:
     from payments.repositories.ledger import LedgerRepository
 
     secret = pyotp.random_base32()
-    LedgerRepository(_client(), get_settings().ledger_table, get_settings().otp_secret_table).enroll_otp(args.au_id, secret)
+    LedgerRepository(_client(), get_settings().ledger_table, get_settings().otp_secret_table).enroll_otp(
+        args.au_id, secret
+    )
     uri = pyotp.TOTP(secret).provisioning_uri(name=f"au_id {args.au_id}", issuer_name="Willson Points")
     print(uri)
     code = qrcode.QRCode(border=1)
@@ -256,8 +270,10 @@ def cmd_otp_code(args: argparse.Namespace) -> int:
     repository = LedgerRepository(_client(), settings.ledger_table, settings.otp_secret_table)
     secret = repository.get_otp_secret(args.au_id)
     if not secret:
-        raise CliError(f"au_id {args.au_id} has no OTP enrolled (an unknown account, or never enrolled: "
-                       f"payments otp enroll --au-id {args.au_id})")
+        raise CliError(
+            f"au_id {args.au_id} has no OTP enrolled (an unknown account, or never enrolled: "
+            f"payments otp enroll --au-id {args.au_id})"
+        )
     print(pyotp.TOTP(secret).now())
     return 0
 
@@ -286,7 +302,9 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     from payments_cli.reconcile import reconcile
 
     settings = get_settings()
-    report = reconcile(LedgerRepository(_client(), settings.ledger_table, settings.otp_secret_table).iter_ledger_items())
+    report = reconcile(
+        LedgerRepository(_client(), settings.ledger_table, settings.otp_secret_table).iter_ledger_items()
+    )
     print(report.summary())
     for line in report.problems:
         print(f"BROKEN {line}")
@@ -298,26 +316,40 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def with_endpoint(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        sub.add_argument("--dynamodb-endpoint", metavar="URL",
-                         help="DynamoDB endpoint (default: AWS_ENDPOINT_URL_DYNAMODB, else AWS)")
+        sub.add_argument(
+            "--dynamodb-endpoint",
+            metavar="URL",
+            help="DynamoDB endpoint (default: AWS_ENDPOINT_URL_DYNAMODB, else AWS)",
+        )
         return sub
 
     serve = with_endpoint(commands.add_parser("serve", help="run the local stack (both routes over HTTP)"))
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=_port, default=3000)
     serve.add_argument("--fixture", metavar="PATH", help="load this fixture (and only it) before serving")
-    serve.add_argument("--cors-origin", metavar="URL", action="append", default=[],
-                       help="browser origin allowed to call the API (repeatable; default: CORS_ALLOWED_ORIGINS, "
-                            "comma-separated; none: CORS off)")
-    serve.add_argument("--concurrent-dynamodb", action="store_true",
-                       help="send concurrent requests to --dynamodb-endpoint as they come (only for an endpoint that "
-                            "serialises conditional transactions itself, such as DynamoDB Local; moto's server does not)")
+    serve.add_argument(
+        "--cors-origin",
+        metavar="URL",
+        action="append",
+        default=[],
+        help="browser origin allowed to call the API (repeatable; default: CORS_ALLOWED_ORIGINS, "
+        "comma-separated; none: CORS off)",
+    )
+    serve.add_argument(
+        "--concurrent-dynamodb",
+        action="store_true",
+        help="send concurrent requests to --dynamodb-endpoint as they come (only for an endpoint that "
+        "serialises conditional transactions itself, such as DynamoDB Local; moto's server does not)",
+    )
     serve.set_defaults(func=cmd_serve)
-    serve.description = ("Without --dynamodb-endpoint (or AWS_ENDPOINT_URL_DYNAMODB) an embedded, serialised "
-                         "DynamoDB emulator runs in-process.")
+    serve.description = (
+        "Without --dynamodb-endpoint (or AWS_ENDPOINT_URL_DYNAMODB) an embedded, serialised "
+        "DynamoDB emulator runs in-process."
+    )
 
     with_endpoint(commands.add_parser("create-tables", help="create the template's tables if missing")).set_defaults(
-        func=cmd_create_tables)
+        func=cmd_create_tables
+    )
 
     load = with_endpoint(commands.add_parser("load-fixture", help="validate and load a fixture (all or nothing)"))
     load.add_argument("path", metavar="PATH")
@@ -381,12 +413,13 @@ def _failure_line(error: Exception) -> str:
     )
 
     # a repository's own error (LedgerReadFailed …) says the same as the botocore error it wraps
-    while error.__cause__ is not None and not isinstance(error, (BotoCoreError, ClientError)):
-        assert isinstance(error.__cause__, Exception)
+    while isinstance(error.__cause__, Exception) and not isinstance(error, (BotoCoreError, ClientError)):
         error = error.__cause__
     if isinstance(error, EndpointConnectionError):
-        return (f"cannot reach DynamoDB at {error.kwargs.get('endpoint_url')}: start `payments serve` (the other "
-                "commands then find it), or pass --dynamodb-endpoint URL (or set AWS_ENDPOINT_URL_DYNAMODB)")
+        return (
+            f"cannot reach DynamoDB at {error.kwargs.get('endpoint_url')}: start `payments serve` (the other "
+            "commands then find it), or pass --dynamodb-endpoint URL (or set AWS_ENDPOINT_URL_DYNAMODB)"
+        )
     if isinstance(error, NoCredentialsError):
         return "no AWS credentials found: for a local stack, start `payments serve` or pass --dynamodb-endpoint URL"
     if isinstance(error, NoRegionError):

@@ -9,6 +9,7 @@ output, committed; `tests/test_openapi.py` fails when the two drift apart.
     python -m payments_cli.openapi --write    # (re)write docs/openapi.json
     python -m payments_cli.openapi --check    # exit 1 when docs/openapi.json is stale
 """
+
 from __future__ import annotations
 
 import argparse
@@ -61,7 +62,12 @@ class _ExactDecimals(GenerateJsonSchema):
 
     def decimal_schema(self, schema: core_schema.DecimalSchema) -> dict[str, Any]:
         json_schema: dict[str, Any] = {"type": "number"}
-        for bound, keyword in (("gt", "exclusiveMinimum"), ("lt", "exclusiveMaximum"), ("ge", "minimum"), ("le", "maximum")):
+        for bound, keyword in (
+            ("gt", "exclusiveMinimum"),
+            ("lt", "exclusiveMaximum"),
+            ("ge", "minimum"),
+            ("le", "maximum"),
+        ):
             value = schema.get(bound)
             if value is not None:
                 json_schema[keyword] = int(value) if Decimal(value) == int(value) else float(value)
@@ -71,10 +77,22 @@ class _ExactDecimals(GenerateJsonSchema):
 # The seed page's response, which the demo data reproduces (a request of -110 points, +11 coins).
 _SWAP_EXAMPLE_VALUE = {
     "au_id": 19,
-    "point": {"mu_id": 28, "app_id": 1, "database_id": 1, "point_id": 1,
-              "previous_point_quantity": 2100, "adjust_point_quantity": -110, "point_quantity": 1990},
-    "coin": {"coin_id": 2, "walletaddress": "0x0cE183FBE350BE042c9F456Da78CfADAA5Cf1225",
-             "previous_coin_quantity": 0, "adjust_coin_quantity": 11, "coin_quantity": 11},
+    "point": {
+        "mu_id": 28,
+        "app_id": 1,
+        "database_id": 1,
+        "point_id": 1,
+        "previous_point_quantity": 2100,
+        "adjust_point_quantity": -110,
+        "point_quantity": 1990,
+    },
+    "coin": {
+        "coin_id": 2,
+        "walletaddress": "0x0cE183FBE350BE042c9F456Da78CfADAA5Cf1225",
+        "previous_coin_quantity": 0,
+        "adjust_coin_quantity": 11,
+        "coin_quantity": 11,
+    },
     "log_id": 1,
     "event_id": 3,
 }
@@ -84,6 +102,9 @@ _SWAP_EXAMPLE_REQUEST = {
     "point": {"app_id": 1, "point_id": 1, "adjust_point_quantity": -110},
     "coin": {"coin_id": 2, "adjust_coin_quantity": 11},
 }
+
+
+_TOKEN_DESCRIPTION = "HS256 JWT with an integer `au_id` claim and `exp` (seconds, or milliseconds above 10^11)."  # noqa: S105 - not a secret
 
 
 def _component_schemas() -> dict[str, Any]:
@@ -97,8 +118,12 @@ def _component_schemas() -> dict[str, Any]:
     schemas: dict[str, Any] = definitions["$defs"]
     # The validator of `match_type` admits only 1 and 2 (or null / absent): say so in the schema.
     match_type = schemas["PaymentProgressRequest"]["properties"]["match_type"]
-    match_type.update({"anyOf": [{"type": "integer", "enum": [1, 2]}, {"type": "null"}],
-                       "description": "1: the same willsoner(s) as before; 2: a different one; null or absent: all."})
+    match_type.update(
+        {
+            "anyOf": [{"type": "integer", "enum": [1, 2]}, {"type": "null"}],
+            "description": "1: the same willsoner(s) as before; 2: a different one; null or absent: all.",
+        }
+    )
     schemas["PaymentProgressRequest"]["properties"]["concern_idx"]["description"] = "The caller's concern."
     for success in ("PaymentProgressSuccess", "SwapSuccess"):
         _close_objects(schemas, success)
@@ -175,10 +200,12 @@ def _error_responses(code_field: str, envelope: str, catalogue: dict[str, Catalo
         listed = ", ".join(dict.fromkeys(str(entry.code) for _, entry in entries))
         responses[str(status)] = {
             "description": f"Refused: {listed}.",
-            "content": {JSON: {
-                "schema": {"allOf": [{"$ref": REF_TEMPLATE.format(model=envelope)}], "anyOf": variants},
-                "examples": examples,
-            }},
+            "content": {
+                JSON: {
+                    "schema": {"allOf": [{"$ref": REF_TEMPLATE.format(model=envelope)}], "anyOf": variants},
+                    "examples": examples,
+                }
+            },
         }
     return responses
 
@@ -247,13 +274,13 @@ def build_document() -> dict[str, Any]:
                     "type": "apiKey",
                     "in": "header",
                     "name": "x-token",
-                    "description": "HS256 JWT with an integer `au_id` claim and `exp` (seconds, or milliseconds above 10^11).",
+                    "description": _TOKEN_DESCRIPTION,
                 },
                 "BearerJWT": {
                     "type": "http",
                     "scheme": "bearer",
                     "bearerFormat": "JWT",
-                    "description": "HS256 JWT with an integer `au_id` claim and `exp` (seconds, or milliseconds above 10^11).",
+                    "description": _TOKEN_DESCRIPTION,
                 },
             },
         },
@@ -275,7 +302,10 @@ def _payment_progress_operation() -> dict[str, Any]:
             "PaymentProgressRequest",
             {
                 "all": {"summary": "Every matching willsoner", "value": {"concern_idx": 1577}},
-                "different": {"summary": "Willsoners never met before", "value": {"concern_idx": 1577, "match_type": 2}},
+                "different": {
+                    "summary": "Willsoners never met before",
+                    "value": {"concern_idx": 1577, "match_type": 2},
+                },
             },
             "The caller's concern, and which willsoners to list.",
         ),
@@ -308,13 +338,19 @@ def _swap_operation() -> dict[str, Any]:
         "responses": {
             "200": {
                 "description": "The swap was committed (or this is the replay of the same request's success).",
-                "content": {JSON: {
-                    "schema": {"$ref": REF_TEMPLATE.format(model="SwapSuccess")},
-                    "examples": {"seed": {
-                        "summary": "The seed page's response",
-                        "value": _checked(SwapSuccess, {"return": 0, "message": "success", "value": _SWAP_EXAMPLE_VALUE}),
-                    }},
-                }},
+                "content": {
+                    JSON: {
+                        "schema": {"$ref": REF_TEMPLATE.format(model="SwapSuccess")},
+                        "examples": {
+                            "seed": {
+                                "summary": "The seed page's response",
+                                "value": _checked(
+                                    SwapSuccess, {"return": 0, "message": "success", "value": _SWAP_EXAMPLE_VALUE}
+                                ),
+                            }
+                        },
+                    }
+                },
             },
             **_error_responses("return", "SwapError", DASHBOARD_CATALOGUE),
         },

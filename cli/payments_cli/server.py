@@ -1,4 +1,5 @@
 """The local stack's HTTP front: each request becomes an API Gateway proxy event for the real handler."""
+
 from __future__ import annotations
 
 import base64
@@ -9,9 +10,10 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from payments_cli.template import Route
@@ -77,8 +79,9 @@ class FunctionPool:
             self._idle.put(handler)
 
 
-def proxy_event(route: Route, method: str, raw_path: str, headers: dict[str, list[str]], body: bytes,
-                source_ip: str) -> dict[str, Any]:
+def proxy_event(
+    route: Route, method: str, raw_path: str, headers: dict[str, list[str]], body: bytes, source_ip: str
+) -> dict[str, Any]:
     """An API Gateway REST (v1) proxy event, as API Gateway sends it to Lambda."""
     split = urlsplit(raw_path)
     query = parse_qs(split.query, keep_blank_values=True)
@@ -122,8 +125,12 @@ class LocalApiServer(ThreadingHTTPServer):
     request_queue_size = 128
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], pools: dict[tuple[str, str], FunctionPool],
-                 extra_pages: dict[str, tuple[str, bytes]] | None = None) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        pools: dict[tuple[str, str], FunctionPool],
+        extra_pages: dict[str, tuple[str, bytes]] | None = None,
+    ) -> None:
         self.pools = pools
         self.extra_pages = extra_pages or {}
         super().__init__(address, _RequestHandler)

@@ -1,4 +1,5 @@
 """Creates the tables described in template.yaml when they are missing."""
+
 from __future__ import annotations
 
 from typing import Any

@@ -1,4 +1,5 @@
 """What the local tools take from template.yaml: the tables and the routes of the functions."""
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """boto3 clients, created once per process and replaceable by tests."""
+
 from __future__ import annotations
 
 from functools import lru_cache

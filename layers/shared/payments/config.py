@@ -1,4 +1,5 @@
 """Process configuration, read once from environment variables into a typed model."""
+
 from __future__ import annotations
 
 import os
@@ -9,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 # Only for local development (`serve`, tests, `sam local`): the deployed stack always sets
 # JWT_SECRET_ARN, and the secret then comes from Secrets Manager.
-DEVELOPMENT_JWT_SECRET = "local-development-secret-change-me"
+DEVELOPMENT_JWT_SECRET = "local-development-secret-change-me"  # noqa: S105 - the documented local default
 
 
 class Settings(BaseModel):
@@ -19,7 +20,7 @@ class Settings(BaseModel):
 
     willson_table: str = "WillsonTable"
     ledger_table: str = "LedgerTable"
-    otp_secret_table: str = "OtpSecretTable"
+    otp_secret_table: str = "OtpSecretTable"  # noqa: S105 - a table name
     jwt_secret_arn: str | None = None
     jwt_secret: str = DEVELOPMENT_JWT_SECRET
     # Deployed in AWS Lambda (not `sam local`): the signing secret must come from JWT_SECRET_ARN.
@@ -45,7 +46,7 @@ class Settings(BaseModel):
         return tuple(dict.fromkeys(normalise_origin(str(item)) for item in items if str(item).strip()))
 
     @classmethod
-    def from_environ(cls, environ: dict[str, str] | None = None) -> "Settings":
+    def from_environ(cls, environ: dict[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
         mapping = {
             "willson_table": "WILLSON_TABLE_NAME",
@@ -76,8 +77,14 @@ def normalise_origin(text: str) -> str:
         parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
     except ValueError:
         parts = urlsplit("")
-    if (parts.scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc
-            or parts.path or parts.query or parts.fragment):
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or "@" in parts.netloc
+        or parts.path
+        or parts.query
+        or parts.fragment
+    ):
         raise ValueError(f"not an origin (scheme://host[:port]): {text.strip()!r}")
     return f"{parts.scheme}://{parts.netloc.lower()}"
 

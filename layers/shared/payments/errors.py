@@ -3,6 +3,7 @@
 Every refusal the service can give is an exception below; the handlers never build an error
 body themselves, they call `willson_error_response` or `dashboard_error_response`.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,9 +1,10 @@
 """API Gateway plumbing shared by both handlers: body, token, response rendering."""
+
 from __future__ import annotations
 
 import binascii
-from collections.abc import Mapping
-from typing import Any, Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError

@@ -1,4 +1,5 @@
 """The one Logger, Tracer and Metrics of the service, shared by both handlers."""
+
 from aws_lambda_powertools import Logger, Metrics, Tracer
 
 SERVICE = "payments"

@@ -1,4 +1,5 @@
 """Typed values of the ledger that the swap service works on (the repository maps them to items)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -1,4 +1,5 @@
 """Payment progress: the request and the response shape of the seed page."""
+
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator

@@ -1,4 +1,5 @@
 """Swap: the request as sent and the response `value` of the seed page."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ class SwapRequest:
     otp_code: Any
 
     @classmethod
-    def from_body(cls, body: dict[str, Any]) -> "SwapRequest":
+    def from_body(cls, body: dict[str, Any]) -> SwapRequest:
         point = body.get("point")
         coin = body.get("coin")
         point = point if isinstance(point, dict) else {}

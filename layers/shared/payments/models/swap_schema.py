@@ -5,6 +5,7 @@ The swap handler does not validate with this model: it reads the body's fields u
 carries its own catalogued code (32100 for the event, 32101 for the app, ...). This model says
 what a well-formed request looks like; `payments_cli.openapi` turns it into the request schema.
 """
+
 from __future__ import annotations
 
 from decimal import Decimal
@@ -24,7 +25,9 @@ class SwapPointRequest(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    app_id: StrictInt = Field(ge=1, le=INT64_MAX, description="App of the point (32101 when missing, malformed or unknown).")
+    app_id: StrictInt = Field(
+        ge=1, le=INT64_MAX, description="App of the point (32101 when missing, malformed or unknown)."
+    )
     point_id: StrictInt = Field(
         ge=1, le=INT64_MAX, description="Point of that app (32102 when missing, malformed or not a point of the app)."
     )
@@ -44,7 +47,9 @@ class SwapCoinRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     coin_id: StrictInt = Field(
-        ge=1, le=INT64_MAX, description="Coin swappable with that point (32104 when missing, malformed, unknown or not swappable)."
+        ge=1,
+        le=INT64_MAX,
+        description="Coin swappable with that point (32104 when missing, malformed, unknown or not swappable).",
     )
     adjust_coin_quantity: Decimal = Field(
         gt=-COIN_QUANTITY_LIMIT,

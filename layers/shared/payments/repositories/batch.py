@@ -1,8 +1,10 @@
 """One BatchGetItem round trip over several tables, keyed by (table, pk, sk)."""
+
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from payments.repositories import codec
 from payments.repositories.keys import PK, SK

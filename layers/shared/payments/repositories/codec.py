@@ -1,4 +1,5 @@
 """Conversion between DynamoDB attribute values and Python values (numbers stay Decimal)."""
+
 from __future__ import annotations
 
 from typing import Any

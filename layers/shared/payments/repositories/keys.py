@@ -1,10 +1,12 @@
 """Key layout of the Willson and Ledger tables (see docs/data-model.md)."""
+
 from __future__ import annotations
 
 from decimal import Decimal
 
 PK = "pk"
 SK = "sk"
+
 
 # Willson table
 def concern(idx: int) -> dict[str, str]:

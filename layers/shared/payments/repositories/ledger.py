@@ -3,12 +3,14 @@
 The only code that builds or reads the ledger's DynamoDB items; the swap service sees the typed
 values of payments.models.ledger.
 """
+
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from enum import Enum
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -104,8 +106,12 @@ class LedgerRepository:
             wanted["rate"] = keys.swap_rate(app_id, point_id, coin_id)
         secret_key = keys.otp_secret(au_id)
         try:
-            found = batch_get(self._client, {self._table: list(wanted.values()), self._secrets: [secret_key]},
-                              consistent=True, may_ask_again=may_ask_again)
+            found = batch_get(
+                self._client,
+                {self._table: list(wanted.values()), self._secrets: [secret_key]},
+                consistent=True,
+                may_ask_again=may_ask_again,
+            )
         except (ClientError, BotoCoreError, RuntimeError) as error:
             raise LedgerReadFailed(str(error)) from error
         items = {name: found.get((self._table, key[keys.PK], key[keys.SK])) for name, key in wanted.items()}
@@ -190,7 +196,9 @@ class LedgerRepository:
                         "SET #entity = :entity, #au_id = :au_id, #version = :next_version, #log_seq = :log_id, "
                         "#otp_steps = :otp_steps"
                     ),
-                    "ConditionExpression": "#version = :version" if commit.account_exists else "attribute_not_exists(#pk)",
+                    "ConditionExpression": "#version = :version"
+                    if commit.account_exists
+                    else "attribute_not_exists(#pk)",
                     "ExpressionAttributeNames": {
                         **({} if commit.account_exists else {"#pk": keys.PK}),
                         "#entity": "entity",
@@ -211,10 +219,20 @@ class LedgerRepository:
                     },
                 }
             },
-            _balance_update(self._table, keys.point_balance(commit.au_id, commit.app_id, commit.point_id),
-                            commit.previous_point, commit.new_point, commit.log_id),
-            _balance_update(self._table, keys.wallet(commit.au_id, commit.coin_id), commit.previous_coin,
-                            commit.new_coin, commit.log_id),
+            _balance_update(
+                self._table,
+                keys.point_balance(commit.au_id, commit.app_id, commit.point_id),
+                commit.previous_point,
+                commit.new_point,
+                commit.log_id,
+            ),
+            _balance_update(
+                self._table,
+                keys.wallet(commit.au_id, commit.coin_id),
+                commit.previous_coin,
+                commit.new_coin,
+                commit.log_id,
+            ),
             {
                 "Put": {
                     "TableName": self._table,
@@ -270,21 +288,24 @@ class LedgerRepository:
         try:
             self._client.put_item(
                 TableName=self._table,
-                Item=codec.to_item({
-                    **keys.otp_guard(au_id),
-                    "entity": "otp_guard",
-                    "au_id": au_id,
-                    "version": guard.version,
-                    "failures": [{"id": f.failure_id, "at_ms": f.at_ms} for f in guard.failures],
-                    "locked_until_ms": guard.locked_until_ms,
-                    "expires_at": expires_at,
-                }),
+                Item=codec.to_item(
+                    {
+                        **keys.otp_guard(au_id),
+                        "entity": "otp_guard",
+                        "au_id": au_id,
+                        "version": guard.version,
+                        "failures": [{"id": f.failure_id, "at_ms": f.at_ms} for f in guard.failures],
+                        "locked_until_ms": guard.locked_until_ms,
+                        "expires_at": expires_at,
+                    }
+                ),
                 **_expected_version(expected_version),
             )
         except ClientError as error:
             # a failed version condition, or a swap's transaction holding the guard: judge again
             if error.response.get("Error", {}).get("Code") in {
-                "ConditionalCheckFailedException", "TransactionConflictException"
+                "ConditionalCheckFailedException",
+                "TransactionConflictException",
             }:
                 return GuardWriteResult.STALE
             raise LedgerReadFailed(str(error)) from error
@@ -310,10 +331,17 @@ class LedgerRepository:
         """
         self._client.put_item(
             TableName=self._table,
-            Item=codec.to_item({
-                **keys.otp_guard(au_id), "entity": "otp_guard", "au_id": au_id, "version": now_ms,
-                "failures": [], "locked_until_ms": 0, "expires_at": now_ms // 1000 + 1,
-            }),
+            Item=codec.to_item(
+                {
+                    **keys.otp_guard(au_id),
+                    "entity": "otp_guard",
+                    "au_id": au_id,
+                    "version": now_ms,
+                    "failures": [],
+                    "locked_until_ms": 0,
+                    "expires_at": now_ms // 1000 + 1,
+                }
+            ),
         )
 
     # --- ops tools ------------------------------------------------------------------------

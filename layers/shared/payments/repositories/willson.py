@@ -1,4 +1,5 @@
 """Reads of the Willson table (and the caller's honeypot balance) for payment progress."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -80,4 +81,3 @@ class WillsonRepository:
             for item in found.values():
                 cards[int(item["card"]["idx"])] = item
         return cards
-

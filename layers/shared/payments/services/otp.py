@@ -1,4 +1,5 @@
 """TOTP confirmation (RFC 6238 through pyotp) and the lockout rule for repeated wrong codes."""
+
 from __future__ import annotations
 
 import re
@@ -43,7 +44,7 @@ def after_failure(guard: OtpGuard, failure: OtpFailure, policy: LockoutPolicy) -
     """The guard once this wrong code is counted: failures older than the window are forgotten,
     and the failure that reaches the limit locks OTP. At most `max_failures` are ever kept."""
     since_ms = failure.at_ms - policy.window_seconds * 1000
-    recent = tuple(kept for kept in guard.failures if kept.at_ms > since_ms)[-(policy.max_failures - 1):]
+    recent = tuple(kept for kept in guard.failures if kept.at_ms > since_ms)[-(policy.max_failures - 1) :]
     failures = (*recent, failure) if policy.max_failures > 1 else (failure,)
     locked_until_ms = guard.locked_until_ms
     if len(failures) >= policy.max_failures:

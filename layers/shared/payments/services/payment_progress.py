@@ -1,4 +1,5 @@
 """Payment progress: the caller's honeypots, the tickets, and who can take the concern."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -123,7 +124,9 @@ def _willsoner_view(card: dict[str, Any]) -> WillsonerView:
 def _ticket_views(tickets: dict[str, Any]) -> list[TicketView]:
     ordered = sorted(tickets.items(), key=lambda pair: int(pair[0]))
     return [
-        TicketView(type=f"고민나누기 {int(ticket['minutes'])}분", amount=f"꿀단지 {int(ticket['price'])}개", idx=int(idx))
+        TicketView(
+            type=f"고민나누기 {int(ticket['minutes'])}분", amount=f"꿀단지 {int(ticket['price'])}개", idx=int(idx)
+        )
         for idx, ticket in ordered
         if ticket.get("active", True)
     ]

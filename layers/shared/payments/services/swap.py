@@ -7,6 +7,7 @@ answer back from one read. When the transaction's answer is lost, the swap resen
 same ClientRequestToken) or reads again until it knows; it answers "unknown" (32202) only when
 it still cannot tell, and the client's retry then learns the truth from the request record.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -14,9 +15,10 @@ import logging
 import random
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Context, Decimal
-from typing import Any, Callable
+from typing import Any
 
 from payments.auth import Caller
 from payments.errors import (
@@ -40,7 +42,14 @@ from payments.errors import (
 )
 from payments.json_body import canonical_json, without_trailing_zeros
 from payments.models.ledger import OtpFailure, OtpGuard, PointAccount, RequestRecord, SwapCommit, SwapState, Wallet
-from payments.models.swap import EVENT_COIN_TO_POINT, EVENT_POINT_TO_COIN, SwapCoinView, SwapPointView, SwapRequest, SwapValue
+from payments.models.swap import (
+    EVENT_COIN_TO_POINT,
+    EVENT_POINT_TO_COIN,
+    SwapCoinView,
+    SwapPointView,
+    SwapRequest,
+    SwapValue,
+)
 from payments.repositories.ledger import (
     CommitResult,
     GuardWriteResult,
@@ -200,7 +209,7 @@ def execute_swap(
 def _jitter(pause: Callable[[float], None] | None, attempt: int, policy: SwapPolicy) -> None:
     """Full jitter before the next optimistic attempt (none after the last one)."""
     if attempt + 1 < policy.max_attempts:
-        (pause or time.sleep)(random.uniform(0, _RETRY_BASE_SECONDS * 2**attempt))
+        (pause or time.sleep)(random.uniform(0, _RETRY_BASE_SECONDS * 2**attempt))  # noqa: S311 - jitter
 
 
 class _PartialRead(Exception):
@@ -286,7 +295,11 @@ def _check_ids_and_quantities(request: SwapRequest, state: SwapState) -> _Checke
     if state.coin is None or state.rate is None:
         raise CoinIdInvalid()
     adjust_point = request.adjust_point_quantity
-    if not isinstance(adjust_point, int) or isinstance(adjust_point, bool) or not INT64_MIN <= adjust_point <= INT64_MAX:
+    if (
+        not isinstance(adjust_point, int)
+        or isinstance(adjust_point, bool)
+        or not INT64_MIN <= adjust_point <= INT64_MAX
+    ):
         raise AdjustQuantityInvalid("adjust_point_quantity is not an int64")
     adjust_coin = _coin_amount(request.adjust_coin_quantity, state.coin.decimals)
     if adjust_point == 0 or adjust_coin == 0:
