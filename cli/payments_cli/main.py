@@ -51,10 +51,11 @@ def _demo_ids(path: Path) -> tuple[int, int, int]:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from payments_cli.emulator import EmbeddedDynamoDB, SerialisingProxy
+    from payments_cli.dynamodb_proxy import DynamoDBProxy
+    from payments_cli.emulator import EmbeddedDynamoDB
 
     endpoint = args.dynamodb_endpoint or os.environ.get("AWS_ENDPOINT_URL_DYNAMODB")
-    emulator: EmbeddedDynamoDB | SerialisingProxy | None = None
+    emulator: EmbeddedDynamoDB | DynamoDBProxy | None = None
     if not endpoint:
         emulator = EmbeddedDynamoDB().start()
         endpoint = emulator.endpoint
@@ -62,7 +63,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     elif args.concurrent_dynamodb:
         handlers_endpoint = endpoint
     else:
-        emulator = SerialisingProxy(endpoint).start()
+        emulator = DynamoDBProxy(endpoint).start()
         handlers_endpoint = emulator.endpoint
     _prepare_environment(handlers_endpoint)
 
