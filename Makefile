@@ -9,14 +9,15 @@ DDB_LOCAL_VERSION := 2.9.30
 HOST ?= 127.0.0.1
 PORT ?= 3000
 
-.PHONY: help install dev-tools dynamodb-local run run-dynamodb-local test test-fast lint bench soak clean
+.PHONY: help install dev-tools dynamodb-local run run-dynamodb-local test test-fast lint bench soak soak-ui clean
 
 help:
 	@echo "make run        start the local stack on the embedded DynamoDB emulator (http://$(HOST):$(PORT))"
 	@echo "make test       install everything and run the whole test suite"
 	@echo "make lint       cfn-lint and sam validate --lint on template.yaml"
 	@echo "make bench      benchmarks (cold start, warm overhead, DynamoDB cost, contention)"
-	@echo "make soak       load and soak test of the local stack"
+	@echo "make soak       Locust load of the local stack (headless, bounded), then the conservation check"
+	@echo "make soak-ui    the same load with Locust's web UI on http://127.0.0.1:8089"
 
 $(BIN)/activate: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -64,6 +65,9 @@ bench: install dynamodb-local
 
 soak: install dynamodb-local
 	DYNAMODB_LOCAL_DIR=$(abspath $(DDB_LOCAL)) $(BIN)/python bench/soak.py
+
+soak-ui: install dynamodb-local
+	DYNAMODB_LOCAL_DIR=$(abspath $(DDB_LOCAL)) $(BIN)/python bench/soak.py --ui
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) $(LOCAL) .aws-sam .pytest_cache .hypothesis

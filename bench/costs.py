@@ -44,13 +44,15 @@ class RequestLog:
         self.calls: list[dict[str, Any]] = []
         self.attempts = 0
 
-    def _params(self, params: dict[str, Any], **_: Any) -> None:
+    def _params(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
         params.setdefault("ReturnConsumedCapacity", "TOTAL")
+        context["costs_tables"] = sorted({params["TableName"]} if "TableName" in params else set(
+            params.get("RequestItems", {})) | {next(iter(i.values()))["TableName"] for i in params.get("TransactItems", [])})
 
     def _send(self, **_: Any) -> None:
         self.attempts += 1
 
-    def _after(self, model: Any, parsed: dict[str, Any], http_response: Any, **_: Any) -> None:
+    def _after(self, model: Any, parsed: dict[str, Any], http_response: Any, context: dict[str, Any], **_: Any) -> None:
         consumed = parsed.get("ConsumedCapacity") or []
         consumed = [consumed] if isinstance(consumed, dict) else consumed
         responses = parsed.get("Responses")
@@ -60,7 +62,7 @@ class RequestLog:
             "operation": model.name, "error": parsed.get("Error", {}).get("Code") if http_response.status_code >= 300
             else None, "read": len(items or []) + (1 if parsed.get("Item") else 0),
             "units": sum(float(c.get("CapacityUnits") or 0) for c in consumed),
-            "tables": sorted({c.get("TableName") for c in consumed if c.get("TableName")}),
+            "tables": context.get("costs_tables", []),
         })
 
     def __enter__(self) -> "RequestLog":
