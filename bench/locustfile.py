@@ -66,9 +66,10 @@ class Budgeted(HttpUser):
             return False
         return True
 
-    def post(self, name: str, raw: str, headers: dict[str, str], expected: set[tuple[int, Any]]) -> tuple[int, Any]:
-        with self.client.post(name, data=raw.encode(), headers={"Content-Type": "application/json", **headers},
-                              name=name, catch_response=True) as response:
+    def post(self, path: str, raw: str, headers: dict[str, str], expected: set[tuple[int, Any]],
+             label: str = "") -> tuple[int, Any]:
+        with self.client.post(path, data=raw.encode(), headers={"Content-Type": "application/json", **headers},
+                              name=path + label, catch_response=True) as response:
             body = response.json() if response.content else None
             code = body.get("return", body.get("code")) if isinstance(body, dict) else None
             if (response.status_code, code) in expected:
@@ -90,7 +91,7 @@ class Swapper(Budgeted):
         account, step = claimed
         headers = {"Authorization": f"Bearer {account['token']}"}
         if RANDOM.random() < 0.1 and self.spend():
-            self.post(SWAP_PATH + " (refused on purpose)", swap_body(account, step, 3, 10**9), headers, {(409, 32103)})
+            self.post(SWAP_PATH, swap_body(account, step, 3, 10**9), headers, {(409, 32103)}, " (refused on purpose)")
         if not self.spend():
             return
         raw = swap_body(account, step, RANDOM.choice((3, 4)), RANDOM.randint(1, 200))
@@ -99,7 +100,7 @@ class Swapper(Budgeted):
         if status == 200:
             SUCCESSES[account["au_id"]].append(body["value"])
             if RANDOM.random() < 0.15 and self.spend():
-                again = self.post(SWAP_PATH + " (identical retry)", raw, headers, {(200, 0)})
+                again = self.post(SWAP_PATH, raw, headers, {(200, 0)}, " (identical retry)")
                 if again != (status, body):
                     events.request.fire(request_type="CHECK", name="identical retry", response_time=0,
                                         response_length=0, exception=AssertionError(f"retry answered {again}"))
@@ -107,6 +108,7 @@ class Swapper(Budgeted):
 
 class Reader(Budgeted):
     weight = 1
+    wait_time = between(0.1, 0.3)
 
     @task
     def progress(self) -> None:
