@@ -26,6 +26,7 @@ from payments.http import caller_from_bearer, dashboard_error_response, raw_json
 from payments.json_body import dumps
 from payments.models.swap import SwapRequest
 from payments.observability import logger, metrics, tracer
+from payments.priming import prime_on_init
 from payments.repositories.ledger import LedgerRepository
 from payments.services.otp import LockoutPolicy
 from payments.services.swap import SwapPolicy, execute_swap, request_fingerprint
@@ -119,3 +120,6 @@ def unexpected(error: Exception) -> Response:
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     idempotency.register_lambda_context(context)
     return app.resolve(event, context)
+
+
+prime_on_init(lambda_handler, "/v1.0/db/swap", {"event_id": 3, "otp_code": "000000", "point": {"app_id": 1, "point_id": 1, "adjust_point_quantity": -10}, "coin": {"coin_id": 2, "adjust_coin_quantity": 1}}, {"Authorization": "Bearer {token}"})  # noqa: E501

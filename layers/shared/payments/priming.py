@@ -1,0 +1,127 @@
+"""Priming: do at init the one-time work a first request would otherwise pay, with no write to any table.
+
+Each handler module ends with one call to `prime_on_init`. It drives the handler once with a
+synthetic API Gateway event (a well-signed token, a well-formed body) while its DynamoDB client is
+answered in memory by empty canned answers, so no request leaves the process and nothing is
+written: botocore builds its operation models, serialisers, signer and parsers, pydantic its
+validators, Powertools its resolver, logger, tracer and metrics paths, and the error rendering runs.
+
+- Under Lambda SnapStart the runtime provides `snapshot_restore_py`: priming is registered as a
+  before-snapshot hook, and an after-restore hook re-seeds `random` and drops cached secrets so each
+  restored environment differs and fetches what may have changed.
+- Elsewhere priming runs at import only when PAYMENTS_PRIME_AT_INIT=true (the benchmarks use it).
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import random
+import sys
+import warnings
+from typing import Any, Callable
+
+try:  # present only in Lambda's Python runtimes (3.12+), where SnapStart can call these hooks
+    import snapshot_restore_py
+except ImportError:
+    snapshot_restore_py = None
+
+# What an empty table answers: no item, nothing processed, nothing consumed.
+_EMPTY_ANSWERS = {
+    "GetItem": {}, "BatchGetItem": {"Responses": {}, "UnprocessedKeys": {}}, "TransactGetItems": {"Responses": []},
+    "Query": {"Items": [], "Count": 0, "ScannedCount": 0}, "PutItem": {}, "UpdateItem": {}, "DeleteItem": {},
+    "TransactWriteItems": {}, "BatchWriteItem": {"UnprocessedItems": {}},
+}
+
+
+class _PrimingContext:
+    function_name = os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "priming")
+    function_version = "$LATEST"
+    memory_limit_in_mb = 512
+    invoked_function_arn = f"arn:aws:lambda:priming:000000000000:function:{function_name}"
+    aws_request_id = "priming"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 10_000
+
+
+class CannedDynamoDB:
+    """Answers every DynamoDB call of a client with an empty answer, before anything is sent."""
+
+    def __init__(self, client: Any) -> None:
+        self._events = client.meta.events
+        self.calls: list[str] = []
+
+    def _send(self, request: Any, **_: Any) -> Any:
+        from botocore.awsrequest import AWSResponse
+
+        target = request.headers.get("X-Amz-Target", b"")
+        operation = (target.decode() if isinstance(target, bytes) else target).rpartition(".")[2]
+        self.calls.append(operation)
+        body = json.dumps(_EMPTY_ANSWERS.get(operation, {})).encode()
+        return AWSResponse("https://priming", 200, {"Content-Type": "application/x-amz-json-1.0"}, _Raw(body))
+
+    def __enter__(self) -> "CannedDynamoDB":
+        self._events.register_first("before-send.dynamodb", self._send, unique_id="payments-priming")
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._events.unregister("before-send.dynamodb", unique_id="payments-priming")
+
+
+class _Raw:
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def stream(self, **_: Any) -> Any:
+        yield self._data
+
+
+def api_event(path: str, body: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
+    """A minimal API Gateway REST proxy event (POST) with a JSON body."""
+    headers = {"Content-Type": "application/json", **headers}
+    return {
+        "resource": path, "path": path, "httpMethod": "POST", "headers": headers,
+        "multiValueHeaders": {name: [value] for name, value in headers.items()},
+        "queryStringParameters": None, "multiValueQueryStringParameters": None, "pathParameters": None,
+        "stageVariables": None, "body": json.dumps(body), "isBase64Encoded": False,
+        "requestContext": {"requestId": "priming", "stage": "v1", "path": f"/v1{path}", "resourcePath": path,
+                           "httpMethod": "POST", "identity": {"sourceIp": "127.0.0.1"}},
+    }
+
+
+def prime(handler: Callable[..., Any], path: str, body: dict[str, Any], headers: dict[str, str]) -> list[str]:
+    """Invoke `handler` once (DynamoDB answered empty, in memory); returns the DynamoDB calls it made.
+
+    `headers` values may hold "{token}", replaced by a token signed with the configured secret.
+    """
+    from payments.auth import issue_access_token
+    from payments.aws import dynamodb_client
+    from payments.config import get_settings
+    from payments.http import jwt_secret
+
+    token = issue_access_token(1, jwt_secret(get_settings()), 60)
+    event = api_event(path, body, {name: value.replace("{token}", token) for name, value in headers.items()})
+    with CannedDynamoDB(dynamodb_client()) as canned, contextlib.redirect_stdout(io.StringIO()), \
+            warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # e.g. Powertools' "no application metrics" on a refusal
+        handler(event, _PrimingContext())  # its metrics are printed into this buffer, then dropped
+    return canned.calls
+
+
+def after_restore() -> None:
+    """Each restored environment: its own random state, secrets fetched again."""
+    random.seed()
+    parameters = sys.modules.get("aws_lambda_powertools.utilities.parameters")
+    if parameters is not None:
+        parameters.clear_caches()
+
+
+def prime_on_init(handler: Callable[..., Any], path: str, body: dict[str, Any], headers: dict[str, str]) -> None:
+    """Register priming with SnapStart's runtime hooks when present, else prime now if asked to."""
+    if snapshot_restore_py is not None:
+        snapshot_restore_py.register_before_snapshot(lambda: prime(handler, path, body, headers))
+        snapshot_restore_py.register_after_restore(after_restore)
+    elif os.environ.get("PAYMENTS_PRIME_AT_INIT", "").lower() == "true":
+        prime(handler, path, body, headers)
