@@ -71,4 +71,5 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return app.resolve(event, context)
 
 
-prime_on_init(lambda_handler, "/api/v1/asker/payment/progress", {"concern_idx": 1}, {"x-token": "{token}"})
+prime_on_init(lambda_handler, "/api/v1/asker/payment/progress", {"concern_idx": 1}, {"x-token": "{token}"},
+              {"Query": settings.willson_table})
