@@ -123,6 +123,7 @@ def format_decimal(value: Decimal) -> str:
 # Decimals are written through this marker, then the quotes around it dropped; a response whose
 # content already holds the marker gets a fresh one, so the constant needs no secrecy.
 _EXACT_MARKER = "__exact_number__"
+_MARKED_NUMBER = re.compile(f'"{_EXACT_MARKER}([-0-9.]+)"')
 
 
 def dumps(value: Any) -> str:
@@ -145,4 +146,5 @@ def _dumps(value: Any, marker: str) -> str:
         return text
     if text.count('"' + marker) != marked:
         return _dumps(value, f"__exact_{uuid.uuid4().hex}__")
-    return re.sub(f'"{re.escape(marker)}([-0-9.]+)"', r"\1", text)
+    pattern = _MARKED_NUMBER if marker == _EXACT_MARKER else re.compile(f'"{re.escape(marker)}([-0-9.]+)"')
+    return pattern.sub(r"\1", text)
