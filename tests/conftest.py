@@ -40,6 +40,7 @@ DEMO_FIXTURE = ROOT / "cli" / "payments_cli" / "demo_fixture.json"
 SECRET = DEVELOPMENT_JWT_SECRET
 WILLSON_TABLE = "WillsonTable"
 LEDGER_TABLE = "LedgerTable"
+OTP_SECRET_TABLE = "OtpSecretTable"
 
 
 @pytest.fixture
@@ -60,7 +61,7 @@ def load(client: Any, fixture: dict[str, Any] | str | Path) -> dict[str, int]:
         text = json.dumps(fixture, ensure_ascii=False)
     else:
         text = fixture
-    return load_fixture(client, parse_fixture_text(text), WILLSON_TABLE, LEDGER_TABLE)
+    return load_fixture(client, parse_fixture_text(text), WILLSON_TABLE, LEDGER_TABLE, OTP_SECRET_TABLE)
 
 
 @pytest.fixture

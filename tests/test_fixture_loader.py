@@ -59,7 +59,7 @@ def example() -> dict[str, Any]:
 
 def load(client: Any, document: dict[str, Any] | str) -> dict[str, int]:
     text = document if isinstance(document, str) else json.dumps(document, ensure_ascii=False)
-    return load_fixture(client, parse_fixture_text(text), WILLSON, LEDGER)
+    return load_fixture(client, parse_fixture_text(text), WILLSON, LEDGER, "OtpSecretTable")
 
 
 def contents(client: Any, table: str) -> Contents:

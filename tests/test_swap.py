@@ -9,7 +9,7 @@ import pytest
 
 from conftest import demo_fixture, load
 from functions.swap import app as swap_app
-from payments.repositories.ledger import SwapRaceLost
+from payments.repositories.ledger import CommitResult, SwapOutcomeUnknown
 from swap_helpers import T0, WALLET, balances, code_at, error, ledger_items, swap, swap_body, swap_logs
 
 SEED_VALUE = {
@@ -186,16 +186,19 @@ def test_insufficient_coins_changes_nothing_and_keeps_the_code_usable(ledger):
     assert swap(swap_body())[0] == 200
 
 
-def test_unknown_swap_error_when_the_commit_fails(ledger, monkeypatch):
-    from payments.repositories.ledger import SwapCommitFailed
+def test_unknown_swap_error_when_no_answer_ever_comes(ledger, monkeypatch):
+    sent = []
 
-    def fail(_write: Any) -> None:
-        raise SwapCommitFailed("ValidationException")
+    def lost(_commit: Any) -> None:
+        sent.append(1)
+        raise SwapOutcomeUnknown("read timeout")
 
-    monkeypatch.setattr(swap_app.ledger, "commit_swap", fail)
+    monkeypatch.setattr(swap_app.ledger, "commit_swap", lost)
     before = ledger_items(ledger)
     assert swap(swap_body()) == (500, error(32202, "Unknown swap error"))
     assert ledger_items(ledger) == before
+    # each attempt re-read the state and resent its transaction, within the bounds of the policy
+    assert len(sent) == swap_app.policy.max_attempts * (1 + swap_app.policy.max_resends)
 
 
 def test_member_data_read_error(ledger, monkeypatch):
@@ -218,9 +221,9 @@ def test_coin_data_read_error(ledger):
 def test_conflict_after_bounded_retries(ledger, monkeypatch):
     attempts = []
 
-    def always_lose(_write: Any) -> None:
+    def always_lose(_commit: Any) -> CommitResult:
         attempts.append(1)
-        raise SwapRaceLost("ConditionalCheckFailed")
+        return CommitResult.STALE
 
     monkeypatch.setattr(swap_app.ledger, "commit_swap", always_lose)
     assert swap(swap_body()) == (409, error(32203, "Swap conflict, try again"))
@@ -326,8 +329,8 @@ def test_a_refused_request_is_not_replayed(ledger):
 def test_crash_after_commit_never_applies_twice(ledger, monkeypatch):
     original = swap_app.ledger.commit_swap
 
-    def commit_then_crash(write: Any) -> None:
-        original(write)
+    def commit_then_crash(commit: Any) -> None:
+        original(commit)
         raise RuntimeError("the process died after DynamoDB committed")
 
     monkeypatch.setattr(swap_app.ledger, "commit_swap", commit_then_crash)
@@ -364,8 +367,8 @@ def test_round_trips_of_a_successful_swap(ledger):
         assert swap(swap_body())[0] == 200
     finally:
         ledger.meta.events.unregister("before-call.dynamodb", hook)
-    assert hook.operations.count("TransactWriteItems") == 1
-    assert sorted(hook.operations) == sorted(["PutItem", "BatchGetItem", "TransactWriteItems", "UpdateItem"])
+    # one strongly consistent read of everything, one transaction
+    assert hook.operations == ["BatchGetItem", "TransactWriteItems"]
 
 
 def test_round_trips_of_a_refused_swap_write_nothing_of_the_ledger(ledger):
@@ -375,11 +378,233 @@ def test_round_trips_of_a_refused_swap_write_nothing_of_the_ledger(ledger):
         assert swap(swap_body(adjust_point=-30000, adjust_coin=3000))[0] == 409
     finally:
         ledger.meta.events.unregister("before-call.dynamodb", hook)
-    # the idempotency record is put, then deleted because the swap was refused
-    assert sorted(hook.operations) == sorted(["PutItem", "BatchGetItem", "DeleteItem"])
+    # refused at the balances step: the read alone
+    assert hook.operations == ["BatchGetItem"]
 
 
 def test_int64_minimum_is_a_quantity_the_balance_cannot_cover(ledger):
     raw = json.dumps(swap_body(adjust_point=-(2**63), adjust_coin=0)).replace(
         '"adjust_coin_quantity": 0', '"adjust_coin_quantity": 922337203685477580.8')
     assert swap(raw=raw) == (409, error(32103, "point quantity is invalid"))
+
+
+# --- the request record: replays after the code expired, number spelling, the 10-minute window ---
+
+def test_retry_after_the_code_expired_replays_the_committed_answer_in_one_read(ledger, at_t0):
+    # Given a committed swap
+    first = swap(swap_body())
+    assert first[0] == 200
+    # When the identical request comes back five minutes later (its OTP code long expired)
+    at_t0["t"] = T0 + 300
+    hook = CountingHook()
+    ledger.meta.events.register("before-call.dynamodb", hook)
+    try:
+        second = swap(swap_body())
+    finally:
+        ledger.meta.events.unregister("before-call.dynamodb", hook)
+    # Then it gets the committed answer back, from one read, and nothing moves again
+    assert second == first
+    assert hook.operations == ["BatchGetItem"]
+    assert len(swap_logs(ledger)) == 1
+    assert balances(ledger) == (1990, Decimal("11"))
+
+
+def test_replay_window_is_ten_minutes_whatever_the_ttl_deletion_does(ledger, at_t0):
+    assert swap(swap_body())[0] == 200
+    # the record is still stored (DynamoDB's TTL deletion is late), but the swap judges its expiry itself
+    at_t0["t"] = T0 + 600
+    assert swap(swap_body()) == (401, error(32107, "OTP code is invalid"))
+    assert len(swap_logs(ledger)) == 1
+
+
+@pytest.mark.parametrize("spelling", ["11.0", "1.1e1", "110e-1", "11.000"])
+def test_number_spelling_does_not_make_another_request(ledger, spelling):
+    first = swap(swap_body())
+    raw = json.dumps(swap_body()).replace('"adjust_coin_quantity": 11', f'"adjust_coin_quantity": {spelling}')
+    assert swap(raw=raw) == first
+    assert len(swap_logs(ledger)) == 1
+
+
+def test_a_string_or_boolean_is_never_the_same_request_as_a_number(ledger):
+    assert swap(swap_body())[0] == 200
+    # "1" is not 1 and true is not 1: these are other requests, judged (and refused) on their own
+    assert swap(swap_body(app_id="1"))[1]["return"] == 32101
+    assert swap(swap_body(app_id=True))[1]["return"] == 32101
+    assert len(swap_logs(ledger)) == 1
+
+
+def test_the_request_record_is_written_by_the_swaps_own_transaction(ledger):
+    assert swap(swap_body())[0] == 200
+    [record] = [item for item in ledger_items(ledger) if item["sk"].startswith("REQUEST#")]
+    assert record["pk"] == "ACCOUNT#19"
+    assert record["log_id"] == 1
+    assert record["expires_at_ms"] == int(T0 * 1000) + 600_000
+    assert record["expires_at"] == int(T0) + 601  # TTL clean-up, after the window
+    assert record["value"] == json.loads(json.dumps(SEED_VALUE), parse_float=Decimal)
+
+
+# --- lost answers: the swap resolves what happened before it answers ---
+
+def _answers_lost(ledger_client: Any, monkeypatch: pytest.MonkeyPatch, times: int) -> list[str]:
+    """The next `times` transactions reach DynamoDB (and may commit) but their answers are lost."""
+    from botocore.exceptions import ConnectionClosedError
+
+    real = ledger_client.transact_write_items
+    seen: list[str] = []
+
+    def deliver_then_lose(**kwargs: Any) -> Any:
+        seen.append(kwargs["ClientRequestToken"])
+        if len(seen) > times:
+            return real(**kwargs)
+        try:
+            real(**kwargs)
+        except Exception:  # noqa: BLE001 - whatever DynamoDB said, the caller never hears it
+            pass
+        raise ConnectionClosedError(endpoint_url="https://dynamodb.us-east-1.amazonaws.com")
+
+    monkeypatch.setattr(ledger_client, "transact_write_items", deliver_then_lose)
+    return seen
+
+
+def test_a_lost_answer_of_a_committed_swap_is_resolved_before_answering(ledger, monkeypatch):
+    # Given the transaction commits but its answer is lost, and so are the answers of its resends
+    tokens = _answers_lost(swap_app.ledger._client, monkeypatch, times=1 + swap_app.policy.max_resends)
+    # When the swap is sent once
+    status, body = swap(swap_body())
+    # Then the swap itself finds out it committed (its request record) and says so
+    assert (status, body) == (200, {"return": 0, "message": "success", "value": SEED_VALUE})
+    assert len(swap_logs(ledger)) == 1
+    assert balances(ledger) == (1990, Decimal("11"))
+    # every resend was the same transaction for DynamoDB: the same ClientRequestToken
+    assert len(tokens) == 1 + swap_app.policy.max_resends and len(set(tokens)) == 1
+    assert len(tokens[0]) == 36
+
+
+def test_a_swap_that_cannot_tell_answers_32202_and_the_retry_learns_the_truth(ledger, monkeypatch, at_t0):
+    from payments.repositories.ledger import LedgerReadFailed
+
+    # Given the transaction commits, every answer is lost, and the database then cannot be read
+    _answers_lost(swap_app.ledger._client, monkeypatch, times=99)
+    real_read = swap_app.ledger.read_swap_state
+    reads = []
+
+    def first_read_only(*args: Any) -> Any:
+        reads.append(1)
+        if len(reads) > 1:
+            raise LedgerReadFailed("unreachable")
+        return real_read(*args)
+
+    monkeypatch.setattr(swap_app.ledger, "read_swap_state", first_read_only)
+    # When the swap is sent: it cannot know, so it says so (never "failed", never 34005)
+    assert swap(swap_body()) == (500, error(32202, "Unknown swap error"))
+    # Then the client's retry, a minute later when the code has expired, gets the committed answer
+    monkeypatch.setattr(swap_app.ledger, "read_swap_state", real_read)
+    at_t0["t"] = T0 + 60
+    assert swap(swap_body()) == (200, {"return": 0, "message": "success", "value": SEED_VALUE})
+    assert len(swap_logs(ledger)) == 1
+
+
+def test_a_lost_answer_of_a_swap_that_did_not_commit_is_judged_again_on_what_is_stored(ledger, monkeypatch):
+    from botocore.exceptions import ReadTimeoutError
+
+    from payments.repositories import codec, keys
+
+    # Given the transaction times out before DynamoDB commits it, and meanwhile the points are spent
+    real = swap_app.ledger._client.transact_write_items
+
+    def timed_out_while_drained(**kwargs: Any) -> Any:
+        monkeypatch.setattr(swap_app.ledger._client, "transact_write_items", real)
+        ledger.update_item(TableName="LedgerTable", Key=codec.to_item(keys.point_balance(19, 1, 1)),
+                           UpdateExpression="SET quantity = :q", ExpressionAttributeValues={":q": {"N": "5"}})
+        raise ReadTimeoutError(endpoint_url="https://dynamodb.us-east-1.amazonaws.com")
+
+    monkeypatch.setattr(swap_app.ledger._client, "transact_write_items", timed_out_while_drained)
+    # When the swap resends the same transaction, its conditions fail: it did not commit, and the
+    # re-read finds no request record; so the refusal it answers is the truth
+    assert swap(swap_body()) == (409, error(32103, "point quantity is invalid"))
+    assert swap_logs(ledger) == []
+    assert balances(ledger) == (5, Decimal("0"))
+
+
+# --- the time budget ---
+
+def test_no_dynamodb_call_starts_that_could_outlive_the_function(ledger, monkeypatch):
+    from payments.services.swap import TimeBudget
+
+    # Given a context whose remaining time only fits the first read
+    sent = []
+    monkeypatch.setattr(swap_app.ledger, "commit_swap", lambda commit: sent.append(commit))
+    monkeypatch.setattr(swap_app, "TimeBudget", lambda remaining_ms, call_ms: TimeBudget(lambda: call_ms, call_ms))
+    # When the swap runs, it does not send a transaction it could not see through
+    assert swap(swap_body()) == (409, error(32203, "Swap conflict, try again"))
+    assert sent == []
+    assert swap_logs(ledger) == []
+
+
+# --- the OTP lockout, judged one wrong code at a time ---
+
+def test_a_wrong_code_is_counted_by_a_conditional_write_and_a_lost_race_is_judged_again(ledger, monkeypatch):
+    from payments.repositories.ledger import GuardWriteResult
+
+    wrong = "000000" if code_at(T0) != "000000" else "111111"
+    real_save = swap_app.ledger.save_otp_guard
+    calls = []
+
+    def lose_first(au_id: int, expected: int, guard: Any, expires_at: int) -> GuardWriteResult:
+        calls.append(expected)
+        if len(calls) == 1:
+            return GuardWriteResult.STALE  # another wrong code was counted first
+        return real_save(au_id, expected, guard, expires_at)
+
+    monkeypatch.setattr(swap_app.ledger, "save_otp_guard", lose_first)
+    assert swap(swap_body(otp_code=wrong)) == (401, error(32107, "OTP code is invalid"))
+    assert len(calls) == 2
+    [guard] = [item for item in ledger_items(ledger) if item["sk"] == "OTP_GUARD"]
+    assert guard["version"] == 1 and len(guard["failures"]) == 1
+
+
+def test_the_guard_stays_bounded_whatever_the_number_of_wrong_codes(ledger, at_t0):
+    wrong = "000000" if code_at(T0) != "000000" else "111111"
+    answers = []
+    for second in range(40):
+        at_t0["t"] = T0 + second * 60  # 40 minutes of wrong codes, more than two lock windows
+        answers.append(swap(swap_body(otp_code=wrong))[1]["return"])
+        [guard] = [item for item in ledger_items(ledger) if item["sk"] == "OTP_GUARD"]
+        assert len(guard["failures"]) <= 5
+    # five judged, then locked for 15 minutes, five judged again, ...
+    assert answers[:5] == [32107] * 5 and answers[5:19] == [32109] * 14 and answers[19] == 32107
+
+
+def test_no_swap_commits_while_locked_even_from_a_state_read_before_the_lock(ledger, monkeypatch):
+    from payments.repositories import codec, keys
+
+    real_read = swap_app.ledger.read_swap_state
+
+    def read_then_lock(*args: Any) -> Any:
+        state = real_read(*args)
+        # the lock lands between this swap's read and its transaction
+        ledger.put_item(TableName="LedgerTable", Item=codec.to_item({
+            **keys.otp_guard(19), "entity": "otp_guard", "au_id": 19, "version": 5, "failures": [],
+            "locked_until_ms": int(T0 * 1000) + 900_000, "expires_at": int(T0) + 901}))
+        return state
+
+    monkeypatch.setattr(swap_app.ledger, "read_swap_state", read_then_lock)
+    assert swap(swap_body()) == (429, error(32109, "Too many OTP attempts"))
+    assert swap_logs(ledger) == []
+    assert balances(ledger) == (2100, Decimal("0"))
+
+
+# --- secrets ---
+
+def test_in_lambda_without_a_secret_arn_there_is_no_development_secret(ledger, monkeypatch, caplog):
+    from payments.config import Settings
+
+    monkeypatch.setattr(swap_app, "settings", Settings.from_environ({"AWS_LAMBDA_FUNCTION_NAME": "swap"}))
+    assert swap(swap_body()) == (500, error(32202, "Unknown swap error"))
+    assert swap_logs(ledger) == []
+
+
+def test_otp_secrets_live_in_their_own_table(ledger):
+    assert not any("otp_secret" in item for item in ledger_items(ledger))
+    [secret] = [codec_item for codec_item in ledger.scan(TableName="OtpSecretTable")["Items"]]
+    assert secret["pk"] == {"S": "ACCOUNT#19"} and secret["sk"] == {"S": "OTP_SECRET"}

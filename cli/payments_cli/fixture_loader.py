@@ -17,6 +17,7 @@ from pydantic_core import ErrorDetails
 
 from payments.repositories import codec, keys
 from payments.repositories.batch import batch_get
+from payments.repositories.ledger import LedgerRepository
 
 
 class FixtureError(Exception):
@@ -382,9 +383,13 @@ class _Changes:
             self.puts.append(merged)
 
 
-def load_fixture(client: Any, fixture: Fixture, willson_table: str, ledger_table: str) -> dict[str, int]:
+def load_fixture(
+    client: Any, fixture: Fixture, willson_table: str, ledger_table: str, otp_secret_table: str
+) -> dict[str, int]:
     """Upsert the fixture; every reference is checked (fixture ∪ stored) before anything is written.
 
+    An existing account keeps its swap counters (version, log sequence, consumed OTP steps):
+    they are only ever created, never overwritten, so loading over a live account rolls nothing back.
     Returns how many entries each section of the fixture had.
     """
     _check_unique(fixture)
@@ -402,6 +407,12 @@ def load_fixture(client: Any, fixture: Fixture, willson_table: str, ledger_table
     # New listing entries go in before stale ones go, so a listing is never briefly empty.
     _write(client, puts)
     _write(client, deletes)
+    accounts = LedgerRepository(client, ledger_table, otp_secret_table)
+    for account in fixture.accounts:
+        if account.otp_secret is not None:
+            accounts.enroll_otp(account.au_id, account.otp_secret)
+        else:
+            accounts.ensure_account(account.au_id)
     return {section: len(getattr(fixture, section)) for section in Fixture.model_fields}
 
 
@@ -626,7 +637,6 @@ def _plan_ledger(client: Any, fixture: Fixture, table: str) -> _Changes:
     wanted += [keys.coin(coin_id) for coin_id in sorted(coin_ids)]
     wanted += [keys.swap_rate(r.app_id, r.point_id, r.coin_id) for r in fixture.swap_rates]
     for account in fixture.accounts:
-        wanted.append(keys.account(account.au_id))
         wanted += [keys.point_balance(account.au_id, p.app_id, p.point_id) for p in account.points]
         wanted += [keys.wallet(account.au_id, w.coin_id) for w in account.wallets]
     stored = _get_all(client, table, wanted)
@@ -686,7 +696,6 @@ def _plan_ledger(client: Any, fixture: Fixture, table: str) -> _Changes:
             **rate.model_dump(),
         })
     for account in fixture.accounts:
-        changes.upsert(stored, _account_item(account, stored.get(_item_key(keys.account(account.au_id)))))
         for point in account.points:
             changes.upsert(stored, {
                 **keys.point_balance(account.au_id, point.app_id, point.point_id),
@@ -702,13 +711,3 @@ def _plan_ledger(client: Any, fixture: Fixture, table: str) -> _Changes:
                 **wallet.model_dump(),
             })
     return changes
-
-
-def _account_item(account: Account, stored: Item | None) -> Item:
-    item: Item = {**keys.account(account.au_id), "entity": "account", "au_id": account.au_id}
-    if stored is None:
-        # The swap's optimistic-concurrency counters start here and are the services' afterwards.
-        item |= {"version": 0, "log_seq": 0, "otp_steps": {}}
-    if account.otp_secret is not None:
-        item["otp_secret"] = account.otp_secret
-    return item

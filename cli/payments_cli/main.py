@@ -38,7 +38,7 @@ def _load_fixture_file(path: Path) -> dict[str, int]:
 
     settings = get_settings()
     fixture = parse_fixture_text(path.read_text(encoding="utf-8"))
-    return load_fixture(_client(), fixture, settings.willson_table, settings.ledger_table)
+    return load_fixture(_client(), fixture, settings.willson_table, settings.ledger_table, settings.otp_secret_table)
 
 
 def _demo_ids(path: Path) -> tuple[int, int, int]:
@@ -163,7 +163,7 @@ def cmd_otp_enroll(args: argparse.Namespace) -> int:
     from payments.repositories.ledger import LedgerRepository
 
     secret = pyotp.random_base32()
-    LedgerRepository(_client(), get_settings().ledger_table).enroll_otp(args.au_id, secret)
+    LedgerRepository(_client(), get_settings().ledger_table, get_settings().otp_secret_table).enroll_otp(args.au_id, secret)
     uri = pyotp.TOTP(secret).provisioning_uri(name=f"au_id {args.au_id}", issuer_name="Willson Points")
     print(uri)
     code = qrcode.QRCode(border=1)
@@ -182,11 +182,12 @@ def cmd_otp_code(args: argparse.Namespace) -> int:
     from payments.config import get_settings
     from payments.repositories.ledger import LedgerRepository
 
-    account = LedgerRepository(_client(), get_settings().ledger_table).get_account(args.au_id) or {}
-    if not account.get("otp_secret"):
+    settings = get_settings()
+    secret = LedgerRepository(_client(), settings.ledger_table, settings.otp_secret_table).get_otp_secret(args.au_id)
+    if not secret:
         print(f"au_id {args.au_id} has no OTP enrolled", file=sys.stderr)
         return 1
-    print(pyotp.TOTP(account["otp_secret"]).now())
+    print(pyotp.TOTP(secret).now())
     return 0
 
 
@@ -196,7 +197,8 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     from payments.repositories.ledger import LedgerRepository
     from payments_cli.reconcile import reconcile
 
-    report = reconcile(LedgerRepository(_client(), get_settings().ledger_table).iter_ledger_items())
+    settings = get_settings()
+    report = reconcile(LedgerRepository(_client(), settings.ledger_table, settings.otp_secret_table).iter_ledger_items())
     print(report.summary())
     for line in report.problems:
         print(f"BROKEN {line}")

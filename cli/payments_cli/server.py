@@ -72,7 +72,7 @@ class FunctionPool:
             if not grow:
                 handler = self._idle.get()
         try:
-            return handler(event, LambdaContext(self.route.function))
+            return handler(event, LambdaContext(self.route.function, self.route.timeout_seconds))
         finally:
             self._idle.put(handler)
 

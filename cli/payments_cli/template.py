@@ -36,6 +36,8 @@ class Route:
     function: str
     code_uri: Path
     handler: str
+    # the function's Timeout (its own, else the template's Globals, else Lambda's default)
+    timeout_seconds: float = 3.0
 
     @property
     def module_path(self) -> Path:
@@ -80,10 +82,12 @@ def routes(template: dict[str, Any], root: Path | None = None) -> list[Route]:
     """Every Api event of every function, with the file and function that handle it."""
     base = root or (template_path().parent)
     found = []
+    global_timeout = template.get("Globals", {}).get("Function", {}).get("Timeout", 3)
     for logical_id, resource in template["Resources"].items():
         if resource.get("Type") != "AWS::Serverless::Function":
             continue
         properties = resource["Properties"]
+        timeout = float(properties.get("Timeout", global_timeout))
         for event in properties.get("Events", {}).values():
             if event.get("Type") != "Api":
                 continue
@@ -94,6 +98,7 @@ def routes(template: dict[str, Any], root: Path | None = None) -> list[Route]:
                     function=logical_id,
                     code_uri=base / properties["CodeUri"],
                     handler=properties["Handler"],
+                    timeout_seconds=timeout,
                 )
             )
     return found

@@ -2,26 +2,15 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
-)
-from aws_lambda_powertools.utilities.idempotency.exceptions import (
-    IdempotencyAlreadyInProgressError,
-    IdempotencyPersistenceLayerError,
-)
 
-from payments.auth import Caller
-from payments.aws import dynamodb_client
+from payments.aws import DYNAMODB_CALL_WORST_CASE_MS, dynamodb_client
 from payments.config import get_settings
-from payments.errors import InternalError, OtpInvalid, PaymentsError, SwapConflict
+from payments.errors import InternalError, OtpInvalid, OtpLocked, PaymentsError, SwapOutcomeUndetermined
 from payments.http import caller_from_bearer, dashboard_error_response, raw_json_response, request_json
 from payments.json_body import dumps
 from payments.models.swap import SwapRequest
@@ -29,11 +18,11 @@ from payments.observability import logger, metrics, tracer
 from payments.priming import prime_on_init
 from payments.repositories.ledger import LedgerRepository
 from payments.services.otp import LockoutPolicy
-from payments.services.swap import SwapPolicy, execute_swap, request_fingerprint
+from payments.services.swap import SwapPolicy, TimeBudget, execute_swap, request_fingerprint
 
 app = APIGatewayRestResolver()
 settings = get_settings()
-ledger = LedgerRepository(dynamodb_client(), settings.ledger_table)
+ledger = LedgerRepository(dynamodb_client(), settings.ledger_table, settings.otp_secret_table)
 policy = SwapPolicy(
     max_attempts=settings.swap_max_attempts,
     lockout=LockoutPolicy(
@@ -41,63 +30,25 @@ policy = SwapPolicy(
         window_seconds=settings.otp_failure_window_seconds,
         lock_seconds=settings.otp_lock_seconds,
     ),
+    replay_seconds=settings.swap_replay_seconds,
 )
 clock = time.time
-idempotency = IdempotencyConfig(expires_after_seconds=settings.idempotency_ttl_seconds)
-persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table, boto3_client=dynamodb_client())
-
-
-@dataclass
-class SwapOutcome:
-    """What the swap itself decided, kept in case Powertools then fails to record it."""
-
-    body: str | None = None
-    refusal: PaymentsError | None = None
-
-
-# A fixed key prefix: every execution environment (and `serve`'s copies of this module) shares the records.
-@idempotent_function(
-    data_keyword_argument="fingerprinted", persistence_store=persistence, config=idempotency, key_prefix="swap"
-)
-def swap_once(fingerprinted: dict[str, Any], request: SwapRequest, outcome: SwapOutcome) -> dict[str, Any]:
-    """Run one swap; a success is stored and replayed for the same account and body, a refusal is not."""
-    caller = Caller(au_id=int(fingerprinted["au_id"]))
-    try:
-        value = execute_swap(ledger, caller, request, fingerprinted["fingerprint"], policy, clock=clock)
-    except PaymentsError as refusal:
-        outcome.refusal = refusal
-        raise
-    outcome.body = dumps({"return": 0, "message": "success", "value": value.model_dump()})
-    return {"body": outcome.body}
 
 
 @app.post("/v1.0/db/swap")
 def swap() -> Response:
     body = request_json(app.current_event)
     caller = caller_from_bearer(app.current_event, settings)
-    fingerprint = request_fingerprint(caller.au_id, body)
-    outcome = SwapOutcome()
-    try:
-        result = swap_once(
-            fingerprinted={"au_id": caller.au_id, "fingerprint": fingerprint},
-            request=SwapRequest.from_body(body),
-            outcome=outcome,
-        )
-    except IdempotencyAlreadyInProgressError as error:
-        raise SwapConflict("the same request is in progress") from error
-    except IdempotencyPersistenceLayerError:
-        # The swap's own answer stands even if its idempotency record could not be saved or
-        # deleted: a committed swap is never reported as failed (a retry is guarded by the
-        # OTP step's fingerprint), and a refusal is still that refusal.
-        logger.exception("idempotency record not updated")
-        if outcome.body is not None:
-            result = {"body": outcome.body}
-        elif outcome.refusal is not None:
-            raise outcome.refusal from None
-        else:
-            raise
-    metrics.add_metric(name="SwapSucceeded", unit=MetricUnit.Count, value=1)
-    return raw_json_response(200, result["body"])
+    context = app.lambda_context
+    budget = TimeBudget(remaining_ms=context.get_remaining_time_in_millis, call_ms=DYNAMODB_CALL_WORST_CASE_MS)
+    outcome = execute_swap(
+        ledger, caller, SwapRequest.from_body(body), request_fingerprint(caller.au_id, body), policy, budget,
+        clock=clock,
+    )
+    metrics.add_metric(name="SwapReplayed" if outcome.replayed else "SwapSucceeded", unit=MetricUnit.Count, value=1)
+    if outcome.race_retries:
+        metrics.add_metric(name="SwapRaceRetried", unit=MetricUnit.Count, value=outcome.race_retries)
+    return raw_json_response(200, dumps({"return": 0, "message": "success", "value": outcome.value.model_dump()}))
 
 
 @app.exception_handler(PaymentsError)
@@ -105,6 +56,13 @@ def refused(error: PaymentsError) -> Response:
     metrics.add_metric(name=f"SwapRefused{error.kind.title().replace('_', '')}", unit=MetricUnit.Count, value=1)
     if isinstance(error, OtpInvalid):
         metrics.add_metric(name="OtpFailure", unit=MetricUnit.Count, value=1)
+    elif isinstance(error, OtpLocked):
+        metrics.add_metric(name="OtpLocked", unit=MetricUnit.Count, value=1)
+    elif isinstance(error, SwapOutcomeUndetermined):
+        metrics.add_metric(name="SwapOutcomeUnknown", unit=MetricUnit.Count, value=1)
+        logger.error("swap outcome unknown: the client's retry will read it", extra={"reason": str(error)})
+    elif isinstance(error, InternalError):
+        logger.error("swap failed", extra={"reason": str(error)})
     return dashboard_error_response(error)
 
 
@@ -118,7 +76,6 @@ def unexpected(error: Exception) -> Response:
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    idempotency.register_lambda_context(context)
     return app.resolve(event, context)
 
 

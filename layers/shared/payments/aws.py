@@ -7,12 +7,23 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-# Standard retry mode with a small budget: a Lambda behind API Gateway has 29 s at most,
-# and the swap has its own optimistic retry loop on top.
+# A DynamoDB call answers in milliseconds; these bound the worst case of one call so that every
+# retry budget fits in the function's time (docs/reliability.md has the arithmetic):
+# botocore's standard mode makes at most 2 attempts here, each at most connect + read timeout,
+# with at most 1 s of back-off between them (standard mode: random up to 2^0 s before the 1st retry).
+CONNECT_TIMEOUT_SECONDS = 1
+READ_TIMEOUT_SECONDS = 3
+TOTAL_MAX_ATTEMPTS = 2
+_BACKOFF_BEFORE_RETRY_SECONDS = 1
+DYNAMODB_CALL_WORST_CASE_MS = 1000 * (
+    TOTAL_MAX_ATTEMPTS * (CONNECT_TIMEOUT_SECONDS + READ_TIMEOUT_SECONDS)
+    + (TOTAL_MAX_ATTEMPTS - 1) * _BACKOFF_BEFORE_RETRY_SECONDS
+)
+
 _CLIENT_CONFIG = Config(
-    retries={"mode": "standard", "max_attempts": 3},
-    connect_timeout=2,
-    read_timeout=5,
+    retries={"mode": "standard", "total_max_attempts": TOTAL_MAX_ATTEMPTS},
+    connect_timeout=CONNECT_TIMEOUT_SECONDS,
+    read_timeout=READ_TIMEOUT_SECONDS,
     max_pool_connections=64,
 )
 

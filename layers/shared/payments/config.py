@@ -18,14 +18,16 @@ class Settings(BaseModel):
 
     willson_table: str = "WillsonTable"
     ledger_table: str = "LedgerTable"
-    idempotency_table: str = "IdempotencyTable"
+    otp_secret_table: str = "OtpSecretTable"
     jwt_secret_arn: str | None = None
     jwt_secret: str = DEVELOPMENT_JWT_SECRET
+    # Deployed in AWS Lambda (not `sam local`): the signing secret must come from JWT_SECRET_ARN.
+    in_lambda: bool = False
     honeypot_app_id: int = 1
     honeypot_point_id: int = 1
     max_listed_willsoners: int = Field(default=30, ge=1, le=100)
     swap_max_attempts: int = Field(default=5, ge=1, le=20)
-    idempotency_ttl_seconds: int = 600
+    swap_replay_seconds: int = Field(default=600, ge=1, le=3600)
     otp_max_failures: int = 5
     otp_failure_window_seconds: int = 900
     otp_lock_seconds: int = 900
@@ -36,19 +38,20 @@ class Settings(BaseModel):
         mapping = {
             "willson_table": "WILLSON_TABLE_NAME",
             "ledger_table": "LEDGER_TABLE_NAME",
-            "idempotency_table": "IDEMPOTENCY_TABLE_NAME",
+            "otp_secret_table": "OTP_SECRET_TABLE_NAME",
             "jwt_secret_arn": "JWT_SECRET_ARN",
             "jwt_secret": "JWT_SECRET",
             "honeypot_app_id": "HONEYPOT_APP_ID",
             "honeypot_point_id": "HONEYPOT_POINT_ID",
             "max_listed_willsoners": "MAX_LISTED_WILLSONERS",
             "swap_max_attempts": "SWAP_MAX_ATTEMPTS",
-            "idempotency_ttl_seconds": "IDEMPOTENCY_TTL_SECONDS",
+            "swap_replay_seconds": "SWAP_REPLAY_SECONDS",
             "otp_max_failures": "OTP_MAX_FAILURES",
             "otp_failure_window_seconds": "OTP_FAILURE_WINDOW_SECONDS",
             "otp_lock_seconds": "OTP_LOCK_SECONDS",
         }
-        values = {field: env[name] for field, name in mapping.items() if env.get(name)}
+        values: dict[str, object] = {field: env[name] for field, name in mapping.items() if env.get(name)}
+        values["in_lambda"] = bool(env.get("AWS_LAMBDA_FUNCTION_NAME")) and env.get("AWS_SAM_LOCAL") != "true"
         return cls.model_validate(values)
 
 

@@ -61,6 +61,10 @@ class InternalError(PaymentsError):
     kind = "internal"
 
 
+class SwapOutcomeUndetermined(InternalError):
+    """A swap transaction was sent and nothing could tell whether it committed (its retry will)."""
+
+
 class EventIdInvalid(PaymentsError):
     """Swap event_id missing or not 3/4."""
 

@@ -9,7 +9,7 @@ from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 
 from payments.auth import Caller, verify_access_token
 from payments.config import Settings
-from payments.errors import InvalidBody, PaymentsError, dashboard_error_body, willson_error_body
+from payments.errors import InternalError, InvalidBody, PaymentsError, dashboard_error_body, willson_error_body
 from payments.json_body import dumps, parse_json_object
 
 _SECRET_MAX_AGE_SECONDS = 300
@@ -25,12 +25,20 @@ def request_json(event: BaseProxyEvent) -> dict[str, Any]:
 
 
 def jwt_secret(settings: Settings) -> str:
-    """The token signing secret: Secrets Manager (cached) when deployed, else JWT_SECRET."""
+    """The token signing secret: Secrets Manager (cached) when deployed, else JWT_SECRET.
+
+    In AWS Lambda there is no fallback: without JWT_SECRET_ARN every request is an internal error.
+    """
     if settings.jwt_secret_arn:
         # Imported here: only the deployed path needs it, and it is slow to import.
         from aws_lambda_powertools.utilities import parameters
 
         return str(parameters.get_secret(settings.jwt_secret_arn, max_age=_SECRET_MAX_AGE_SECONDS))
+    if settings.in_lambda:
+        from payments.observability import logger
+
+        logger.error("JWT_SECRET_ARN is not set: refusing to verify tokens with a development secret")
+        raise InternalError("JWT_SECRET_ARN is not set")
     return settings.jwt_secret
 
 

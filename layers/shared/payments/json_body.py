@@ -89,18 +89,27 @@ def _looks_deep(body: str) -> bool:
 
 
 def canonical_json(value: Any) -> str:
-    """One text per parsed JSON value, whatever its key order, spacing or number spelling."""
-    return json.dumps(_canonical(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    """One text per parsed JSON value, whatever its key order, spacing or number spelling.
 
-
-def _canonical(value: Any) -> Any:
+    Numbers are written by value (`11`, `11.0` and `1.1e1` are all `11e0`), unquoted, so they
+    never meet a string (`"11"`) or a boolean (`true` is not `1`).
+    """
     if isinstance(value, dict):
-        return {key: _canonical(item) for key, item in value.items()}
+        members = sorted((json.dumps(key, ensure_ascii=False), item) for key, item in value.items())
+        return "{" + ",".join(f"{key}:{canonical_json(item)}" for key, item in members) + "}"
     if isinstance(value, list):
-        return [_canonical(item) for item in value]
-    if isinstance(value, Decimal):
-        return str(without_trailing_zeros(value))
-    return value
+        return "[" + ",".join(canonical_json(item) for item in value) + "]"
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, (int, Decimal)):
+        return _canonical_number(Decimal(value))
+    raise TypeError(f"not a parsed JSON value: {type(value).__name__}")
+
+
+def _canonical_number(value: Decimal) -> str:
+    # exact, with no context: an absurd exponent (1e999999) cannot overflow
+    sign, digits, exponent = without_trailing_zeros(value).as_tuple()
+    return f"{'-' if sign else ''}{''.join(map(str, digits))}e{exponent}"
 
 
 def without_trailing_zeros(value: Decimal) -> Decimal:

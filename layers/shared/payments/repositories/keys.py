@@ -71,11 +71,21 @@ def otp_guard(au_id: int) -> dict[str, str]:
     return {PK: f"ACCOUNT#{au_id}", SK: "OTP_GUARD"}
 
 
+def request_record(au_id: int, fingerprint: str) -> dict[str, str]:
+    """The committed answer of one request of the account (fingerprint of the parsed body)."""
+    return {PK: f"ACCOUNT#{au_id}", SK: f"REQUEST#{fingerprint}"}
+
+
 SWAP_LOG_PREFIX = "SWAPLOG#"
 
 
 def swap_log(au_id: int, log_id: int) -> dict[str, str]:
     return {PK: f"ACCOUNT#{au_id}", SK: f"{SWAP_LOG_PREFIX}{log_id:020d}"}
+
+
+# OTP secret table (KMS-encrypted; only the swap function and the ops tools may read it)
+def otp_secret(au_id: int) -> dict[str, str]:
+    return {PK: f"ACCOUNT#{au_id}", SK: "OTP_SECRET"}
 
 
 def app(app_id: int) -> dict[str, str]:

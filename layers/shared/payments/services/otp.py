@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import pyotp
 from pyotp.utils import strings_equal
 
+from payments.models.ledger import OtpFailure, OtpGuard
+
 INTERVAL_SECONDS = 30
 _CODE = re.compile(r"^[0-9]{6}$")
 # Steps t-1, t, t+1 are accepted; the current step is preferred when a code matches several.
@@ -37,12 +39,19 @@ def current_step(now: float) -> int:
     return int(now) // INTERVAL_SECONDS
 
 
-def locked_until_ms(failures_ms: list[int], policy: LockoutPolicy) -> int:
-    """When the lock caused by these failures ends (0 if they never reached the limit)."""
-    ordered = sorted(int(value) for value in failures_ms)
-    window_ms = policy.window_seconds * 1000
-    until = 0
-    for index in range(policy.max_failures - 1, len(ordered)):
-        if ordered[index] - ordered[index - policy.max_failures + 1] <= window_ms:
-            until = max(until, ordered[index] + policy.lock_seconds * 1000)
-    return until
+def after_failure(guard: OtpGuard, failure: OtpFailure, policy: LockoutPolicy) -> OtpGuard:
+    """The guard once this wrong code is counted: failures older than the window are forgotten,
+    and the failure that reaches the limit locks OTP. At most `max_failures` are ever kept."""
+    since_ms = failure.at_ms - policy.window_seconds * 1000
+    recent = tuple(kept for kept in guard.failures if kept.at_ms > since_ms)[-(policy.max_failures - 1):]
+    failures = (*recent, failure) if policy.max_failures > 1 else (failure,)
+    locked_until_ms = guard.locked_until_ms
+    if len(failures) >= policy.max_failures:
+        locked_until_ms = max(locked_until_ms, failure.at_ms + policy.lock_seconds * 1000)
+    return OtpGuard(version=guard.version + 1, failures=failures, locked_until_ms=locked_until_ms)
+
+
+def guard_expires_at(guard: OtpGuard, policy: LockoutPolicy) -> int:
+    """Epoch seconds after which the guard no longer matters (TTL clean-up)."""
+    last_ms = max([failure.at_ms for failure in guard.failures], default=0)
+    return max(guard.locked_until_ms, last_ms + policy.window_seconds * 1000) // 1000 + 1

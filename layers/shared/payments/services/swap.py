@@ -1,7 +1,16 @@
-"""The point ⇄ coin swap: validation in SPEC's order, OTP, and one optimistic transaction."""
+"""The point ⇄ coin swap: validation in SPEC's order, OTP, and one optimistic transaction.
+
+A request is known by its fingerprint (caller + parsed body). Its committed answer is written
+by the swap's own transaction as a request record, and the state read fetches that record, so
+a retried request — after a lost answer, a crash or an expired OTP code — gets the committed
+answer back from one read. When the transaction's answer is lost, the swap resends it (the
+same ClientRequestToken) or reads again until it knows; it answers "unknown" (32202) only when
+it still cannot tell, and the client's retry then learns the truth from the request record.
+"""
 from __future__ import annotations
 
 import hashlib
+import logging
 import random
 import time
 import uuid
@@ -23,20 +32,23 @@ from payments.errors import (
     OtpAlreadyUsed,
     OtpInvalid,
     OtpLocked,
+    PaymentsError,
     PointIdInvalid,
     PointQuantityInsufficient,
     SwapConflict,
+    SwapOutcomeUndetermined,
 )
 from payments.json_body import canonical_json, without_trailing_zeros
+from payments.models.ledger import OtpFailure, OtpGuard, PointAccount, RequestRecord, SwapCommit, SwapState, Wallet
 from payments.models.swap import EVENT_COIN_TO_POINT, EVENT_POINT_TO_COIN, SwapCoinView, SwapPointView, SwapRequest, SwapValue
 from payments.repositories.ledger import (
+    CommitResult,
+    GuardWriteResult,
     LedgerReadFailed,
     LedgerRepository,
-    SwapCommitFailed,
-    SwapRaceLost,
-    SwapState,
-    SwapWrite,
-    otp_failure_times,
+    SwapOutcomeUnknown,
+    SwapRejected,
+    WalletReadFailed,
 )
 from payments.services import otp
 
@@ -45,17 +57,42 @@ COIN_LIMIT = Decimal(10) ** 18
 # Exact arithmetic for int64 points times a rate of up to 18 fractional digits.
 _EXACT = Context(prec=80)
 _RETRY_BASE_SECONDS = 0.01
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class SwapPolicy:
     max_attempts: int = 5
     lockout: otp.LockoutPolicy = field(default_factory=otp.LockoutPolicy)
+    replay_seconds: int = 600
+    # resends of one transaction whose answer was lost, before reading again
+    max_resends: int = 2
+    # rounds of judging one wrong code against concurrent ones, before answering "locked"
+    max_guard_attempts: int = 8
+
+
+@dataclass(frozen=True)
+class TimeBudget:
+    """What is left of the invocation: a DynamoDB call starts only if its worst case still fits."""
+
+    remaining_ms: Callable[[], int]
+    call_ms: int
+    margin_ms: int = 500
+
+    def allows_call(self) -> bool:
+        return self.remaining_ms() - self.margin_ms >= self.call_ms
+
+
+@dataclass(frozen=True)
+class SwapOutcome:
+    value: SwapValue
+    replayed: bool
+    race_retries: int = 0
 
 
 @dataclass(frozen=True)
 class _Checked:
-    """A request whose ids and quantities passed, with the catalogue entries they name."""
+    """A request whose ids and quantities passed."""
 
     event_id: int
     app_id: int
@@ -81,44 +118,97 @@ def execute_swap(
     request: SwapRequest,
     fingerprint: str,
     policy: SwapPolicy,
+    budget: TimeBudget,
     clock: Callable[[], float] | None = None,
     pause: Callable[[float], None] | None = None,
-) -> SwapValue:
+) -> SwapOutcome:
     """Swap points and coins for the caller; raise the catalogued error of the first failed check."""
     if not _is_id(request.event_id) or request.event_id not in (EVENT_POINT_TO_COIN, EVENT_COIN_TO_POINT):
         raise EventIdInvalid()
     if not _is_id(request.app_id):
         raise AppIdInvalid()
+    now = clock or time.time
+    # The OTP code is judged at the request's arrival, however long resolving a lost answer takes.
+    arrival = now()
     point_id = request.point_id if _is_id(request.point_id) else None
     coin_id = request.coin_id if _is_id(request.coin_id) else None
+    # True once a transaction of this request was sent and no answer said what became of it.
+    uncertain = False
     for attempt in range(policy.max_attempts):
+        if attempt and not budget.allows_call():
+            break
         try:
-            state = ledger.read_swap_state(caller.au_id, request.app_id, point_id, coin_id)
+            state = ledger.read_swap_state(caller.au_id, request.app_id, point_id, coin_id, fingerprint)
         except LedgerReadFailed as error:
+            if uncertain:
+                raise SwapOutcomeUndetermined(f"re-read failed: {error}") from error
+            if isinstance(error, WalletReadFailed):
+                raise CoinDataReadFailed(str(error)) from error
             raise MemberDataReadFailed(str(error)) from error
-        checked = _check_ids_and_quantities(request, state)
-        point, wallet = _check_accounts(state)
-        now = (clock or time.time)()
-        step, replay_log_id = _check_otp(ledger, caller, request, state, fingerprint, now, policy.lockout)
-        if replay_log_id is not None:
-            return _replay(ledger, caller, replay_log_id)
-        write = _plan(caller, checked, state, point, wallet, step, fingerprint, now)
+        now_ms = int(now() * 1000)
+        if state.request is not None and state.request.is_live(now_ms):
+            return SwapOutcome(state.request.value, replayed=True, race_retries=attempt)
         try:
-            ledger.commit_swap(write)
-        except SwapRaceLost:
-            # Someone else moved this account between our read and our write: read again.
-            (pause or time.sleep)(random.uniform(0, _RETRY_BASE_SECONDS * 2**attempt))
-            continue
-        except SwapCommitFailed as error:
+            commit = _judge(ledger, caller, request, state, fingerprint, arrival, now_ms, policy, budget)
+        except PaymentsError as refusal:
+            if uncertain:
+                # An earlier transaction of this request may still commit: never call it failed.
+                raise SwapOutcomeUndetermined(f"refused ({refusal.kind}) after an unknown outcome") from refusal
+            raise
+        if not budget.allows_call():
+            break  # nothing sent: not enough time left to see a transaction through
+        try:
+            result = _send(ledger, commit, policy, budget)
+        except SwapRejected as error:
+            if uncertain:
+                raise SwapOutcomeUndetermined(str(error)) from error
             raise InternalError(str(error)) from error
-        return SwapValue.model_validate(write.log_item["value"])
+        if result is CommitResult.COMMITTED:
+            return SwapOutcome(commit.record.value, replayed=False, race_retries=attempt)
+        if result is None:
+            uncertain = True
+            continue
+        # Something read has changed (another swap, or this very swap committed): read again.
+        (pause or time.sleep)(random.uniform(0, _RETRY_BASE_SECONDS * 2**attempt))
+    if uncertain:
+        raise SwapOutcomeUndetermined("the transaction's outcome is still unknown")
     raise SwapConflict()
+
+
+def _send(ledger: LedgerRepository, commit: SwapCommit, policy: SwapPolicy, budget: TimeBudget) -> CommitResult | None:
+    """Send the transaction, resending it while its answer is lost; None if still unknown."""
+    for resend in range(1 + policy.max_resends):
+        if resend and not budget.allows_call():
+            return None
+        try:
+            return ledger.commit_swap(commit)
+        except SwapOutcomeUnknown as error:
+            _log.warning("swap transaction answer lost (try %d): %s", resend + 1, error)
+    return None
+
+
+def _judge(
+    ledger: LedgerRepository,
+    caller: Caller,
+    request: SwapRequest,
+    state: SwapState,
+    fingerprint: str,
+    arrival: float,
+    now_ms: int,
+    policy: SwapPolicy,
+    budget: TimeBudget,
+) -> SwapCommit:
+    """Every check in SPEC's order, then the transaction that would carry the swap out."""
+    checked = _check_ids_and_quantities(request, state)
+    point, wallet = _check_accounts(state)
+    step = _check_otp(ledger, caller, request, state, arrival, now_ms, policy, budget)
+    return _plan(caller, checked, state, point, wallet, step, fingerprint, arrival, now_ms, policy)
 
 
 def _check_ids_and_quantities(request: SwapRequest, state: SwapState) -> _Checked:
     if state.app is None:
         raise AppIdInvalid()
-    if not _is_id(request.point_id) or str(request.point_id) not in state.app.get("points", {}):
+    if not _is_id(request.point_id) or request.point_id not in state.app.point_ids:
         raise PointIdInvalid()
     if not _is_id(request.coin_id):
         raise CoinIdInvalid()
@@ -127,15 +217,14 @@ def _check_ids_and_quantities(request: SwapRequest, state: SwapState) -> _Checke
     adjust_point = request.adjust_point_quantity
     if not isinstance(adjust_point, int) or isinstance(adjust_point, bool) or not INT64_MIN <= adjust_point <= INT64_MAX:
         raise AdjustQuantityInvalid("adjust_point_quantity is not an int64")
-    adjust_coin = _coin_amount(request.adjust_coin_quantity, int(state.coin["decimals"]))
+    adjust_coin = _coin_amount(request.adjust_coin_quantity, state.coin.decimals)
     if adjust_point == 0 or adjust_coin == 0:
         raise AdjustQuantityInvalid("zero adjustment")
     if request.event_id == EVENT_POINT_TO_COIN and not adjust_point < 0 < adjust_coin:
         raise AdjustQuantityInvalid("event 3 takes points and gives coins")
     if request.event_id == EVENT_COIN_TO_POINT and not adjust_coin < 0 < adjust_point:
         raise AdjustQuantityInvalid("event 4 takes coins and gives points")
-    rate = Decimal(state.rate["rate"])
-    if _EXACT.multiply(Decimal(abs(adjust_point)), rate) != abs(adjust_coin):
+    if _EXACT.multiply(Decimal(abs(adjust_point)), state.rate) != abs(adjust_coin):
         raise AdjustQuantityInvalid("adjustments disagree with the rate")
     return _Checked(request.event_id, request.app_id, request.point_id, request.coin_id, adjust_point, adjust_coin)
 
@@ -153,13 +242,11 @@ def _coin_amount(value: Any, decimals: int) -> Decimal:
     return amount
 
 
-def _check_accounts(state: SwapState) -> tuple[dict[str, Any], dict[str, Any]]:
+def _check_accounts(state: SwapState) -> tuple[PointAccount, Wallet]:
     if state.point is None:
         raise AppPointAccountMissing()
     if state.wallet is None:
         raise CoinIdInvalid("no wallet for the coin")
-    if "quantity" not in state.wallet or "walletaddress" not in state.wallet:
-        raise CoinDataReadFailed("wallet item is incomplete")
     return state.point, state.wallet
 
 
@@ -168,104 +255,116 @@ def _check_otp(
     caller: Caller,
     request: SwapRequest,
     state: SwapState,
-    fingerprint: str,
-    now: float,
-    lockout: otp.LockoutPolicy,
-) -> tuple[int, int | None]:
-    """The OTP step this swap consumes, or the log id of the same request already committed."""
-    now_ms = int(now * 1000)
-    failures = otp_failure_times(state.otp_guard)
-    if now_ms < otp.locked_until_ms(list(failures.values()), lockout):
+    arrival: float,
+    now_ms: int,
+    policy: SwapPolicy,
+    budget: TimeBudget,
+) -> int:
+    """The OTP time step this swap consumes; a wrong code is counted before it is answered."""
+    if state.otp_guard.is_locked(now_ms):
         raise OtpLocked()
-    secret = (state.account or {}).get("otp_secret")
-    steps = otp.matching_steps(secret, request.otp_code, now) if secret and otp.is_well_formed(request.otp_code) else []
+    secret = state.otp_secret
+    well_formed = otp.is_well_formed(request.otp_code)
+    steps = otp.matching_steps(secret, request.otp_code, arrival) if secret and well_formed else []
     if not steps:
-        forget_before_ms = now_ms - (lockout.window_seconds + lockout.lock_seconds) * 1000
-        stale = [name for name, when in failures.items() if when < forget_before_ms]
-        expires_at = int(now) + lockout.window_seconds + lockout.lock_seconds
-        ledger.record_otp_failure(caller.au_id, uuid.uuid4().hex, now_ms, expires_at, stale)
-        raise OtpInvalid()
-    used = (state.account or {}).get("otp_steps", {})
+        _count_wrong_code(ledger, caller.au_id, state.otp_guard, now_ms, policy, budget)
+    consumed = state.account.consumed_otp_steps if state.account else {}
     for step in steps:
-        if str(step) not in used:
-            return step, None
-    for step in steps:
-        if used[str(step)].get("fingerprint") == fingerprint:
-            return step, int(used[str(step)]["log_id"])
+        if step not in consumed:
+            return step
     raise OtpAlreadyUsed()
 
 
-def _replay(ledger: LedgerRepository, caller: Caller, log_id: int) -> SwapValue:
-    log = ledger.get_swap_log(caller.au_id, log_id)
-    if log is None:
-        raise InternalError("consumed OTP step points at a missing swap log")
-    return SwapValue.model_validate(log["value"])
+def _count_wrong_code(
+    ledger: LedgerRepository, au_id: int, guard: OtpGuard, now_ms: int, policy: SwapPolicy, budget: TimeBudget
+) -> None:
+    """Record one wrong code with a conditional write, then answer it; raise OtpInvalid or OtpLocked.
+
+    Concurrent wrong codes are judged one at a time (each write expects the guard's version), so
+    however many arrive together at most `max_failures` are answered "invalid" per window; a code
+    that cannot be judged before the lock, or before the retry budget runs out, is "locked".
+    """
+    failure = OtpFailure(uuid.uuid4().hex, now_ms)
+    try:
+        for _ in range(policy.max_guard_attempts):
+            if not budget.allows_call():
+                break
+            updated = otp.after_failure(guard, failure, policy.lockout)
+            expires_at = otp.guard_expires_at(updated, policy.lockout)
+            if ledger.save_otp_guard(au_id, guard.version, updated, expires_at) is GuardWriteResult.WRITTEN:
+                raise OtpInvalid()
+            guard = ledger.get_otp_guard(au_id)
+            if guard.holds(failure.failure_id):
+                raise OtpInvalid()  # our write landed; only its answer was lost
+            if guard.is_locked(now_ms):
+                raise OtpLocked()
+    except LedgerReadFailed as error:
+        raise InternalError(f"wrong OTP code could not be counted: {error}") from error
+    raise OtpLocked("wrong code not judged: too many at once")
 
 
 def _plan(
     caller: Caller,
     checked: _Checked,
     state: SwapState,
-    point: dict[str, Any],
-    wallet: dict[str, Any],
+    point: PointAccount,
+    wallet: Wallet,
     step: int,
     fingerprint: str,
-    now: float,
-) -> SwapWrite:
-    previous_point = int(point["quantity"])
-    previous_coin = Decimal(wallet["quantity"])
-    new_point = previous_point + checked.adjust_point
-    new_coin = _EXACT.add(previous_coin, checked.adjust_coin)
+    arrival: float,
+    now_ms: int,
+    policy: SwapPolicy,
+) -> SwapCommit:
+    new_point = point.quantity + checked.adjust_point
+    new_coin = _EXACT.add(wallet.quantity, checked.adjust_coin)
     if not 0 <= new_point <= INT64_MAX:
         raise PointQuantityInsufficient()
     if not 0 <= new_coin < COIN_LIMIT:
         raise CoinQuantityInsufficient()
-    account = state.account or {}
-    log_id = int(account.get("log_seq", 0)) + 1
-    oldest_usable = otp.current_step(now) - 2
-    otp_steps = {key: value for key, value in account.get("otp_steps", {}).items() if int(key) >= oldest_usable}
-    otp_steps[str(step)] = {"log_id": log_id, "fingerprint": fingerprint}
+    account = state.account
+    log_id = (account.log_seq if account else 0) + 1
+    oldest_usable = otp.current_step(arrival) - 2
+    consumed = {s: log for s, log in (account.consumed_otp_steps if account else {}).items() if s >= oldest_usable}
+    consumed[step] = log_id
     value = SwapValue(
         au_id=caller.au_id,
         point=SwapPointView(
-            mu_id=int(point["mu_id"]),
+            mu_id=point.mu_id,
             app_id=checked.app_id,
-            database_id=int((state.app or {})["database_id"]),
+            database_id=state.app.database_id if state.app else 0,
             point_id=checked.point_id,
-            previous_point_quantity=previous_point,
+            previous_point_quantity=point.quantity,
             adjust_point_quantity=checked.adjust_point,
             point_quantity=new_point,
         ),
         coin=SwapCoinView(
             coin_id=checked.coin_id,
-            walletaddress=str(wallet["walletaddress"]),
-            previous_coin_quantity=previous_coin,
+            walletaddress=wallet.walletaddress,
+            previous_coin_quantity=wallet.quantity,
             adjust_coin_quantity=checked.adjust_coin,
             coin_quantity=new_coin,
         ),
         log_id=log_id,
         event_id=checked.event_id,
     )
-    log_item = {
-        "entity": "swap_log",
-        "au_id": caller.au_id,
-        "log_id": log_id,
-        "fingerprint": fingerprint,
-        "otp_step": step,
-        "created_at_ms": int(now * 1000),
-        "value": value.model_dump(),
-    }
-    return SwapWrite(
+    record = RequestRecord(
+        fingerprint=fingerprint,
+        value=value,
+        created_at_ms=now_ms,
+        expires_at_ms=now_ms + policy.replay_seconds * 1000,
+    )
+    return SwapCommit(
         au_id=caller.au_id,
         app_id=checked.app_id,
         point_id=checked.point_id,
         coin_id=checked.coin_id,
-        account_version=int(account.get("version", 0)),
-        log_id=log_id,
-        otp_steps=otp_steps,
-        previous_point=previous_point,
+        account_exists=account is not None,
+        account_version=account.version if account else 0,
+        consumed_otp_steps=consumed,
+        previous_point=point.quantity,
         new_point=new_point,
-        previous_coin=previous_coin,
+        previous_coin=wallet.quantity,
         new_coin=new_coin,
-        log_item=log_item,
+        otp_step=step,
+        record=record,
     )

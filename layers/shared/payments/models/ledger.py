@@ -1,0 +1,125 @@
+"""Typed values of the ledger that the swap service works on (the repository maps them to items)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from payments.models.swap import SwapValue
+
+
+@dataclass(frozen=True)
+class Account:
+    """A dashboard account's swap counters: optimistic version, last log id, consumed OTP steps."""
+
+    au_id: int
+    version: int = 0
+    log_seq: int = 0
+    # OTP time step → log id of the swap that consumed it (only recent steps are kept)
+    consumed_otp_steps: dict[int, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PointAccount:
+    """The caller's balance of one app point; `mu_id` is the app's member id for the caller."""
+
+    mu_id: int
+    quantity: int
+
+
+@dataclass(frozen=True)
+class Wallet:
+    """The caller's balance of one coin."""
+
+    walletaddress: str
+    quantity: Decimal
+
+
+@dataclass(frozen=True)
+class SwappableApp:
+    """A catalogue app and the point ids it has."""
+
+    app_id: int
+    database_id: int
+    point_ids: frozenset[int]
+
+
+@dataclass(frozen=True)
+class Coin:
+    """A catalogue coin and how many fractional digits its quantities may have."""
+
+    coin_id: int
+    decimals: int
+
+
+@dataclass(frozen=True)
+class OtpFailure:
+    """One wrong code, with the id of the request that sent it (so a resent write counts once)."""
+
+    failure_id: str
+    at_ms: int
+
+
+@dataclass(frozen=True)
+class OtpGuard:
+    """An account's recent wrong codes (at most the lockout limit) and the lock they caused."""
+
+    version: int = 0
+    failures: tuple[OtpFailure, ...] = ()
+    locked_until_ms: int = 0
+
+    def is_locked(self, now_ms: int) -> bool:
+        return now_ms < self.locked_until_ms
+
+    def holds(self, failure_id: str) -> bool:
+        return any(failure.failure_id == failure_id for failure in self.failures)
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """The committed answer of one request (account + fingerprint), replayed until it expires."""
+
+    fingerprint: str
+    value: SwapValue
+    created_at_ms: int
+    expires_at_ms: int
+
+    def is_live(self, now_ms: int) -> bool:
+        return now_ms < self.expires_at_ms
+
+
+@dataclass(frozen=True)
+class SwapState:
+    """Everything one swap reads, from one strongly consistent round trip (None where absent)."""
+
+    account: Account | None
+    point: PointAccount | None
+    wallet: Wallet | None
+    otp_secret: str | None
+    otp_guard: OtpGuard
+    app: SwappableApp | None
+    coin: Coin | None
+    rate: Decimal | None
+    request: RequestRecord | None
+
+
+@dataclass(frozen=True)
+class SwapCommit:
+    """One swap's transaction: the values it writes and the values it must find unchanged."""
+
+    au_id: int
+    app_id: int
+    point_id: int
+    coin_id: int
+    account_exists: bool
+    account_version: int
+    consumed_otp_steps: dict[int, int]
+    previous_point: int
+    new_point: int
+    previous_coin: Decimal
+    new_coin: Decimal
+    otp_step: int
+    record: RequestRecord
+
+    @property
+    def log_id(self) -> int:
+        return self.record.value.log_id
