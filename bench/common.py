@@ -176,7 +176,7 @@ def load(client: Any, fixture: dict[str, Any]) -> None:
 
     settings = get_settings()
     load_fixture(client, parse_fixture_text(json.dumps(fixture, ensure_ascii=False)),
-                 settings.willson_table, settings.ledger_table)
+                 settings.willson_table, settings.ledger_table, settings.otp_secret_table)
 
 
 # --- output -----------------------------------------------------------------------------------------

@@ -43,12 +43,17 @@ _CALLS = {
     "Query": lambda client, table: client.query(
         TableName=table, KeyConditionExpression="#pk = :pk", ExpressionAttributeNames={"#pk": "pk"},
         ExpressionAttributeValues={":pk": {"S": "PRIMING"}}, Limit=1),
-    "TransactWriteItems": lambda client, table: client.transact_write_items(TransactItems=[
-        {"Put": {"TableName": table, "Item": _SAMPLE, "ConditionExpression": "attribute_not_exists(pk)"}},
-        {"Update": {"TableName": table, "Key": _KEY, "UpdateExpression": "SET #n = #n + :d",
-                    "ConditionExpression": "#n >= :d", "ExpressionAttributeNames": {"#n": "n"},
-                    "ExpressionAttributeValues": {":d": {"N": "1"}}}},
-        {"ConditionCheck": {"TableName": table, "Key": _KEY, "ConditionExpression": "attribute_exists(pk)"}}]),
+    # Shaped like the swap's commit (3 updates, 2 puts, 1 check): botocore caches endpoint resolution per table list.
+    "TransactWriteItems": lambda client, table: client.transact_write_items(
+        TransactItems=[{"Update": {"TableName": table, "Key": _KEY, "UpdateExpression": "SET #n = #n + :d",
+                                   "ConditionExpression": "#n >= :d", "ExpressionAttributeNames": {"#n": "n"},
+                                   "ExpressionAttributeValues": {":d": {"N": "1"}}}}] * 3
+        + [{"Put": {"TableName": table, "Item": _SAMPLE, "ConditionExpression": "attribute_not_exists(#pk) OR #n < :d",
+                    "ExpressionAttributeNames": {"#pk": "pk", "#n": "n"},
+                    "ExpressionAttributeValues": {":d": {"N": "1"}}}}] * 2
+        + [{"ConditionCheck": {"TableName": table, "Key": _KEY, "ConditionExpression": "#n = :d",
+                               "ExpressionAttributeNames": {"#n": "n"}, "ExpressionAttributeValues": {":d": {"N": "1"}}}}],
+        ClientRequestToken="priming"),
     "UpdateItem": lambda client, table: client.update_item(
         TableName=table, Key=_KEY, UpdateExpression="SET #n = :n", ExpressionAttributeNames={"#n": "n"},
         ExpressionAttributeValues={":n": {"N": "1"}}, ReturnValues="ALL_NEW"),
