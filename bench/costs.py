@@ -55,14 +55,16 @@ class RequestLog:
     def _after(self, model: Any, parsed: dict[str, Any], http_response: Any, context: dict[str, Any], **_: Any) -> None:
         consumed = parsed.get("ConsumedCapacity") or []
         consumed = [consumed] if isinstance(consumed, dict) else consumed
-        responses = parsed.get("Responses")
-        items = ([i for found in responses.values() for i in found] if isinstance(responses, dict)
-                 else [r for r in responses or [] if r.get("Item")] or parsed.get("Items", []))
+        responses, tables = parsed.get("Responses"), context.get("costs_tables", [])
+        if isinstance(responses, dict):  # BatchGetItem: items by table
+            read = {table: len(items) for table, items in responses.items()}
+        else:
+            found = len([r for r in responses or [] if r.get("Item")] or parsed.get("Items", [])) + bool(parsed.get("Item"))
+            read = {tables[0]: found} if tables else {}
         self.calls.append({
-            "operation": model.name, "error": parsed.get("Error", {}).get("Code") if http_response.status_code >= 300
-            else None, "read": len(items or []) + (1 if parsed.get("Item") else 0),
-            "units": sum(float(c.get("CapacityUnits") or 0) for c in consumed),
-            "tables": context.get("costs_tables", []),
+            "operation": model.name, "tables": tables, "read": read,
+            "error": parsed.get("Error", {}).get("Code") if http_response.status_code >= 300 else None,
+            "units": {c.get("TableName"): float(c.get("CapacityUnits") or 0) for c in consumed},
         })
 
     def __enter__(self) -> "RequestLog":
@@ -77,12 +79,16 @@ class RequestLog:
 
     def describe(self, table: str | None = None) -> str:
         calls = [c for c in self.calls if table is None or table in c["tables"]]
+
+        def total(key: str, writes: bool | None = None) -> float:
+            return sum(value for c in calls if writes is None or (c["operation"] in _WRITES) == writes
+                       for name, value in c[key].items() if table is None or name == table)
+
         operations = ", ".join(f"{n} {op}" for op, n in sorted(Counter(c["operation"] for c in calls).items()))
-        read = sum(c["units"] for c in calls if c["operation"] not in _WRITES)
-        written = sum(c["units"] for c in calls if c["operation"] in _WRITES)
         errors = [c["error"] for c in calls if c["error"]]
-        return (f"{len(calls)} ({operations or 'none'}); {sum(c['read'] for c in calls)} items read; "
-                f"{read:g} RCU / {written:g} WCU" + (f"; refused: {', '.join(errors)}" if errors else ""))
+        return (f"{len(calls)} ({operations or 'none'}); {total('read'):g} items read; "
+                f"{total('units', False):g} RCU / {total('units', True):g} WCU"
+                + (f"; refused: {', '.join(errors)}" if errors else ""))
 
 
 def call(client: Any, handler: Any, event: dict[str, Any], status: int) -> tuple[Any, RequestLog]:
@@ -132,14 +138,14 @@ def swap(client: Any, targets: list[list[Any]]) -> None:
     for name, event, status in cases:
         answer, log = call(client, swap_app.lambda_handler, event, status)
         tables = sorted({table for c in log.calls for table in c["tables"]})
-        rows.append([name, answer.get("return"), len(log.calls), log.attempts,
+        rows.append([name, answer.get("return"), len(log.calls), log.attempts, log.describe(),
                      "<br>".join(f"{table}: {log.describe(table)}" for table in tables) or "none"])
         if name == "success":
             transactions = sum(c["operation"] == "TransactWriteItems" for c in log.calls)
             targets.append(["uncontended successful swap: TransactWriteItems / all DynamoDB requests",
                             f"{transactions} / {len(log.calls)}", "1 / ≤ 4",
                             "met" if transactions == 1 and len(log.calls) <= 4 else "MISSED"])
-    print(common.table(["swap", "return", "round trips", "HTTP attempts", "requests by table"], rows))
+    print(common.table(["swap", "return", "round trips", "HTTP attempts", "requests", "by table"], rows))
 
 
 def main() -> None:
