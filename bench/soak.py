@@ -112,7 +112,8 @@ def main() -> int:
                     locust = subprocess.run(command, env=env).returncode
                 except KeyboardInterrupt:
                     locust = 0
-                seen = json.loads((work / "seen.json").read_text(encoding="utf-8"))
+                results = work / "seen.json"  # written when a test stops; absent if none was started
+                seen = json.loads(results.read_text(encoding="utf-8")) if results.exists() else {}
                 problems = conservation(endpoint, accounts, seen)
         finally:
             if database:
