@@ -77,6 +77,12 @@ class LocalStack:
     def stop(self) -> None:
         stop_process(self._process)
 
+    def kill(self) -> None:
+        """SIGKILL: the process dies mid-request, as a crashed execution environment would."""
+        assert self._process is not None
+        self._process.kill()
+        self._process.wait(timeout=10)
+
     def __enter__(self) -> "LocalStack":
         return self.start()
 

@@ -11,31 +11,26 @@ botocore raises on the wire (EndpointConnectionError, ConnectionClosedError, Rea
 its answer did not come back.
 
 Each fault is injected either on the first attempt only (botocore's retry must then give the
-right answer) or on every attempt (the answer must be a catalogued error, nothing half-done, and
-the same request sent again once the database is back must be judged normally: an idempotency
-record may be left in progress only until its in-progress expiry, never for good).
+right answer) or on every attempt (the answer must be a catalogued error, nothing half-done, a
+committed swap never reported as failed, and the same request sent again once the database is
+back must get the committed answer or be judged normally).
 
-After every test, `payments_cli.reconcile.reconcile` checks the chain of the account it used, and
-no idempotency record may be left in progress; the data is shared by the module (one moto for all
-tests, a fresh dashboard account per swap test) and the whole ledger is reconciled at its end.
+After every test, `payments_cli.reconcile.reconcile` checks the chain of the account it used; the
+data is shared by the module (one moto for all tests, a fresh dashboard account per swap test)
+and the whole ledger is reconciled at its end.
 Backoff delays are computed but not slept, and each test starts with a full retry quota, as a
 fresh Lambda environment would.
 """
 from __future__ import annotations
 
-import datetime
 import itertools
 import json
-import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any, Callable, Iterator
 
 import pytest
-from aws_lambda_powertools.utilities.idempotency import base as idempotency_base
-from aws_lambda_powertools.utilities.idempotency.persistence import base as persistence_base
-from aws_lambda_powertools.utilities.idempotency.persistence import dynamodb as persistence_dynamodb
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ConnectionClosedError, EndpointConnectionError, ReadTimeoutError
 from botocore.retries import standard
@@ -48,26 +43,23 @@ from functions.swap import app as swap_app
 from payments.aws import dynamodb_client
 from payments.repositories import batch as batch_module
 from payments.repositories import codec
-from payments.repositories.ledger import otp_failure_times
 from payments_cli.reconcile import reconcile
 from payments_cli.tables import create_tables
 from swap_helpers import DEMO_SECRET, T0, code_at
 
-IDEMPOTENCY_TABLE = "IdempotencyTable"
 PROGRESS_PATH = "/api/v1/asker/payment/progress"
 SWAP_PATH = "/v1.0/db/swap"
 # payments.aws: standard retry mode; botocore's `max_attempts` counts the retries after the first
 # attempt (`total_max_attempts` counts them all).
 _RETRIES = dynamodb_client().meta.config.retries
 BOTOCORE_ATTEMPTS = _RETRIES.get("total_max_attempts") or _RETRIES["max_attempts"] + 1
-# Lambda's remaining time when the handler starts: Powertools' in-progress expiry of a record.
+# Lambda's remaining time when the handler starts (it stays there: every call fits the budget).
 REMAINING_MS = 10_000
 
 INTERNAL_WILLSON = (500, {"code": "internal_error", "message": "Internal server error"})
 UNKNOWN_SWAP = (500, {"return": 32202, "message": "Unknown swap error"})
 MEMBER_READ = (500, {"return": 34005, "message": "GetListMembers DB Scan Error"})
 SWAP_CONFLICT = (409, {"return": 32203, "message": "Swap conflict, try again"})
-POINT_SHORT = (409, {"return": 32103, "message": "point quantity is invalid"})
 OTP_INVALID = (401, {"return": 32107, "message": "OTP code is invalid"})
 
 
@@ -277,9 +269,7 @@ def faults(database: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultInje
         yield injector
     finally:
         injector.stop()
-    # whatever happened in the test, no idempotency record is left in progress, and the chain of
-    # the account it used (if any) is whole
-    assert in_progress_records(database) == []
+    # whatever happened in the test, the chain of the account it used (if any) is whole
     if injector.account is not None:
         assert reconcile(account_items(database, injector.account)).problems == []
 
@@ -295,7 +285,7 @@ def _refill_retry_quota(client: Any) -> None:
 
 
 class ShortLambdaContext(LambdaContext):
-    """A context with little time left, so an in-progress idempotency record expires quickly."""
+    """A Lambda context whose remaining time stays at REMAINING_MS."""
 
     def get_remaining_time_in_millis(self) -> int:
         return REMAINING_MS
@@ -331,45 +321,6 @@ def account_items(client: Any, au_id: int) -> list[dict[str, Any]]:
     ):
         items.extend(codec.from_item(item) for item in page["Items"])
     return items
-
-
-def in_progress_records(client: Any) -> list[dict[str, Any]]:
-    items = []
-    for page in client.get_paginator("scan").paginate(TableName=IDEMPOTENCY_TABLE):
-        items.extend(codec.from_item(item) for item in page["Items"])
-    return [item for item in items if item.get("status") == "INPROGRESS"]
-
-
-class _ShiftedDatetime(datetime.datetime):
-    offset = datetime.timedelta(0)
-
-    @classmethod
-    def now(cls, tz: Any = None) -> datetime.datetime:  # type: ignore[override]
-        return datetime.datetime.now(tz) + cls.offset
-
-
-class _ShiftedDatetimeModule:
-    """`datetime` as Powertools' idempotency modules see it: the real one, with a later `now`."""
-
-    datetime = _ShiftedDatetime
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(datetime, name)
-
-
-@pytest.fixture(autouse=True)
-def idempotency_clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    _ShiftedDatetime.offset = datetime.timedelta(0)
-    for module in (idempotency_base, persistence_base, persistence_dynamodb):
-        monkeypatch.setattr(module, "dt", _ShiftedDatetimeModule())
-    yield
-    _ShiftedDatetime.offset = datetime.timedelta(0)
-
-
-def wait_for_in_progress_expiry() -> None:
-    """Move the idempotency utility's clock past the in-progress expiry it gave the record
-    (the Lambda's remaining time when the request started), instead of sleeping."""
-    _ShiftedDatetime.offset += datetime.timedelta(milliseconds=REMAINING_MS + 1000)
 
 
 # --- payment progress: BatchGetItem, Query, BatchGetItem of cards (match_type 1) ------------------
@@ -491,7 +442,7 @@ def logs(client: Any, au_id: int) -> list[dict[str, Any]]:
 
 def otp_failures(client: Any, au_id: int) -> int:
     guard = next((item for item in account_items(client, au_id) if item["sk"] == "OTP_GUARD"), None)
-    return len(otp_failure_times(guard))
+    return len((guard or {}).get("failures", []))
 
 
 def assert_swapped_once(client: Any, account: Account) -> None:
@@ -503,6 +454,7 @@ def assert_swapped_once(client: Any, account: Account) -> None:
 def assert_untouched(client: Any, account: Account) -> None:
     assert balances(client, account.au_id) == (account.points, Decimal(0))
     assert logs(client, account.au_id) == []
+    assert not any(item["sk"].startswith("REQUEST#") for item in account_items(client, account.au_id))
 
 
 def wrong_code() -> str:
@@ -510,21 +462,14 @@ def wrong_code() -> str:
 
 
 # Each swap call, with the request that makes it: (operation, table, scenario).
-#   swap    a successful swap: PutItem, BatchGetItem, TransactWriteItems, UpdateItem
-#   refused not enough points: the idempotency record is deleted (DeleteItem)
-#   wrong   a wrong OTP code: the failure counter is updated (UpdateItem of the ledger)
-#   replay  the same request again: the stored answer is read (GetItem of the idempotency record)
-#   relog   the same request after a crash that lost the idempotency record: the answer comes
-#           back from the swap log the committed transaction wrote (GetItem of the ledger)
+#   swap    a successful swap: BatchGetItem (everything, both tables), TransactWriteItems
+#   wrong   a wrong OTP code: the failure is counted by a conditional PutItem of the OTP guard
+#   replay  the same request again: the request record comes back in the state read (BatchGetItem)
 SWAP_CALLS = [
-    pytest.param("PutItem", IDEMPOTENCY_TABLE, "swap", id="PutItem-idempotency"),
-    pytest.param("BatchGetItem", LEDGER_TABLE, "swap", id="BatchGetItem-ledger"),
+    pytest.param("BatchGetItem", LEDGER_TABLE, "swap", id="BatchGetItem-state"),
     pytest.param("TransactWriteItems", LEDGER_TABLE, "swap", id="TransactWriteItems"),
-    pytest.param("UpdateItem", IDEMPOTENCY_TABLE, "swap", id="UpdateItem-idempotency"),
-    pytest.param("DeleteItem", IDEMPOTENCY_TABLE, "refused", id="DeleteItem-idempotency"),
-    pytest.param("UpdateItem", LEDGER_TABLE, "wrong", id="UpdateItem-otp-failures"),
-    pytest.param("GetItem", IDEMPOTENCY_TABLE, "replay", id="GetItem-idempotency"),
-    pytest.param("GetItem", LEDGER_TABLE, "relog", id="GetItem-swap-log"),
+    pytest.param("PutItem", LEDGER_TABLE, "wrong", id="PutItem-otp-guard"),
+    pytest.param("BatchGetItem", LEDGER_TABLE, "replay", id="BatchGetItem-replay"),
 ]
 
 
@@ -539,8 +484,6 @@ class Scenario:
     monkeypatch: pytest.MonkeyPatch
 
     def body(self) -> dict[str, Any]:
-        if self.name == "refused":
-            return self.account.body(adjust_point=-30000, adjust_coin=3000)
         if self.name == "wrong":
             return self.account.body(otp_code=wrong_code())
         return self.account.body()
@@ -548,59 +491,31 @@ class Scenario:
     def prepare(self) -> None:
         if self.name == "replay":
             assert swap(self.account.au_id, self.body()) == self.account.success()
-            # DynamoDB's ReturnValuesOnConditionCheckFailure gives Powertools the stored record
-            # at once; without it (older SDKs, or when it is not returned) Powertools reads it
-            # with GetItem, the call this scenario is about.
-            self.client.meta.events.register("after-call.dynamodb.PutItem", _drop_returned_item,
-                                             unique_id="drop-returned-item")
-        if self.name == "relog":
-            original = swap_app.ledger.commit_swap
-
-            def commit_then_crash(write: Any) -> None:
-                original(write)
-                raise RuntimeError("the process died after DynamoDB committed")
-
-            self.monkeypatch.setattr(swap_app.ledger, "commit_swap", commit_then_crash)
-            assert swap(self.account.au_id, self.body()) == UNKNOWN_SWAP
-            self.monkeypatch.setattr(swap_app.ledger, "commit_swap", original)
         self.injector.sent.clear()
-
-    def finish(self) -> None:
-        self.client.meta.events.unregister("after-call.dynamodb.PutItem", unique_id="drop-returned-item")
 
     def send(self) -> tuple[int, Any]:
         return swap(self.account.au_id, self.body())
 
     def normal_answer(self) -> tuple[int, Any]:
-        return {"refused": POINT_SHORT, "wrong": OTP_INVALID}.get(self.name) or self.account.success()
+        return OTP_INVALID if self.name == "wrong" else self.account.success()
 
     def assert_ledger(self, otp_failures_expected: int = 1) -> None:
         """The ledger as the scenario leaves it on a calm database."""
-        if self.name in ("refused", "wrong"):
+        if self.name == "wrong":
             assert_untouched(self.client, self.account)
-            assert otp_failures(self.client, self.account.au_id) == (otp_failures_expected if self.name == "wrong" else 0)
+            assert otp_failures(self.client, self.account.au_id) == otp_failures_expected
         else:
             assert_swapped_once(self.client, self.account)
 
 
-def _drop_returned_item(parsed: dict[str, Any], **_: Any) -> None:
-    if parsed.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-        parsed.pop("Item", None)
-
-
 @pytest.fixture
-def scenario_for(account: Account, faults: FaultInjector, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], Scenario]]:
-    made: list[Scenario] = []
-
+def scenario_for(account: Account, faults: FaultInjector, monkeypatch: pytest.MonkeyPatch) -> Callable[[str], Scenario]:
     def make(name: str) -> Scenario:
         scenario = Scenario(name, account, faults._client, faults, monkeypatch)
         scenario.prepare()
-        made.append(scenario)
         return scenario
 
-    yield make
-    for scenario in made:
-        scenario.finish()
+    return make
 
 
 @pytest.mark.parametrize("fault", FAULTS, ids=str)
@@ -621,21 +536,25 @@ def test_swap_transient_fault_is_retried(faults, scenario_for, operation, table,
     scenario.assert_ledger(otp_failures_expected=2)
 
 
-# What each call's persistent failure answers, and whether the swap is committed by then.
-NORMAL = object()  # the answer a calm database gives
-PERSISTENT = {
-    ("PutItem", IDEMPOTENCY_TABLE): UNKNOWN_SWAP,      # no record could be written: nothing ran
-    ("BatchGetItem", LEDGER_TABLE): MEMBER_READ,       # the swap's state could not be read
-    ("TransactWriteItems", LEDGER_TABLE): UNKNOWN_SWAP,
-    ("UpdateItem", IDEMPOTENCY_TABLE): NORMAL,         # committed: the success stands though it could not be stored
-    ("DeleteItem", IDEMPOTENCY_TABLE): NORMAL,         # refused: the refusal stands though the record stays
-    ("UpdateItem", LEDGER_TABLE): UNKNOWN_SWAP,        # the wrong code could not be counted
-    ("GetItem", IDEMPOTENCY_TABLE): UNKNOWN_SWAP,      # the stored answer could not be read
-    ("GetItem", LEDGER_TABLE): UNKNOWN_SWAP,           # the logged answer could not be read
-}
-# Calls whose persistent failure leaves the idempotency record in progress: until its in-progress
-# expiry the same request is answered 32203, then it is judged normally.
-LEFT_IN_PROGRESS = {("UpdateItem", IDEMPOTENCY_TABLE), ("DeleteItem", IDEMPOTENCY_TABLE)}
+# What each call's persistent failure answers. A transaction whose every answer is an error says
+# nothing of whether it committed unless the error is DynamoDB refusing it (a 4xx such as
+# throttling): then the swap resends it, reads again, and answers 32202 only if it still cannot tell.
+REFUSED_BY_DYNAMODB = {THROTTLED.name, THROTTLING.name}
+
+
+def persistent_answer(operation: str) -> tuple[int, Any]:
+    if operation == "BatchGetItem":
+        return MEMBER_READ                      # the swap's state (or its record) could not be read
+    # the wrong code could not be counted (so not judged); or the transaction was refused, or
+    # its outcome stayed unknown
+    return UNKNOWN_SWAP
+
+
+def transaction_calls(fault: Fault) -> int:
+    """TransactWriteItems calls a swap makes when every attempt of every call fails with `fault`."""
+    if fault.name in REFUSED_BY_DYNAMODB:
+        return 1                                # a definite refusal: nothing committed, nothing to resolve
+    return swap_app.policy.max_unknown_outcomes * (1 + swap_app.policy.max_resends)
 
 
 @pytest.mark.parametrize("fault", FAULTS, ids=str)
@@ -644,23 +563,13 @@ def test_swap_persistent_fault_is_catalogued_and_recoverable(faults, scenario_fo
     scenario = scenario_for(name)
     before = account_items(faults._client, scenario.account.au_id)
     faults.arm(operation, fault, table=table, every_attempt=True)
-    expected = PERSISTENT[(operation, table)]
-    assert scenario.send() == (scenario.normal_answer() if expected is NORMAL else expected)
-    # bounded: botocore's attempts of the failing call, no more
-    assert faults.calls(operation, table) == 1
-    assert faults.attempts(operation, table) == BOTOCORE_ATTEMPTS
-    after = account_items(faults._client, scenario.account.au_id)
-    if (operation, table) == ("UpdateItem", IDEMPOTENCY_TABLE):
-        assert_swapped_once(faults._client, scenario.account)   # DynamoDB committed before the failure
-    else:
-        assert after == before                                  # nothing written, not even a failure count
+    assert scenario.send() == persistent_answer(operation)
+    # bounded: botocore's attempts of each failing call, and a bounded number of calls
+    calls = transaction_calls(fault) if operation == "TransactWriteItems" else 1
+    assert faults.calls(operation, table) == calls
+    assert faults.attempts(operation, table) == calls * BOTOCORE_ATTEMPTS
+    assert account_items(faults._client, scenario.account.au_id) == before  # nothing written
     faults.disarm()
-    if (operation, table) in LEFT_IN_PROGRESS:
-        [record] = in_progress_records(faults._client)
-        now_ms = time.time() * 1000
-        assert now_ms < int(record["in_progress_expiration"]) <= now_ms + REMAINING_MS
-        assert scenario.send() == SWAP_CONFLICT
-        wait_for_in_progress_expiry()
     assert scenario.send() == scenario.normal_answer()
     scenario.assert_ledger()
 
@@ -706,55 +615,48 @@ def test_swap_keys_never_processed_is_34005(faults, scenario_for):
 
 # --- writes that reach the database but whose answer is lost -------------------------------------
 
-def test_lost_answer_of_the_idempotency_put_answers_32203_until_the_in_progress_expiry(faults, scenario_for):
-    scenario = scenario_for("swap")
-    faults.arm("PutItem", LOST, table=IDEMPOTENCY_TABLE)
-    # botocore's retry finds its own record in progress: the request is told to try again...
-    assert scenario.send() == SWAP_CONFLICT
-    assert_untouched(faults._client, scenario.account)
-    faults.disarm()
-    # ...and once the in-progress expiry has passed, it goes through, once
-    wait_for_in_progress_expiry()
-    assert scenario.send() == scenario.account.success()
-    assert_swapped_once(faults._client, scenario.account)
-
-
-def test_lost_answer_of_the_transaction_is_answered_from_the_swap_log(faults, scenario_for):
+def test_lost_answer_of_the_transaction_is_resolved_before_answering(faults, scenario_for):
     scenario = scenario_for("swap")
     faults.arm("TransactWriteItems", LOST)
-    # the retried transaction finds the account moved on; the swap re-reads, sees its own OTP
-    # step consumed by this very request and answers from the log: committed once, right answer
+    # DynamoDB committed; botocore resends the same transaction (same ClientRequestToken), which
+    # moto, unlike DynamoDB, judges anew: its conditions fail. The swap re-reads, finds its own
+    # request record and answers what committed
     assert scenario.send() == scenario.account.success()
     assert faults.attempts("TransactWriteItems") == 2
+    assert faults.calls("BatchGetItem") == 2
     assert_swapped_once(faults._client, scenario.account)
     faults.disarm()
     assert scenario.send() == scenario.account.success()
     assert_swapped_once(faults._client, scenario.account)
 
 
-def test_lost_answer_of_the_idempotency_update_is_retried(faults, scenario_for):
+def test_every_answer_of_the_transaction_lost_is_still_resolved_by_reading(faults, scenario_for):
     scenario = scenario_for("swap")
-    faults.arm("UpdateItem", LOST, table=IDEMPOTENCY_TABLE)
-    assert scenario.send() == scenario.account.success()
-    faults.disarm()
+    faults.arm("TransactWriteItems", LOST, every_attempt=True)
+    # the first attempt commits, every answer is lost, resends included: the reads tell
     assert scenario.send() == scenario.account.success()
     assert_swapped_once(faults._client, scenario.account)
 
 
-def test_lost_answer_of_the_idempotency_delete_is_retried(faults, scenario_for):
-    scenario = scenario_for("refused")
-    faults.arm("DeleteItem", LOST, table=IDEMPOTENCY_TABLE)
-    assert scenario.send() == POINT_SHORT
+def test_lost_answers_then_an_unreadable_database_answer_32202_and_the_retry_learns_the_truth(faults, scenario_for):
+    scenario = scenario_for("swap")
+    faults.arm("TransactWriteItems", LOST, every_attempt=True)
+    faults.arm("BatchGetItem", CONNECTION, table=LEDGER_TABLE, call=2, every_attempt=True)
+    # committed, but nothing can tell the swap so: it says it does not know (never "failed")
+    assert scenario.send() == UNKNOWN_SWAP
+    assert_swapped_once(faults._client, scenario.account)
     faults.disarm()
-    assert scenario.send() == POINT_SHORT
-    assert_untouched(faults._client, scenario.account)
+    # the client's retry is answered from the request record, once
+    assert scenario.send() == scenario.account.success()
+    assert_swapped_once(faults._client, scenario.account)
 
 
-def test_lost_answer_of_the_otp_failure_counter_counts_one_failure(faults, scenario_for):
-    # botocore sends the same UpdateItem again: one wrong code must still count once (five lock)
+def test_lost_answer_of_the_otp_guard_write_counts_one_failure(faults, scenario_for):
+    # botocore sends the same conditional PutItem again; it fails (the guard moved on), the swap
+    # reads the guard, finds its own failure and answers it: one wrong code, counted once
     scenario = scenario_for("wrong")
-    faults.arm("UpdateItem", LOST, table=LEDGER_TABLE)
+    faults.arm("PutItem", LOST, table=LEDGER_TABLE)
     assert scenario.send() == OTP_INVALID
-    assert faults.attempts("UpdateItem", LEDGER_TABLE) == 2
+    assert faults.attempts("PutItem", LEDGER_TABLE) == 2
     assert otp_failures(faults._client, scenario.account.au_id) == 1
     assert_untouched(faults._client, scenario.account)

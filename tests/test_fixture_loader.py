@@ -14,9 +14,11 @@ from moto import mock_aws
 
 from payments.repositories import codec
 from payments_cli.fixture_loader import FixtureError, load_fixture, parse_fixture_text
+from payments_cli.tables import create_tables
 
 WILLSON = "WillsonTable"
 LEDGER = "LedgerTable"
+SECRETS = "OtpSecretTable"
 # The bundled demo data: the same file as the spec's fixture.example.json.
 EXAMPLE = Path(__file__).resolve().parents[1] / "cli" / "payments_cli" / "demo_fixture.json"
 IMAGES = "https://willson-v1.s3.ap-northeast-2.amazonaws.com"
@@ -40,16 +42,7 @@ def client(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         monkeypatch.delenv(name, raising=False)
     with mock_aws():
         dynamodb = boto3.client("dynamodb", region_name="us-east-1")
-        for table in (WILLSON, LEDGER):
-            dynamodb.create_table(
-                TableName=table,
-                KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-                AttributeDefinitions=[
-                    {"AttributeName": "pk", "AttributeType": "S"},
-                    {"AttributeName": "sk", "AttributeType": "S"},
-                ],
-                BillingMode="PAY_PER_REQUEST",
-            )
+        create_tables(dynamodb)  # the template's own tables
         yield dynamodb
 
 
@@ -59,7 +52,7 @@ def example() -> dict[str, Any]:
 
 def load(client: Any, document: dict[str, Any] | str) -> dict[str, int]:
     text = document if isinstance(document, str) else json.dumps(document, ensure_ascii=False)
-    return load_fixture(client, parse_fixture_text(text), WILLSON, LEDGER, "OtpSecretTable")
+    return load_fixture(client, parse_fixture_text(text), WILLSON, LEDGER, SECRETS)
 
 
 def contents(client: Any, table: str) -> Contents:
@@ -297,7 +290,6 @@ def test_example_account_19(client):
             "sk": "ACCOUNT",
             "entity": "account",
             "au_id": 19,
-            "otp_secret": "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP",
             "version": 0,
             "log_seq": 0,
             "otp_steps": {},
@@ -464,12 +456,14 @@ def test_reloading_an_account_keeps_its_counters_and_secret(client):
     # When a fixture restates account 19 without an OTP secret
     load(client, {"accounts": [{"au_id": 19, "points": [{"app_id": 1, "point_id": 1, "mu_id": 28, "quantity": 500}]}]})
     # Then the counters and the stored secret are kept and the balance is the fixture's
+    assert get(client, SECRETS, "ACCOUNT#19", "OTP_SECRET") == {
+        "pk": "ACCOUNT#19", "sk": "OTP_SECRET", "au_id": 19, "otp_secret": "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP",
+    }
     assert get(client, LEDGER, "ACCOUNT#19", "ACCOUNT") == {
         "pk": "ACCOUNT#19",
         "sk": "ACCOUNT",
         "entity": "account",
         "au_id": 19,
-        "otp_secret": "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP",
         "version": 3,
         "log_seq": 2,
         "otp_steps": {"last": 55_000_000},
@@ -484,8 +478,10 @@ def test_new_otp_secret_replaces_the_stored_one_normalised(client):
     # When account 19 gets a new secret written in lower case with padding
     load(client, {"accounts": [{"au_id": 19, "otp_secret": "gezdgnbvgy3tqojqgezdgnbvgy3tqojq===="}]})
     # Then the stored secret is the canonical upper-case, unpadded form
-    account = get(client, LEDGER, "ACCOUNT#19", "ACCOUNT")
-    assert account is not None and account["otp_secret"] == "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"
+    stored = get(client, SECRETS, "ACCOUNT#19", "OTP_SECRET")
+    assert stored is not None and stored["otp_secret"] == "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"
+    # and the ledger, which the payment-progress function may read, holds no secret at all
+    assert not any("otp_secret" in item for item in contents(client, LEDGER).values())
 
 
 def test_references_resolve_against_stored_items(client):

@@ -81,7 +81,7 @@ def test_dynamodb_local_serves_both_routes_and_a_restart_keeps_the_data(tmp_path
             assert body["value"]["log_id"] == 2
 
 
-def test_idempotency_records_are_shared_by_every_execution_environment():
+def test_request_records_are_shared_by_every_execution_environment():
     with LocalStack() as stack:
         endpoint = next(line for line in stack.banner if line.startswith("DynamoDB: ")).split()[1]
         wait_for_calm_otp_step()
@@ -100,6 +100,7 @@ def test_idempotency_records_are_shared_by_every_execution_environment():
         assert again == first
         client = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1",
                               aws_access_key_id="local", aws_secret_access_key="local")
-        records = client.scan(TableName="IdempotencyTable")["Items"]
+        items = client.scan(TableName="LedgerTable")["Items"]
+        records = [item for item in items if item["sk"]["S"].startswith("REQUEST#")]
         assert len(records) == 3
-        assert {item["id"]["S"].split("#")[0] for item in records} == {"swap"}
+        assert {item["pk"]["S"] for item in records} == {"ACCOUNT#19"}

@@ -198,7 +198,7 @@ def test_unknown_swap_error_when_no_answer_ever_comes(ledger, monkeypatch):
     assert swap(swap_body()) == (500, error(32202, "Unknown swap error"))
     assert ledger_items(ledger) == before
     # each attempt re-read the state and resent its transaction, within the bounds of the policy
-    assert len(sent) == swap_app.policy.max_attempts * (1 + swap_app.policy.max_resends)
+    assert len(sent) == swap_app.policy.max_unknown_outcomes * (1 + swap_app.policy.max_resends)
 
 
 def test_member_data_read_error(ledger, monkeypatch):
@@ -608,3 +608,21 @@ def test_otp_secrets_live_in_their_own_table(ledger):
     assert not any("otp_secret" in item for item in ledger_items(ledger))
     [secret] = [codec_item for codec_item in ledger.scan(TableName="OtpSecretTable")["Items"]]
     assert secret["pk"] == {"S": "ACCOUNT#19"} and secret["sk"] == {"S": "OTP_SECRET"}
+
+
+def test_loading_a_fixture_over_a_live_account_rolls_nothing_back(ledger, at_t0):
+    from conftest import DEMO_FIXTURE
+
+    # Given a committed swap: version, log sequence and consumed OTP step have moved
+    assert swap(swap_body())[0] == 200
+    account_before = next(item for item in ledger_items(ledger) if item["sk"] == "ACCOUNT" and item["au_id"] == 19)
+    # When ops load the demo fixture again over the live account
+    load(ledger, DEMO_FIXTURE)
+    # Then the swap counters are untouched (the balances are the fixture's: a seeding tool)
+    account_after = next(item for item in ledger_items(ledger) if item["sk"] == "ACCOUNT" and item["au_id"] == 19)
+    assert account_after == account_before
+    assert account_after["version"] == 1 and account_after["log_seq"] == 1
+    # the consumed step stays consumed, and the next swap continues the log chain
+    assert swap(swap_body(adjust_point=-20, adjust_coin=2)) == (409, error(32108, "OTP code already used"))
+    at_t0["t"] = T0 + 30
+    assert swap(swap_body(adjust_point=-20, adjust_coin=2, when=T0 + 30))[1]["value"]["log_id"] == 2

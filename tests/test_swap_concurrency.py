@@ -1,8 +1,11 @@
 """Concurrent swaps over real HTTP against the local stack, on DynamoDB Local and on the embedded emulator."""
 from __future__ import annotations
 
+import http.client
 import subprocess
 import sys
+import time
+from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
@@ -127,3 +130,96 @@ def test_concurrent_swaps_over_the_balance_never_overdraw(stack):
     assert ledger["WALLET#2"]["quantity"] == total_coins
     assert sorted(log["value"]["log_id"] for log in logs) == sorted(value["log_id"] for value in successes)
     assert reconcile_exit_code(endpoint) == 0
+
+
+def test_sixteen_identical_requests_at_once_all_get_the_one_committed_answer(stack):
+    local, endpoint = stack
+    # Given one swap request, sent 16 times at the same moment (a client retrying impatiently)
+    now = wait_for_calm_otp_step()
+    body = swap_body(pyotp.TOTP(DEMO_SECRET).at(now), -110)
+    answers = send_all(local, [body] * 16)
+    # Then every answer is that one success (or "try again" while it was being decided)
+    successes = [answer for answer in answers if answer[0] == 200]
+    assert successes, summary(answers)
+    assert all(answer == successes[0] for answer in successes), summary(answers)
+    assert all(answer in (successes[0], (409, {"return": 32203, "message": "Swap conflict, try again"}))
+               for answer in answers), summary(answers)
+    # and money moved once, with one log entry
+    ledger = ledger_of(endpoint)
+    assert [item["log_id"] for sk, item in ledger.items() if sk.startswith("SWAPLOG#")] == [1]
+    assert ledger["POINT#1#1"]["quantity"] == 1990
+    # a late retry gets the same answer again
+    assert local.post("/v1.0/db/swap", raw=_raw(body), headers={"Authorization": f"Bearer {token(19)}"}) == successes[0]
+    assert reconcile_exit_code(endpoint) == 0
+
+
+def test_thirty_wrong_codes_at_once_judge_at_most_five(stack):
+    local, endpoint = stack
+    now = wait_for_calm_otp_step()
+    right = pyotp.TOTP(DEMO_SECRET).at(now)
+    wrong = [f"{n:06d}" for n in range(100000, 100030) if f"{n:06d}" != right][:30]
+    # When 30 wrong codes for one account arrive at the same moment
+    answers = send_all(local, [swap_body(code, -110) for code in wrong])
+    codes = [body["return"] for _, body in answers]
+    # Then at most five are judged (401 / 32107) and the rest are refused as locked (429 / 32109)
+    assert codes.count(32107) == 5, summary(answers)
+    assert codes.count(32109) == 25, summary(answers)
+    assert {status for status, body in answers if body["return"] == 32109} == {429}
+    guard = ledger_of(endpoint)["OTP_GUARD"]
+    assert len(guard["failures"]) == 5
+    # and no swap commits while the account is locked, even with the right code
+    locked = local.post("/v1.0/db/swap", raw=_raw(swap_body(right, -110)), headers={"Authorization": f"Bearer {token(19)}"})
+    assert locked == (429, {"return": 32109, "message": "Too many OTP attempts"})
+    assert not any(sk.startswith("SWAPLOG#") for sk in ledger_of(endpoint))
+
+
+@pytest.mark.parametrize("backend", ["dynamodb-local", "moto-server"])
+def test_serve_killed_mid_burst_then_every_request_retried(backend):
+    with _database(backend) as endpoint:
+        extra = ("--concurrent-dynamodb",) if backend == "dynamodb-local" else ()
+        now = wait_for_calm_otp_step(margin=12.0)
+        totp = pyotp.TOTP(DEMO_SECRET)
+        bodies = [swap_body(totp.at(now, counter_offset=offset), -100 - n) for offset in (-1, 0, 1) for n in range(4)]
+        first_round: list[Any] = []
+        with LocalStack("--dynamodb-endpoint", endpoint, "--fixture", str(DEMO_FIXTURE), *extra) as local:
+            # When serve is killed (SIGKILL) while the burst is in flight
+            with ThreadPoolExecutor(max_workers=len(bodies)) as pool:
+                futures = [pool.submit(_post_or_error, local, body) for body in bodies]
+                time.sleep(0.15)
+                local.kill()
+                first_round = [future.result() for future in futures]
+        # and restarted on the same database (no fixture: a restart never resets data)
+        with LocalStack("--dynamodb-endpoint", endpoint, *extra) as local:
+            retried = [_post_or_error(local, body) for body in bodies]
+        # Then every request that had an answer gets the same answer if it was a success...
+        for before, after in zip(first_round, retried):
+            if before is not None and before[0] == 200:
+                assert after == before, (first_round, retried)
+        # ...and every committed swap is reported as a success to its retry, each exactly once
+        ledger = ledger_of(endpoint)
+        logs = sorted((item for sk, item in ledger.items() if sk.startswith("SWAPLOG#")), key=lambda log: log["log_id"])
+        assert [log["log_id"] for log in logs] == list(range(1, len(logs) + 1))
+        reported = [after[1]["value"] for after in retried if after is not None and after[0] == 200]
+        assert sorted(value["log_id"] for value in reported) == [log["log_id"] for log in logs]
+        assert ledger["POINT#1#1"]["quantity"] == 2100 + sum(log["value"]["point"]["adjust_point_quantity"] for log in logs)
+        assert all(after is not None and after[0] < 500 for after in retried), retried
+        assert reconcile_exit_code(endpoint) == 0
+
+
+def _post_or_error(local: LocalStack, body: dict[str, Any]) -> tuple[int, Any] | None:
+    try:
+        return local.post("/v1.0/db/swap", raw=_raw(body), headers={"Authorization": f"Bearer {token(19)}"})
+    except (OSError, http.client.HTTPException):
+        return None  # the connection died with serve
+
+
+@contextmanager
+def _database(backend: str) -> Iterator[str]:
+    if backend == "dynamodb-local":
+        if not is_installed():
+            pytest.skip("DynamoDB Local not installed (make dynamodb-local)")
+        with DynamoDBLocal() as database:
+            yield database.endpoint
+    else:
+        with moto_server() as endpoint:
+            yield endpoint

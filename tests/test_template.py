@@ -201,7 +201,8 @@ def test_no_secret_in_plain_environment_variables(template):
         assert refs(variables["JWT_SECRET_ARN"]) <= secret_ids and refs(variables["JWT_SECRET_ARN"])
         for variable, value in variables.items():
             if SECRET_NAME.search(variable):
-                assert variable.endswith("_ARN") and isinstance(value, dict), (
+                # a reference to a secret, or the name of the table that holds the OTP secrets
+                assert variable.endswith(("_ARN", "_TABLE_NAME")) and isinstance(value, dict), (
                     f"{name}: {variable} looks like a secret and is not a reference to one")
     for name, secret in resources(template, "AWS::SecretsManager::Secret").items():
         assert "SecretString" not in secret["Properties"], f"{name}: secret value written in the template"
@@ -252,7 +253,7 @@ def test_swap_cannot_delete_or_scan_the_ledger(template):
 
 def test_tables_are_on_demand_with_pitr_sse_and_deletion_protection(template):
     tables = resources(template, "AWS::DynamoDB::Table")
-    assert {"WillsonTable", "LedgerTable", "IdempotencyTable"} <= set(tables)
+    assert {"WillsonTable", "LedgerTable", "OtpSecretTable"} == set(tables)
     for name, table in tables.items():
         properties = table["Properties"]
         assert properties.get("BillingMode") == "PAY_PER_REQUEST", name
@@ -265,7 +266,7 @@ def test_tables_are_on_demand_with_pitr_sse_and_deletion_protection(template):
             "TableDeletionProtection" in refs(template["Conditions"][c]) for c in _conditions(protection)), name
     assert template["Parameters"]["TableDeletionProtection"]["Default"] == "true"
     # the data and the money are kept even if the stack goes
-    for name in ("WillsonTable", "LedgerTable"):
+    for name in ("WillsonTable", "LedgerTable", "OtpSecretTable"):
         assert tables[name].get("DeletionPolicy") == "Retain", name
         assert tables[name].get("UpdateReplacePolicy") == "Retain", name
 
@@ -281,16 +282,14 @@ def _conditions(value: Any) -> set[str]:
     return set()
 
 
-def test_ledger_and_idempotency_tables_expire_items_with_ttl(template):
+def test_the_ledger_expires_request_records_and_otp_guards_with_ttl(template):
     tables = resources(template, "AWS::DynamoDB::Table")
-    for name in ("LedgerTable", "IdempotencyTable"):
-        assert "TimeToLiveSpecification" in tables[name]["Properties"], f"{name} keeps expired items forever"
     ledger_ttl = tables["LedgerTable"]["Properties"]["TimeToLiveSpecification"]
     assert ledger_ttl["Enabled"] is True
-    assert ledger_ttl["AttributeName"] == "expires_at"  # what the OTP failure counter writes
-    idempotency_ttl = tables["IdempotencyTable"]["Properties"]["TimeToLiveSpecification"]
-    assert idempotency_ttl["Enabled"] is True
-    assert idempotency_ttl["AttributeName"] == "expiration"  # Powertools' expiry attribute
+    assert ledger_ttl["AttributeName"] == "expires_at"  # what request records and OTP guards write
+    # balances, logs and secrets never expire
+    assert "TimeToLiveSpecification" not in tables["WillsonTable"]["Properties"]
+    assert "TimeToLiveSpecification" not in tables["OtpSecretTable"]["Properties"]
 
 
 def test_code_writes_the_ttl_attributes_the_template_declares(template, demo, monkeypatch):
@@ -299,14 +298,16 @@ def test_code_writes_the_ttl_attributes_the_template_declares(template, demo, mo
     from swap_helpers import T0, swap, swap_body
 
     tables = resources(template, "AWS::DynamoDB::Table")
-    assert swap_app.persistence.expiry_attr == \
-        tables["IdempotencyTable"]["Properties"]["TimeToLiveSpecification"]["AttributeName"]
-    # a wrong OTP code writes the failure counter, the one ledger item meant to expire
+    ttl_attribute = tables["LedgerTable"]["Properties"]["TimeToLiveSpecification"]["AttributeName"]
+    # a wrong OTP code writes the failure guard, a success its request record: the items meant to expire
     monkeypatch.setattr(swap_app, "clock", lambda: T0)
     assert swap(swap_body(otp_code="12345x"))[1]["return"] == 32107
     guard = codec.from_item(demo.get_item(TableName="LedgerTable", Key=codec.to_item(keys.otp_guard(19)))["Item"])
-    expires_at = guard[tables["LedgerTable"]["Properties"]["TimeToLiveSpecification"]["AttributeName"]]
-    assert T0 < int(expires_at) <= T0 + 3600
+    assert T0 < int(guard[ttl_attribute]) <= T0 + 3600
+    assert swap(swap_body())[0] == 200
+    [record] = [codec.from_item(item) for item in demo.scan(TableName="LedgerTable")["Items"]
+                if item["sk"]["S"].startswith("REQUEST#")]
+    assert T0 + 600 <= int(record[ttl_attribute]) <= T0 + 700
 
 
 # --- alarms --------------------------------------------------------------------------------------

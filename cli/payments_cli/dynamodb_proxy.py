@@ -14,8 +14,8 @@ signature headers) and counted by its X-Amz-Target operation. It can:
 
 Control requests (never forwarded): GET /__proxy/stats answers the counts as JSON, POST
 /__proxy/reset zeroes counts and faults, POST /__proxy/faults with
-{"operation": "TransactWriteItems", "drop_answer": 1, "drop_request": 0} arms faults for the next
-requests of that operation.
+{"operation": "TransactWriteItems", "drop_answer": 1, "drop_request": 0, "after": 0} arms faults for
+the requests of that operation that follow the next `after` ones.
 """
 from __future__ import annotations
 
@@ -98,16 +98,20 @@ class DynamoDBProxy:
             self._traffic = Traffic()
             self._faults = {}
 
-    def arm(self, operation: str, *, drop_answer: int = 0, drop_request: int = 0) -> None:
-        """Drop the answers (or the requests) of the next calls of `operation`."""
+    def arm(self, operation: str, *, drop_answer: int = 0, drop_request: int = 0, after: int = 0) -> None:
+        """Drop the answers (or the requests) of the calls of `operation` that follow the next `after`."""
         with self._state:
-            planned = self._faults.setdefault(operation, {"drop_answer": 0, "drop_request": 0})
+            planned = self._faults.setdefault(operation, {"drop_answer": 0, "drop_request": 0, "after": 0})
             planned["drop_answer"] += drop_answer
             planned["drop_request"] += drop_request
+            planned["after"] = max(planned["after"], after)
 
     def _take_fault(self, operation: str) -> str | None:
         with self._state:
             planned = self._faults.get(operation)
+            if planned and planned["after"] > 0:
+                planned["after"] -= 1
+                return None
             for kind in ("drop_request", "drop_answer"):
                 if planned and planned[kind] > 0:
                     planned[kind] -= 1
@@ -210,7 +214,7 @@ class _Handler(BaseHTTPRequestHandler):
             try:
                 plan = json.loads(body or b"{}")
                 proxy.arm(str(plan["operation"]), drop_answer=int(plan.get("drop_answer", 0)),
-                          drop_request=int(plan.get("drop_request", 0)))
+                          drop_request=int(plan.get("drop_request", 0)), after=int(plan.get("after", 0)))
             except (ValueError, KeyError, TypeError) as error:
                 self._reply_json(400, {"error": f"bad fault plan: {error}"})
                 return

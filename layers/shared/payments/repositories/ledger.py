@@ -236,6 +236,24 @@ class LedgerRepository:
             },
         ]
 
+    def get_logged_swap(self, au_id: int, log_id: int) -> tuple[str, SwapValue] | None:
+        """(request fingerprint, answer) of one logged swap, read consistently.
+
+        A GetItem is serializable with transactions (a BatchGetItem as a whole is not: it may see
+        one item of a transaction committed and another not yet), so this settles what a
+        consumed OTP step's swap was.
+        """
+        try:
+            response = self._client.get_item(
+                TableName=self._table, Key=codec.to_item(keys.swap_log(au_id, log_id)), ConsistentRead=True
+            )
+        except (ClientError, BotoCoreError) as error:
+            raise LedgerReadFailed(str(error)) from error
+        item = codec.from_item(response.get("Item"))
+        if item is None:
+            return None
+        return str(item.get("fingerprint", "")), SwapValue.model_validate(item["value"])
+
     # --- OTP guard ------------------------------------------------------------------------
 
     def save_otp_guard(self, au_id: int, expected_version: int, guard: OtpGuard, expires_at: int) -> GuardWriteResult:

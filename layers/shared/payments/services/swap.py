@@ -66,7 +66,9 @@ class SwapPolicy:
     lockout: otp.LockoutPolicy = field(default_factory=otp.LockoutPolicy)
     replay_seconds: int = 600
     # resends of one transaction whose answer was lost, before reading again
-    max_resends: int = 2
+    max_resends: int = 1
+    # attempts whose outcome stayed unknown before one last read decides (or 32202)
+    max_unknown_outcomes: int = 2
     # rounds of judging one wrong code against concurrent ones, before answering "locked"
     max_guard_attempts: int = 8
 
@@ -88,6 +90,14 @@ class SwapOutcome:
     value: SwapValue
     replayed: bool
     race_retries: int = 0
+
+
+class _AlreadyCommitted(Exception):
+    """This very request's swap is committed (seen through its consumed OTP step)."""
+
+    def __init__(self, value: SwapValue) -> None:
+        super().__init__("already committed")
+        self.value = value
 
 
 @dataclass(frozen=True)
@@ -132,9 +142,10 @@ def execute_swap(
     arrival = now()
     point_id = request.point_id if _is_id(request.point_id) else None
     coin_id = request.coin_id if _is_id(request.coin_id) else None
-    # True once a transaction of this request was sent and no answer said what became of it.
-    uncertain = False
+    # How many transactions of this request were sent with no answer saying what became of them.
+    unknown_outcomes = 0
     for attempt in range(policy.max_attempts):
+        uncertain = unknown_outcomes > 0
         if attempt and not budget.allows_call():
             break
         try:
@@ -150,6 +161,8 @@ def execute_swap(
             return SwapOutcome(state.request.value, replayed=True, race_retries=attempt)
         try:
             commit = _judge(ledger, caller, request, state, fingerprint, arrival, now_ms, policy, budget)
+        except _AlreadyCommitted as committed:
+            return SwapOutcome(committed.value, replayed=True, race_retries=attempt)
         except PaymentsError as refusal:
             if uncertain:
                 # An earlier transaction of this request may still commit: never call it failed.
@@ -166,13 +179,37 @@ def execute_swap(
         if result is CommitResult.COMMITTED:
             return SwapOutcome(commit.record.value, replayed=False, race_retries=attempt)
         if result is None:
-            uncertain = True
+            unknown_outcomes += 1
+            if unknown_outcomes >= policy.max_unknown_outcomes:
+                return _resolve_by_reading(ledger, caller, request, point_id, coin_id, fingerprint, now, budget)
             continue
         # Something read has changed (another swap, or this very swap committed): read again.
         (pause or time.sleep)(random.uniform(0, _RETRY_BASE_SECONDS * 2**attempt))
-    if uncertain:
+    if unknown_outcomes:
         raise SwapOutcomeUndetermined("the transaction's outcome is still unknown")
     raise SwapConflict()
+
+
+def _resolve_by_reading(
+    ledger: LedgerRepository,
+    caller: Caller,
+    request: SwapRequest,
+    point_id: int | None,
+    coin_id: int | None,
+    fingerprint: str,
+    now: Callable[[], float],
+    budget: TimeBudget,
+) -> SwapOutcome:
+    """One last read: the request record says the swap committed; without it nobody can tell yet."""
+    if not budget.allows_call():
+        raise SwapOutcomeUndetermined("no time left to read the outcome")
+    try:
+        state = ledger.read_swap_state(caller.au_id, request.app_id, point_id, coin_id, fingerprint)
+    except LedgerReadFailed as error:
+        raise SwapOutcomeUndetermined(f"the outcome could not be read: {error}") from error
+    if state.request is not None and state.request.is_live(int(now() * 1000)):
+        return SwapOutcome(state.request.value, replayed=True)
+    raise SwapOutcomeUndetermined("the transaction's outcome is still unknown")
 
 
 def _send(ledger: LedgerRepository, commit: SwapCommit, policy: SwapPolicy, budget: TimeBudget) -> CommitResult | None:
@@ -201,7 +238,7 @@ def _judge(
     """Every check in SPEC's order, then the transaction that would carry the swap out."""
     checked = _check_ids_and_quantities(request, state)
     point, wallet = _check_accounts(state)
-    step = _check_otp(ledger, caller, request, state, arrival, now_ms, policy, budget)
+    step = _check_otp(ledger, caller, request, state, fingerprint, arrival, now_ms, policy, budget)
     return _plan(caller, checked, state, point, wallet, step, fingerprint, arrival, now_ms, policy)
 
 
@@ -255,6 +292,7 @@ def _check_otp(
     caller: Caller,
     request: SwapRequest,
     state: SwapState,
+    fingerprint: str,
     arrival: float,
     now_ms: int,
     policy: SwapPolicy,
@@ -272,6 +310,18 @@ def _check_otp(
     for step in steps:
         if step not in consumed:
             return step
+    # The step is taken. The state read may have seen this very request's transaction only in
+    # part (its account update, not yet its request record): the log of the swap that took the
+    # step tells, read consistently.
+    for step in steps:
+        if not budget.allows_call():
+            break
+        try:
+            logged = ledger.get_logged_swap(caller.au_id, consumed[step])
+        except LedgerReadFailed as error:
+            raise MemberDataReadFailed(str(error)) from error
+        if logged is not None and logged[0] == fingerprint:
+            raise _AlreadyCommitted(logged[1])
     raise OtpAlreadyUsed()
 
 

@@ -1,0 +1,79 @@
+"""Who can read the TOTP secrets, as template.yaml grants it: the swap function and the ops role, nobody else."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from payments_cli.template import load_template
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    return load_template()
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _mentions_secret_table(resource: Any) -> bool:
+    text = json.dumps(resource)
+    return "OtpSecretTable" in text or "-otp-secrets" in text
+
+
+def _secret_table_actions(function: dict[str, Any]) -> set[str]:
+    actions: set[str] = set()
+    for policy in function["Properties"].get("Policies", []):
+        for statement in policy.get("Statement", []) if isinstance(policy, dict) else []:
+            if any(_mentions_secret_table(resource) for resource in _as_list(statement["Resource"])):
+                actions |= set(_as_list(statement["Action"]))
+    return actions
+
+
+def test_only_the_swap_function_may_read_the_otp_secret_table(template):
+    functions = {name: resource for name, resource in template["Resources"].items()
+                 if resource["Type"] == "AWS::Serverless::Function"}
+    readers = {name: _secret_table_actions(function) for name, function in functions.items()}
+    # the swap reads the secret in its one BatchGetItem; it never writes, scans or queries the table
+    assert readers == {"PaymentProgressFunction": set(), "SwapFunction": {"dynamodb:BatchGetItem"}}
+    # and only the swap function is told where the secrets are
+    assert "OTP_SECRET_TABLE_NAME" not in json.dumps(template["Globals"])
+    assert "OTP_SECRET_TABLE_NAME" not in json.dumps(functions["PaymentProgressFunction"])
+
+
+def test_the_secrets_are_under_a_customer_managed_key_only_their_readers_may_decrypt(template):
+    resources = template["Resources"]
+    table = resources["OtpSecretTable"]["Properties"]
+    assert table["SSESpecification"] == {"SSEEnabled": True, "SSEType": "KMS", "KMSMasterKeyId": {"Ref": "OtpSecretsKey"}}
+    key = resources["OtpSecretsKey"]["Properties"]
+    assert key["EnableKeyRotation"] is True
+    decrypters = []
+    for statement in key["KeyPolicy"]["Statement"]:
+        actions = _as_list(statement["Action"])
+        # administration of the key never includes using it, or granting its use
+        if any(action in {"kms:Decrypt", "kms:*"} for action in actions):
+            decrypters.append(statement)
+        if statement["Principal"].get("AWS", {}) == {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}:
+            assert "kms:Decrypt" not in actions and "kms:*" not in actions and "kms:Create*" not in actions
+            if "kms:CreateGrant" in actions:
+                # the deployer may only let DynamoDB itself hold a grant (to create the table)
+                assert statement["Condition"]["Bool"] == {"kms:GrantIsForAWSResource": True}
+    [readers] = decrypters
+    assert readers["Principal"]["AWS"] == {"Fn::If": [
+        "HasOpsRole",
+        [{"Fn::GetAtt": "SwapFunctionRole.Arn"}, {"Ref": "OpsRoleArn"}],
+        [{"Fn::GetAtt": "SwapFunctionRole.Arn"}],
+    ]}
+    # only through DynamoDB, in this account
+    assert readers["Condition"]["StringEquals"]["kms:ViaService"] == {"Fn::Sub": "dynamodb.${AWS::Region}.amazonaws.com"}
+
+
+def test_the_payment_progress_function_reads_no_item_that_holds_a_secret(template):
+    # its only ledger access is BatchGetItem for the honeypot balance; secrets are not in the ledger
+    function = template["Resources"]["PaymentProgressFunction"]
+    resources = [resource for policy in function["Properties"]["Policies"] for statement in policy["Statement"]
+                 for resource in _as_list(statement["Resource"])]
+    assert not any(_mentions_secret_table(resource) for resource in resources)
+    assert not any("OtpSecretsKey" in json.dumps(resource) for resource in resources)
