@@ -58,13 +58,15 @@ def first_request(name: str, answers: str) -> float:
     import contextlib
     import io
 
-    module = __import__(f"functions.{name}.app", fromlist=["lambda_handler"])
     from payments.aws import dynamodb_client
 
     recorded = json.loads(Path(answers).read_text(encoding="utf-8"))[HANDLERS[name]]
+    # Hooked in before init (registering empties botocore's handler lookup cache), switched on after it.
+    memory = common.MemoryAnswers(dynamodb_client(), recorded["calls"]).register()
+    module = __import__(f"functions.{name}.app", fromlist=["lambda_handler"])
     event = (common.progress_event(recorded["au_id"], recorded["request"]) if name == "payment_progress"
              else common.swap_event(recorded["au_id"], recorded["otp_secret"]))
-    with common.MemoryAnswers(dynamodb_client(), recorded["calls"]), contextlib.redirect_stdout(io.StringIO()):
+    with memory, contextlib.redirect_stdout(io.StringIO()):
         started = time.process_time()
         response = module.lambda_handler(event, common.LambdaContext())
         spent = time.process_time() - started

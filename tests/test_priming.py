@@ -93,3 +93,17 @@ def test_without_the_runtime_priming_runs_only_when_asked(monkeypatch: pytest.Mo
     monkeypatch.setenv("PAYMENTS_PRIME_AT_INIT", "true")
     fresh_load("payment_progress")
     assert primed == ["/api/v1/asker/payment/progress"]
+
+
+def test_after_priming_real_requests_reach_dynamodb(demo: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The priming hook stays registered but answers nothing once priming is over."""
+    import json
+
+    from conftest import LambdaContext, api_event, token
+
+    monkeypatch.setenv("PAYMENTS_PRIME_AT_INIT", "true")
+    module = fresh_load("payment_progress")
+    response = module.lambda_handler(api_event("/api/v1/asker/payment/progress", {"concern_idx": 1577},
+                                               {"x-token": token(149)}), LambdaContext())
+    assert response["statusCode"] == 200
+    assert [w["idx"] for w in json.loads(response["body"])["data"]["willsoners"]] == [15, 12, 18]

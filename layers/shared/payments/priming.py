@@ -19,6 +19,7 @@ import json
 import os
 import random
 import sys
+import threading
 import warnings
 from typing import Any, Callable
 
@@ -75,27 +76,41 @@ class _PrimingContext:
 
 
 class CannedDynamoDB:
-    """Answers every DynamoDB call of a client with an empty answer, before anything is sent."""
+    """While open, answers this thread's DynamoDB calls on a client with canned answers, before anything is sent.
+
+    The hook stays registered once closed, answering nothing: unregistering would empty botocore's
+    handler lookup cache and hand that work back to the first real request. The active flag is
+    per thread, so priming one environment never answers another thread's real request.
+    """
+
+    _state = threading.local()
 
     def __init__(self, client: Any) -> None:
         self._events = client.meta.events
         self.calls: list[str] = []
 
-    def _send(self, request: Any, **_: Any) -> Any:
+    @classmethod
+    def _send(cls, request: Any, **_: Any) -> Any:
+        calls = getattr(cls._state, "calls", None)
+        if calls is None:
+            return None  # not priming on this thread: botocore sends the request as usual
         from botocore.awsrequest import AWSResponse
 
         target = request.headers.get("X-Amz-Target", b"")
         operation = (target.decode() if isinstance(target, bytes) else target).rpartition(".")[2]
-        self.calls.append(operation)
+        calls.append(operation)
         body = json.dumps(_ANSWERS.get(operation, {})).encode()
         return AWSResponse("https://priming", 200, {"Content-Type": "application/x-amz-json-1.0"}, _Raw(body))
 
     def __enter__(self) -> "CannedDynamoDB":
-        self._events.register_first("before-send.dynamodb", self._send, unique_id="payments-priming")
+        # One registration per client (and per load of this module: a reloaded module brings its own hook).
+        self._events.register_first("before-send.dynamodb", CannedDynamoDB._send,
+                                    unique_id=f"payments-priming-{id(CannedDynamoDB)}")
+        CannedDynamoDB._state.calls = self.calls
         return self
 
     def __exit__(self, *_: object) -> None:
-        self._events.unregister("before-send.dynamodb", unique_id="payments-priming")
+        CannedDynamoDB._state.calls = None
 
 
 class _Raw:
