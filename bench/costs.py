@@ -46,8 +46,9 @@ class RequestLog:
 
     def _params(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
         params.setdefault("ReturnConsumedCapacity", "TOTAL")
-        context["costs_tables"] = sorted({params["TableName"]} if "TableName" in params else set(
-            params.get("RequestItems", {})) | {next(iter(i.values()))["TableName"] for i in params.get("TransactItems", [])})
+        transacted = {next(iter(item.values()))["TableName"] for item in params.get("TransactItems", [])}
+        context["costs_tables"] = sorted({params["TableName"]} if "TableName" in params
+                                         else set(params.get("RequestItems", {})) | transacted)
 
     def _send(self, **_: Any) -> None:
         self.attempts += 1
@@ -59,7 +60,8 @@ class RequestLog:
         if isinstance(responses, dict):  # BatchGetItem: items by table
             read = {table: len(items) for table, items in responses.items()}
         else:
-            found = len([r for r in responses or [] if r.get("Item")] or parsed.get("Items", [])) + bool(parsed.get("Item"))
+            found = len([r for r in responses or [] if r.get("Item")] or parsed.get("Items", []))
+            found += bool(parsed.get("Item"))
             read = {tables[0]: found} if tables else {}
         self.calls.append({
             "operation": model.name, "tables": tables, "read": read,

@@ -96,13 +96,14 @@ def main() -> int:
             with LocalStack(*serve) as stack:
                 endpoint = database.endpoint if database else next(
                     line.split()[1] for line in stack.banner if line.startswith("DynamoDB: "))
-                command = [str(Path(sys.executable).with_name("locust")), "-f", str(common.ROOT / "bench" / "locustfile.py"),
-                           "--host", f"http://127.0.0.1:{stack.port}", "-u", str(args.users),
-                           "-r", str(args.spawn_rate), "--loglevel", "WARNING"]
+                locustfile = str(common.ROOT / "bench" / "locustfile.py")
+                command = [str(Path(sys.executable).with_name("locust")), "-f", locustfile,
+                           "--host", f"http://127.0.0.1:{stack.port}", "-u", str(args.users), "-r", str(args.spawn_rate), "--loglevel", "WARNING"]
                 command += ["--web-host", "127.0.0.1"] if args.ui else ["--headless", "--only-summary",
                                                                           "-t", args.run_time, "--stop-timeout", "10"]
-                env = {**os.environ, "SOAK_ACCOUNTS": str(work / "accounts.json"), "SOAK_RESULTS": str(work / "seen.json"),
-                       "SOAK_MAX_REQUESTS": str(args.max_requests), "SOAK_READER_TOKEN": issue_access_token(149, secret, 7200),
+                env = {**os.environ, "SOAK_ACCOUNTS": str(work / "accounts.json"),
+                       "SOAK_RESULTS": str(work / "seen.json"), "SOAK_MAX_REQUESTS": str(args.max_requests),
+                       "SOAK_READER_TOKEN": issue_access_token(149, secret, 7200),
                        **({} if args.ui else {"SOAK_HEADLESS": "1"})}
                 print(f"soak: {args.accounts} accounts, {args.users} Locust users, ≤ {args.max_requests} requests"
                       f"{'' if args.ui else f', ≤ {args.run_time}'}, {args.backend}, loopback only", flush=True)
@@ -119,8 +120,9 @@ def main() -> int:
             if database:
                 database.stop()
     logged = sum(len(values) for values in seen.values())
-    print(f"\nconservation: {len(accounts)} accounts, {logged} successful swaps seen by the clients; initial + Σ logged "
-          f"adjustments = final, log ids contiguous, reconcile clean: {'OK' if not problems else 'FAILED'}")
+    print(f"\nconservation: {len(accounts)} accounts, {logged} successful swaps seen by the clients; "
+          f"initial + Σ logged adjustments = final, log ids contiguous, reconcile clean: "
+          f"{'OK' if not problems else 'FAILED'}")
     for problem in problems[:50]:
         print(f"  FAIL {problem}")
     print(f"Locust: {'no failed request (no 5xx, every answer as expected)' if locust == 0 else 'failures above'}")

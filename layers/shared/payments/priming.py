@@ -53,7 +53,8 @@ _CALLS = {
                     "ExpressionAttributeNames": {"#pk": "pk", "#n": "n"},
                     "ExpressionAttributeValues": {":d": {"N": "1"}}}}] * 2
         + [{"ConditionCheck": {"TableName": table, "Key": _KEY, "ConditionExpression": "#n = :d",
-                               "ExpressionAttributeNames": {"#n": "n"}, "ExpressionAttributeValues": {":d": {"N": "1"}}}}],
+                               "ExpressionAttributeNames": {"#n": "n"},
+                               "ExpressionAttributeValues": {":d": {"N": "1"}}}}],
         ClientRequestToken="priming"),
     "UpdateItem": lambda client, table: client.update_item(
         TableName=table, Key=_KEY, UpdateExpression="SET #n = :n", ExpressionAttributeNames={"#n": "n"},
