@@ -9,12 +9,14 @@ DDB_LOCAL_VERSION := 2.9.30
 HOST ?= 127.0.0.1
 PORT ?= 3000
 
-.PHONY: help install dev-tools dynamodb-local run run-dynamodb-local test test-fast lint bench soak soak-ui clean
+CHROMIUM := /usr/bin/chromium
+
+.PHONY: help install dev-tools dynamodb-local browser run run-dynamodb-local test test-fast lint bench soak soak-ui clean
 
 help:
 	@echo "make run        start the local stack on the embedded DynamoDB emulator (http://$(HOST):$(PORT))"
 	@echo "make test       install everything and run the whole test suite"
-	@echo "make lint       cfn-lint and sam validate --lint on template.yaml"
+	@echo "make lint       ruff, ruff format --check, mypy --strict, cfn-lint and sam validate --lint"
 	@echo "make bench      benchmarks (cold start, warm overhead, DynamoDB cost, contention)"
 	@echo "make soak       Locust load of the local stack (headless, bounded), then the conservation check"
 	@echo "make soak-ui    the same load with Locust's web UI on http://127.0.0.1:8089"
@@ -43,7 +45,18 @@ $(DDB_LOCAL)/node_modules/amplify-dynamodb-simulator/emulator/DynamoDBLocal.jar:
 
 dynamodb-local: $(DDB_LOCAL)/node_modules/amplify-dynamodb-simulator/emulator/DynamoDBLocal.jar
 
-dev-tools: install $(SAM_VENV)/bin/sam dynamodb-local
+# Debian's Chromium for the browser tests (Playwright drives it; no browser download of its own).
+# Installed with apt-get when missing (CI runs as root); without it the browser tests are skipped.
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian's chromium for the browser tests"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-nanum >/dev/null) \
+			|| echo "chromium could not be installed: the browser tests will be skipped"; \
+	else echo "chromium missing (as root: apt-get install -y chromium fonts-nanum): the browser tests will be skipped"; fi
+
+browser: $(CHROMIUM)
+
+dev-tools: install $(SAM_VENV)/bin/sam dynamodb-local browser
 
 run: install
 	$(BIN)/payments serve --host $(HOST) --port $(PORT)
@@ -53,10 +66,16 @@ run-dynamodb-local: install dynamodb-local
 	$(BIN)/python -m payments_cli.dynamodb_local --data-dir $(LOCAL)/dynamodb-data -- \
 		$(BIN)/payments serve --host $(HOST) --port $(PORT)
 
+# ruff (lint + format) and mypy (strict on layers/ and functions/), configured in pyproject.toml.
 lint: install $(SAM_VENV)/bin/sam
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/cfn-lint template.yaml
 	SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam validate --lint --template template.yaml --region us-east-1
 
+# After the one-off `ruff check --fix` / `ruff format` / mypy pass over the tree, make CI enforce lint:
+# test: lint dev-tools
 test: dev-tools
 	SAM_BIN=$(abspath $(SAM_VENV)/bin/sam) DYNAMODB_LOCAL_DIR=$(abspath $(DDB_LOCAL)) $(BIN)/pytest
 

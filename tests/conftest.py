@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -20,6 +21,8 @@ os.environ.update(
         "POWERTOOLS_METRICS_NAMESPACE": "WillsonPaymentsTest",
         "POWERTOOLS_METRICS_DISABLED": "true",
         "POWERTOOLS_LOG_LEVEL": "WARNING",
+        # `payments serve` records its endpoint per user: the tests' serve processes never touch the real record
+        "XDG_STATE_HOME": tempfile.mkdtemp(prefix="payments-test-state-"),
     }
 )
 os.environ.pop("AWS_ENDPOINT_URL_DYNAMODB", None)

@@ -85,3 +85,128 @@ def test_tables_fixture_otp_and_reconcile(endpoint, tmp_path):
     result = run("reconcile", endpoint=endpoint)
     assert result.returncode == 0
     assert "broken accounts: 0" in result.stdout
+
+
+# --- failures: one clear line on stderr, a non-zero exit, never a traceback --------------------------
+
+def run_with(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    full = {key: value for key, value in os.environ.items() if not key.startswith("AWS_ENDPOINT")}
+    full.update({"AWS_MAX_ATTEMPTS": "1", **env})
+    return subprocess.run([str(PAYMENTS), *args], capture_output=True, text=True, env=full, cwd="/", timeout=120)
+
+
+def assert_one_line_failure(result: subprocess.CompletedProcess[str], status: int, *fragments: str) -> None:
+    assert result.returncode == status, result
+    assert result.stderr.count("\n") == 1 and result.stderr.endswith("\n"), result.stderr
+    assert result.stderr.startswith("payments") and "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in result.stderr
+
+
+@pytest.fixture
+def state_home(tmp_path: Path) -> dict[str, str]:
+    """An empty per-user state directory: no `serve` recorded."""
+    return {"XDG_STATE_HOME": str(tmp_path / "state")}
+
+
+@pytest.fixture
+def nothing_listening() -> str:
+    from payments_cli.dynamodb_local import free_port
+
+    return f"http://127.0.0.1:{free_port()}"
+
+
+def test_bad_arguments_are_one_line(state_home: dict[str, str]) -> None:
+    cases = [
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+        (["token"], "the following arguments are required: --au-id"),
+        (["token", "--au-id", "nineteen"], "argument --au-id: not an integer: 'nineteen'"),
+        (["token", "--au-id", "19", "--ttl", "-5"], "argument --ttl: must be positive: '-5'"),
+        (["otp"], "the following arguments are required: OTP_COMMAND"),
+        (["otp", "code", "--au-id", "0"], "argument --au-id: must be positive: '0'"),
+        (["otp", "enroll"], "the following arguments are required: --au-id"),
+        (["load-fixture"], "the following arguments are required: PATH"),
+        (["serve", "--port", "70000"], "argument --port: not a port number: '70000'"),
+        (["serve", "--cors-origin", "*"], "CORS origin refused: not an origin (scheme://host[:port]): '*'"),
+        (["reconcile", "--verbose"], "unrecognized arguments: --verbose"),
+    ]
+    for args, fragment in cases:
+        assert_one_line_failure(run_with(args, state_home), 2, fragment)
+
+
+def test_nothing_reachable_is_one_line(state_home: dict[str, str], nothing_listening: str) -> None:
+    for args in (["create-tables"], ["load-fixture", str(DEMO_FIXTURE)], ["otp", "enroll", "--au-id", "19"],
+                 ["otp", "code", "--au-id", "19"], ["reconcile"], ["serve", "--port", "0"]):
+        result = run_with([*args, "--dynamodb-endpoint", nothing_listening], state_home)
+        assert_one_line_failure(result, 1, f"cannot reach DynamoDB at {nothing_listening}")
+        result = run_with(args, {**state_home, "AWS_ENDPOINT_URL_DYNAMODB": nothing_listening})
+        assert_one_line_failure(result, 1, f"cannot reach DynamoDB at {nothing_listening}")
+    result = run_with(["create-tables", "--dynamodb-endpoint", "not-a-url"], state_home)
+    assert_one_line_failure(result, 1, "Invalid endpoint: not-a-url")
+
+
+def test_refusals_are_one_line(endpoint: str, state_home: dict[str, str], tmp_path: Path) -> None:
+    flag = ["--dynamodb-endpoint", endpoint]
+    # no tables yet
+    assert_one_line_failure(run_with(["reconcile", *flag], state_home), 1, "payments reconcile: DynamoDB:",
+                            "payments create-tables")
+    assert_one_line_failure(run_with(["otp", "code", "--au-id", "19", *flag], state_home), 1,
+                            "payments otp code: DynamoDB:", "payments create-tables")
+    assert run_with(["create-tables", *flag], state_home).returncode == 0
+
+    broken = json.loads(DEMO_FIXTURE.read_text(encoding="utf-8"))
+    broken["accounts"][0]["points"][0]["quantity"] = "many"
+    (tmp_path / "broken.json").write_text(json.dumps(broken, ensure_ascii=False), encoding="utf-8")
+    (tmp_path / "not-json.json").write_text("{", encoding="utf-8")
+    for path in (tmp_path / "broken.json", tmp_path / "not-json.json"):
+        for args in (["load-fixture", str(path), *flag], ["serve", "--port", "0", "--fixture", str(path), *flag]):
+            assert_one_line_failure(run_with(args, state_home), 2, "fixture refused, nothing written")
+    assert_one_line_failure(run_with(["load-fixture", str(tmp_path / "missing.json"), *flag], state_home), 2,
+                            f"cannot read {tmp_path / 'missing.json'}: No such file or directory")
+    assert_one_line_failure(run_with(["load-fixture", str(tmp_path), *flag], state_home), 2, "cannot read")
+
+    # unknown account, and an account without OTP
+    assert_one_line_failure(run_with(["otp", "code", "--au-id", "424242", *flag], state_home), 1,
+                            "payments otp code: au_id 424242 has no OTP enrolled (an unknown account")
+    fixture = json.loads(DEMO_FIXTURE.read_text(encoding="utf-8"))
+    without_otp = next(account["au_id"] for account in fixture["accounts"] if not account.get("otp_secret"))
+    assert run_with(["load-fixture", str(DEMO_FIXTURE), *flag], state_home).returncode == 0
+    assert_one_line_failure(run_with(["otp", "code", "--au-id", str(without_otp), *flag], state_home), 1,
+                            f"au_id {without_otp} has no OTP enrolled")
+    assert scan_all(endpoint)["WillsonTable"]  # the demo fixture loaded; the refused ones wrote nothing before it
+
+
+def test_serve_refuses_a_port_in_use(state_home: dict[str, str]) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_with(["serve", "--port", str(port)], state_home)
+    assert_one_line_failure(result, 1, f"payments serve: cannot listen on 127.0.0.1:{port}: Address already in use")
+
+
+def test_commands_find_the_running_serve_and_an_explicit_endpoint_wins(state_home: dict[str, str],
+                                                                        nothing_listening: str) -> None:
+    from local_stack import LocalStack
+
+    stack = LocalStack(env=state_home).start()
+    try:
+        # no flag, no AWS_ENDPOINT_URL_DYNAMODB: the running serve's embedded DynamoDB
+        result = run_with(["otp", "code", "--au-id", "19"], state_home)
+        assert result.returncode == 0 and result.stderr == ""
+        assert result.stdout.strip() in {pyotp.TOTP("JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP").at(time.time() + delta)
+                                         for delta in (-30, 0)}
+        assert "broken accounts: 0" in run_with(["reconcile"], state_home).stdout
+        # an explicit endpoint wins over the record, flag or environment
+        assert_one_line_failure(run_with(["otp", "code", "--au-id", "19", "--dynamodb-endpoint", nothing_listening],
+                                         state_home), 1, f"cannot reach DynamoDB at {nothing_listening}")
+        assert_one_line_failure(run_with(["otp", "code", "--au-id", "19"],
+                                         {**state_home, "AWS_ENDPOINT_URL_DYNAMODB": nothing_listening}), 1,
+                                f"cannot reach DynamoDB at {nothing_listening}")
+    finally:
+        stack.stop()
+    # serve is gone: one line saying so, not a try at AWS
+    assert_one_line_failure(run_with(["otp", "code", "--au-id", "19"], state_home), 1,
+                            "is not running: start `payments serve`", f"http://127.0.0.1:{stack.port}")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from importlib import resources
 from typing import Any
 
 import pytest
@@ -178,8 +179,17 @@ def test_local_stack_serves_the_document_and_swagger_ui():
         # When /openapi.json and /docs are fetched
         status, body, kind = stack.get("/openapi.json")
         docs_status, page, docs_kind = stack.get("/docs")
+        assets = {path: stack.get(path) for path in ("/docs/swagger-ui.css", "/docs/swagger-ui-bundle.js")}
     # Then the document is the committed file, byte for byte, and /docs is Swagger UI loading it
     assert (status, kind) == (200, "application/json")
     assert body == DOC_PATH.read_bytes()
     assert (docs_status, docs_kind) == (200, "text/html; charset=utf-8")
     assert b"SwaggerUIBundle" in page and b'url: "/openapi.json"' in page
+    # from Powertools' bundled copy of Swagger UI, served by the stack itself: nothing from another host
+    assert b"//" not in page
+    bundled = resources.files("aws_lambda_powertools.event_handler.openapi.swagger_ui")
+    assert assets == {
+        "/docs/swagger-ui.css": (200, bundled.joinpath("swagger-ui.min.css").read_bytes(), "text/css; charset=utf-8"),
+        "/docs/swagger-ui-bundle.js": (200, bundled.joinpath("swagger-ui-bundle.min.js").read_bytes(),
+                                       "text/javascript; charset=utf-8"),
+    }

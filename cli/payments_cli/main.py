@@ -4,17 +4,39 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 DEMO_FIXTURE = Path(__file__).with_name("demo_fixture.json")
 DEFAULT_REGION = "us-east-1"
 TOKEN_TTL_SECONDS = 24 * 3600
 
 
-def _prepare_environment(endpoint: str | None) -> None:
-    """Local defaults, set before any handler or client is created."""
+class CliError(Exception):
+    """A failure the user can act on: printed as one line on stderr, exit status `status`."""
+
+    def __init__(self, message: str, status: int = 1) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _prepare_environment(endpoint: str | None, *, find_local_stack: bool = True) -> None:
+    """Local defaults, set before any handler or client is created.
+
+    The DynamoDB endpoint: `endpoint` (--dynamodb-endpoint), else AWS_ENDPOINT_URL_DYNAMODB (or
+    AWS_ENDPOINT_URL), else the one a running `payments serve` recorded, else AWS itself.
+    """
+    if endpoint is None and find_local_stack and not (
+        os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or os.environ.get("AWS_ENDPOINT_URL")
+    ):
+        from payments_cli.state import RecordedServeGone, recorded_endpoint
+
+        try:
+            endpoint = recorded_endpoint()
+        except RecordedServeGone as error:
+            raise CliError(str(error)) from None
     os.environ.setdefault("AWS_DEFAULT_REGION", os.environ.get("AWS_REGION", DEFAULT_REGION))
     os.environ.setdefault("AWS_REGION", os.environ["AWS_DEFAULT_REGION"])
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
@@ -54,7 +76,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from payments_cli.dynamodb_proxy import DynamoDBProxy
     from payments_cli.emulator import EmbeddedDynamoDB
 
+    if args.cors_origin:
+        os.environ["CORS_ALLOWED_ORIGINS"] = ",".join(args.cors_origin)
+    cors_origins = _cors_origins()
     endpoint = args.dynamodb_endpoint or os.environ.get("AWS_ENDPOINT_URL_DYNAMODB")
+    if endpoint:
+        _probe_dynamodb(endpoint)
     emulator: EmbeddedDynamoDB | DynamoDBProxy | None = None
     if not endpoint:
         emulator = EmbeddedDynamoDB().start()
@@ -76,13 +103,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
     created = create_tables(_client())
     fixture = Path(args.fixture) if args.fixture else (DEMO_FIXTURE if created else None)
     if fixture is not None:
-        counts = _load_fixture_file(fixture)
+        counts = _load_fixture_file_or_fail(fixture)
         print(f"Loaded {fixture}: " + ", ".join(f"{name} {count}" for name, count in counts.items() if count))
     template = load_template()
-    pools = {(route.method, route.path): FunctionPool(route) for route in routes(template)}
+    pools: dict[tuple[str, str], FunctionPool] = {}
+    by_function: dict[str, FunctionPool] = {}
+    for route in routes(template):  # one pool per function: its POST and OPTIONS share execution environments
+        if route.function not in by_function:
+            by_function[route.function] = FunctionPool(route)
+        pools[(route.method, route.path)] = by_function[route.function]
     from payments_cli.openapi_page import extra_pages
 
-    server = LocalApiServer((args.host, args.port), pools, extra_pages())
+    try:
+        server = LocalApiServer((args.host, args.port), pools, extra_pages())
+    except OSError as error:
+        raise CliError(f"cannot listen on {args.host}:{args.port}: {error.strerror or error}") from None
     host, port = server.server_address[:2]
     url = f"http://{host}:{port}"
     asker, concern, dashboard = _demo_ids(fixture or DEMO_FIXTURE)
@@ -95,7 +130,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"DynamoDB: {endpoint} (one request at a time, through {emulator.endpoint})")
     else:
         print(f"DynamoDB: {endpoint}")
+    from payments_cli.state import mark_stopped, record_serve, state_file
+
+    record = record_serve(handlers_endpoint, url)
+    print(f"DynamoDB endpoint recorded for the other commands (payments otp code, load-fixture, …): {state_file()}")
     print(f"Local stack listening on {url}")
+    print("CORS: " + (", ".join(cors_origins) + " allowed" if cors_origins else "off (no --cors-origin)"))
     print(f"Demo token (au_id {asker}): {willson_token}")
     if dashboard != asker:
         print(f"Demo token (au_id {dashboard}): {dashboard_token}")
@@ -107,15 +147,54 @@ def cmd_serve(args: argparse.Namespace) -> int:
           f"\"point\": {{\"app_id\": 1, \"point_id\": 1, \"adjust_point_quantity\": -110}}, "
           f"\"coin\": {{\"coin_id\": 2, \"adjust_coin_quantity\": 11}}}}'")
     print(f"  OpenAPI: {url}/docs", flush=True)
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it as cleanly as Ctrl-C
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
+        mark_stopped(record)
         server.server_close()
         if emulator:
             emulator.stop()
     return 0
+
+
+def _probe_dynamodb(endpoint: str) -> None:
+    """Fail now, in one line, when the given DynamoDB cannot be reached (not later, behind a proxy)."""
+    import boto3
+
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
+    client = boto3.client("dynamodb", endpoint_url=endpoint, region_name=region,
+                          aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "local"),
+                          aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "local"))
+    client.list_tables(Limit=1)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _load_fixture_file_or_fail(path: Path) -> dict[str, int]:
+    from payments_cli.fixture_loader import FixtureError
+
+    try:
+        return _load_fixture_file(path)
+    except FixtureError as error:
+        raise CliError(f"fixture refused, nothing written: {error}", status=2) from None
+    except OSError as error:
+        raise CliError(f"cannot read {path}: {error.strerror or error}", status=2) from None
+
+
+def _cors_origins() -> tuple[str, ...]:
+    """The allowed origins (--cors-origin, else CORS_ALLOWED_ORIGINS), checked as the handlers will read them."""
+    from payments.config import normalise_origin
+
+    text = os.environ.get("CORS_ALLOWED_ORIGINS", "")
+    try:
+        return tuple(dict.fromkeys(normalise_origin(item) for item in text.split(",") if item.strip()))
+    except ValueError as error:
+        raise CliError(f"CORS origin refused: {error}", status=2) from None
 
 
 def cmd_create_tables(args: argparse.Namespace) -> int:
@@ -129,22 +208,13 @@ def cmd_create_tables(args: argparse.Namespace) -> int:
 
 def cmd_load_fixture(args: argparse.Namespace) -> int:
     _prepare_environment(args.dynamodb_endpoint)
-    from payments_cli.fixture_loader import FixtureError
-
-    try:
-        counts = _load_fixture_file(Path(args.path))
-    except FixtureError as error:
-        print(f"Fixture refused, nothing written: {error}", file=sys.stderr)
-        return 2
-    except OSError as error:
-        print(f"Cannot read {args.path}: {error}", file=sys.stderr)
-        return 2
+    counts = _load_fixture_file_or_fail(Path(args.path))
     print("Loaded: " + ", ".join(f"{name} {count}" for name, count in counts.items()))
     return 0
 
 
 def cmd_token(args: argparse.Namespace) -> int:
-    _prepare_environment(None)
+    _prepare_environment(None, find_local_stack=False)
     from payments.auth import issue_access_token
     from payments.config import get_settings
 
@@ -183,10 +253,11 @@ def cmd_otp_code(args: argparse.Namespace) -> int:
     from payments.repositories.ledger import LedgerRepository
 
     settings = get_settings()
-    secret = LedgerRepository(_client(), settings.ledger_table, settings.otp_secret_table).get_otp_secret(args.au_id)
+    repository = LedgerRepository(_client(), settings.ledger_table, settings.otp_secret_table)
+    secret = repository.get_otp_secret(args.au_id)
     if not secret:
-        print(f"au_id {args.au_id} has no OTP enrolled", file=sys.stderr)
-        return 1
+        raise CliError(f"au_id {args.au_id} has no OTP enrolled (an unknown account, or never enrolled: "
+                       f"payments otp enroll --au-id {args.au_id})")
     print(pyotp.TOTP(secret).now())
     return 0
 
@@ -206,7 +277,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="payments", description=__doc__)
+    parser = _Parser(prog="payments", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def with_endpoint(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -216,8 +287,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = with_endpoint(commands.add_parser("serve", help="run the local stack (both routes over HTTP)"))
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=3000)
+    serve.add_argument("--port", type=_port, default=3000)
     serve.add_argument("--fixture", metavar="PATH", help="load this fixture (and only it) before serving")
+    serve.add_argument("--cors-origin", metavar="URL", action="append", default=[],
+                       help="browser origin allowed to call the API (repeatable; default: CORS_ALLOWED_ORIGINS, "
+                            "comma-separated; none: CORS off)")
     serve.add_argument("--concurrent-dynamodb", action="store_true",
                        help="send concurrent requests to --dynamodb-endpoint as they come (only for an endpoint that "
                             "serialises conditional transactions itself, such as DynamoDB Local; moto's server does not)")
@@ -233,8 +307,8 @@ def build_parser() -> argparse.ArgumentParser:
     load.set_defaults(func=cmd_load_fixture)
 
     token = commands.add_parser("token", help="sign an access token (JWT_SECRET)")
-    token.add_argument("--au-id", type=int, required=True)
-    token.add_argument("--ttl", type=int, default=3600, help="seconds until it expires (default 3600)")
+    token.add_argument("--au-id", type=_positive_int, required=True)
+    token.add_argument("--ttl", type=_positive_int, default=3600, help="seconds until it expires (default 3600)")
     token.add_argument("--milliseconds", action="store_true", help="write exp in milliseconds, as the issuer does")
     token.add_argument("--dynamodb-endpoint", metavar="URL", help="accepted for symmetry; not used")
     token.set_defaults(func=cmd_token)
@@ -242,10 +316,10 @@ def build_parser() -> argparse.ArgumentParser:
     otp = commands.add_parser("otp", help="authenticator (TOTP) enrolment")
     otp_commands = otp.add_subparsers(dest="otp_command", required=True, metavar="OTP_COMMAND")
     enroll = with_endpoint(otp_commands.add_parser("enroll", help="new secret: otpauth:// URI and a QR code"))
-    enroll.add_argument("--au-id", type=int, required=True)
+    enroll.add_argument("--au-id", type=_positive_int, required=True)
     enroll.set_defaults(func=cmd_otp_enroll)
     code = with_endpoint(otp_commands.add_parser("code", help="current code of an enrolled account (development)"))
-    code.add_argument("--au-id", type=int, required=True)
+    code.add_argument("--au-id", type=_positive_int, required=True)
     code.set_defaults(func=cmd_otp_code)
 
     reconcile = with_endpoint(commands.add_parser("reconcile", help="check every account's swap log chain"))
@@ -253,9 +327,71 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a bad argument reported as one line (and the --help hint) instead of the usage text."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
+    return value
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}")
+    return int(text)
+
+
+def _failure_line(error: Exception) -> str:
+    """One line saying what went wrong with DynamoDB (or what else did), and what to do."""
+    from botocore.exceptions import (
+        BotoCoreError,
+        ClientError,
+        EndpointConnectionError,
+        NoCredentialsError,
+        NoRegionError,
+    )
+
+    if isinstance(error, EndpointConnectionError):
+        return (f"cannot reach DynamoDB at {error.kwargs.get('endpoint_url')}: start `payments serve` (the other "
+                "commands then find it), or pass --dynamodb-endpoint URL (or set AWS_ENDPOINT_URL_DYNAMODB)")
+    if isinstance(error, NoCredentialsError):
+        return "no AWS credentials found: for a local stack, start `payments serve` or pass --dynamodb-endpoint URL"
+    if isinstance(error, NoRegionError):
+        return "no AWS region set: set AWS_REGION"
+    if isinstance(error, ClientError):
+        code = error.response.get("Error", {}).get("Code", "")
+        message = error.response.get("Error", {}).get("Message", "")
+        if code == "ResourceNotFoundException":
+            return f"DynamoDB: {message or 'table not found'} (create the tables: payments create-tables)"
+        return f"DynamoDB refused the request: {code}: {message}"
+    if isinstance(error, BotoCoreError):
+        return f"DynamoDB: {error}"
+    text = str(error).splitlines()[0] if str(error) else ""
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    command = " ".join(part for part in (args.command, getattr(args, "otp_command", None)) if part)
+    try:
+        return int(args.func(args))
+    except CliError as error:
+        print(f"payments {command}: {error}", file=sys.stderr)
+        return error.status
+    except KeyboardInterrupt:
+        return 130
+    except Exception as error:  # noqa: BLE001 - a command line never shows a traceback
+        print(f"payments {command}: {_failure_line(error)}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -193,6 +193,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
     do_PUT = _handle
     do_DELETE = _handle
     do_PATCH = _handle
+    do_OPTIONS = _handle  # preflights go to the handlers, as the template's OPTIONS events send them deployed
 
 
 def json_page(value: Any) -> tuple[str, bytes]:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import ValidationError
@@ -11,14 +11,14 @@ from pydantic import ValidationError
 from payments.aws import dynamodb_client
 from payments.config import get_settings
 from payments.errors import InternalError, InvalidParameter, PaymentsError
-from payments.http import caller_from_x_token, json_response, request_json, willson_error_response
+from payments.http import PaymentsResolver, caller_from_x_token, json_response, request_json, willson_error_response
 from payments.models.payment_progress import PaymentProgressRequest
 from payments.observability import logger, metrics, tracer
 from payments.priming import prime_on_init
 from payments.repositories.willson import WillsonRepository
 from payments.services.payment_progress import progress_payment
 
-app = APIGatewayRestResolver()
+app = PaymentsResolver(get_settings())
 settings = get_settings()
 repository = WillsonRepository(dynamodb_client(), settings.willson_table, settings.ledger_table)
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 
 from payments.aws import DYNAMODB_CALL_WORST_CASE_MS, dynamodb_client
 from payments.config import get_settings
 from payments.errors import InternalError, OtpInvalid, OtpLocked, PaymentsError, SwapOutcomeUndetermined
-from payments.http import caller_from_bearer, dashboard_error_response, raw_json_response, request_json
+from payments.http import PaymentsResolver, caller_from_bearer, dashboard_error_response, raw_json_response, request_json
 from payments.json_body import dumps
 from payments.models.swap import SwapRequest
 from payments.observability import logger, metrics, tracer
@@ -20,7 +20,7 @@ from payments.repositories.ledger import LedgerRepository
 from payments.services.otp import LockoutPolicy
 from payments.services.swap import SwapPolicy, TimeBudget, execute_swap, request_fingerprint
 
-app = APIGatewayRestResolver()
+app = PaymentsResolver(get_settings())
 settings = get_settings()
 ledger = LedgerRepository(dynamodb_client(), settings.ledger_table, settings.otp_secret_table)
 policy = SwapPolicy(

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import os
 from functools import lru_cache
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 # Only for local development (`serve`, tests, `sam local`): the deployed stack always sets
 # JWT_SECRET_ARN, and the secret then comes from Secrets Manager.
@@ -31,6 +32,17 @@ class Settings(BaseModel):
     otp_max_failures: int = 5
     otp_failure_window_seconds: int = 900
     otp_lock_seconds: int = 900
+    # Browser origins allowed to call the API (CORS); empty: CORS off, no origin is allowed.
+    cors_allowed_origins: tuple[str, ...] = ()
+
+    @field_validator("cors_allowed_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: object) -> object:
+        """A comma-separated list (CORS_ALLOWED_ORIGINS) or a sequence of origins, each `scheme://host[:port]`."""
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, (list, tuple)):
+            return value
+        return tuple(dict.fromkeys(normalise_origin(str(item)) for item in items if str(item).strip()))
 
     @classmethod
     def from_environ(cls, environ: dict[str, str] | None = None) -> "Settings":
@@ -49,10 +61,25 @@ class Settings(BaseModel):
             "otp_max_failures": "OTP_MAX_FAILURES",
             "otp_failure_window_seconds": "OTP_FAILURE_WINDOW_SECONDS",
             "otp_lock_seconds": "OTP_LOCK_SECONDS",
+            "cors_allowed_origins": "CORS_ALLOWED_ORIGINS",
         }
         values: dict[str, object] = {field: env[name] for field, name in mapping.items() if env.get(name)}
         values["in_lambda"] = bool(env.get("AWS_LAMBDA_FUNCTION_NAME")) and env.get("AWS_SAM_LOCAL") != "true"
         return cls.model_validate(values)
+
+
+def normalise_origin(text: str) -> str:
+    """An origin as browsers send it (`https://dash.example.com`, `http://127.0.0.1:8080`), or ValueError."""
+    origin = text.strip().rstrip("/")
+    parts = urlsplit(origin)
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
+    except ValueError:
+        parts = urlsplit("")
+    if (parts.scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc
+            or parts.path or parts.query or parts.fragment):
+        raise ValueError(f"not an origin (scheme://host[:port]): {text.strip()!r}")
+    return f"{parts.scheme}://{parts.netloc.lower()}"
 
 
 @lru_cache(maxsize=1)

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import binascii
+from collections.abc import Mapping
 from typing import Any, Callable
 
-from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 
 from payments.auth import Caller, verify_access_token
@@ -13,6 +15,58 @@ from payments.errors import InternalError, InvalidBody, PaymentsError, dashboard
 from payments.json_body import dumps, parse_json_object
 
 _SECRET_MAX_AGE_SECONDS = 300
+# Browsers may reuse a preflight answer this long (Chromium caps it at 7200 s).
+CORS_MAX_AGE_SECONDS = 600
+# Beyond CORSConfig's built-in Authorization, Content-Type and X-Amz-*: the Willson token header.
+CORS_EXTRA_HEADERS = ["x-token"]
+
+
+def cors_config(settings: Settings) -> CORSConfig | None:
+    """Powertools' CORS configuration for the allowed origins of Settings; None (CORS off) when there are none."""
+    origins = list(settings.cors_allowed_origins)
+    if not origins:
+        return None
+    return CORSConfig(
+        allow_origin=origins[0],
+        extra_origins=origins[1:],
+        allow_headers=CORS_EXTRA_HEADERS,
+        max_age=CORS_MAX_AGE_SECONDS,
+    )
+
+
+class PaymentsResolver(APIGatewayRestResolver):
+    """Powertools' REST resolver with the CORS configuration of Settings, and what CORSConfig leaves out.
+
+    CORSConfig already answers a preflight (204 with Allow-Methods of every route) and adds
+    Allow-Origin, Allow-Headers and Max-Age to every answer, exception handlers' included, for an
+    allowed origin. Two things it does not do are done here: `Vary: Origin` on every answer (they
+    differ by origin), and no Access-Control-Allow-Methods on a preflight from an origin that is
+    not allowed. With CORS off, a preflight gets a bare 204 and the browser refuses the call.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(cors=cors_config(settings))
+        self._origins = frozenset(settings.cors_allowed_origins)
+        self.not_found(self._no_route)
+
+    def resolve(self, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+        headers = event.get("headers") or {}
+        origin = next((value for name, value in headers.items() if name.lower() == "origin"), None)
+        response = super().resolve(event, context)
+        if not self._origins:
+            return response
+        answer_headers = response.setdefault("multiValueHeaders", {})
+        if origin not in self._origins:
+            for name in [name for name in answer_headers if name.lower().startswith("access-control-")]:
+                del answer_headers[name]
+        answer_headers["Vary"] = ["Origin"]
+        return response
+
+    def _no_route(self, _: NotFoundError) -> Response[str]:
+        """A preflight with CORS off: 204 and no CORS header. Anything else: API Gateway's answer for no route."""
+        if self.current_event.http_method.upper() == "OPTIONS":
+            return Response(status_code=204, content_type=None, body="")
+        return json_response(403, {"message": "Missing Authentication Token"})
 
 
 def request_json(event: BaseProxyEvent) -> dict[str, Any]:
