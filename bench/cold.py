@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402  (stdlib only)
+import common
 
 HANDLERS = {"payment_progress": "progress_3", "swap": "swap_success"}
 OWN = ("payments", "functions", "payments_cli", "common")

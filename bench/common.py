@@ -13,8 +13,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_FIXTURE = ROOT / "cli" / "payments_cli" / "demo_fixture.json"
-JWT_SECRET = "local-development-secret-change-me"  # payments.config.DEVELOPMENT_JWT_SECRET
-DEMO_OTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+JWT_SECRET = "local-development-secret-change-me"  # noqa: S105 - payments.config.DEVELOPMENT_JWT_SECRET
+DEMO_OTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"  # noqa: S105 - the demo fixture's
 PROGRESS_PATH = "/api/v1/asker/payment/progress"
 SWAP_PATH = "/v1.0/db/swap"
 
@@ -89,7 +89,7 @@ class Recorder:
         self.calls[-1].update(status=http_response.status_code, headers=dict(http_response.headers),
                               body=http_response.content.decode("utf-8"))
 
-    def __enter__(self) -> "Recorder":
+    def __enter__(self) -> Recorder:
         self._events.register("before-parameter-build.dynamodb", self._params, unique_id="bench-record-p")
         self._events.register("after-call.dynamodb", self._answer, unique_id="bench-record-a")
         return self
@@ -124,7 +124,7 @@ class MemoryAnswers:
         self.count = 0
         self.active = False
 
-    def register(self) -> "MemoryAnswers":
+    def register(self) -> MemoryAnswers:
         """Hook in, answering nothing yet: registering empties botocore's handler lookup cache, so
         it is done before what is measured; `__enter__` then only switches the answers on."""
         self._events.register_first("before-send.dynamodb", self._send, unique_id=f"bench-memory-{id(self)}")
@@ -143,7 +143,7 @@ class MemoryAnswers:
         response._content = None  # re-read from the raw bytes on every replay
         return response
 
-    def __enter__(self) -> "MemoryAnswers":
+    def __enter__(self) -> MemoryAnswers:
         self.register().active = True
         return self
 
@@ -167,7 +167,8 @@ def willsoner_fixture(first: int, count: int, subcategory_idx: int = 1, seed: in
             "idx": 100_000 + n, "au_id": au_id, "status": "complete" if rnd.random() < 0.9 else "waiting",
             "avg_rating": None if rnd.random() < 0.1 else round(rnd.uniform(1, 5), 1),
             "experience": "오래 만난 사람과 헤어지고 1년을 힘들게 보냈어요. 지금은 괜찮아요.",
-            "introduction": "들어주는 건 자신 있어요", "subcategory_idx": [subcategory_idx], "keywords": ["이별", "극복", "공감"],
+            "introduction": "들어주는 건 자신 있어요", "subcategory_idx": [subcategory_idx],
+            "keywords": ["이별", "극복", "공감"],
             "image": "https://willson-v1.s3.ap-northeast-2.amazonaws.com/willsoner_image/willson_01.jpg",
         })
     return {"users": users, "willsoners": willsoners}

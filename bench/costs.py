@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
+import common
 
 common.use_test_env({"AWS_ENDPOINT_URL_DYNAMODB": os.environ.get("AWS_ENDPOINT_URL_DYNAMODB", "")})
 import pyotp  # noqa: E402
@@ -69,7 +69,7 @@ class RequestLog:
             "units": {c.get("TableName"): float(c.get("CapacityUnits") or 0) for c in consumed},
         })
 
-    def __enter__(self) -> "RequestLog":
+    def __enter__(self) -> RequestLog:
         self._events.register("before-parameter-build.dynamodb", self._params, unique_id="costs-p")
         self._events.register("before-send.dynamodb", self._send, unique_id="costs-s")
         self._events.register("after-call.dynamodb", self._after, unique_id="costs-a")

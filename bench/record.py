@@ -12,11 +12,12 @@ import contextlib
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
+import common
 
 common.use_test_env()
 from moto import mock_aws  # noqa: E402  (before any client is made, as in tests/conftest.py)

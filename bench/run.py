@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
+import common
 
 common.use_test_env()
 import pyperf  # noqa: E402
@@ -154,7 +154,7 @@ def contention(work: Path, sizes: tuple[int, ...] = (3, 12, 48)) -> None:
         try:
             with LocalStack("--dynamodb-endpoint", proxy.endpoint, "--concurrent-dynamodb",
                             "--fixture", str(work / "fixture.json")) as stack:
-                for size, (au_id, secret) in zip(sizes, secrets.items()):
+                for size, (au_id, secret) in zip(sizes, secrets.items(), strict=True):
                     now = wait_for_calm_otp_step()
                     proxy.reset()
                     headers = {"Authorization": f"Bearer {issue_access_token(au_id, common.JWT_SECRET, 3600)}"}
@@ -162,7 +162,7 @@ def contention(work: Path, sizes: tuple[int, ...] = (3, 12, 48)) -> None:
                                "point": {"app_id": 1, "point_id": 1, "adjust_point_quantity": -10 - n},
                                "coin": {"coin_id": 2, "adjust_coin_quantity": (10 + n) / 10}} for n in range(size)]
                     with ThreadPoolExecutor(size) as pool:
-                        answers = list(pool.map(lambda body: stack.post(common.SWAP_PATH, body, headers), bodies))
+                        answers = list(pool.map(lambda body, h=headers: stack.post(common.SWAP_PATH, body, h), bodies))
                     stats = proxy.stats()
                     outcomes = [f"{s}/{b.get('return')}" for s, b in answers]
                     successes = outcomes.count("200/0")

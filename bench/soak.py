@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
+import common
 
 common.use_test_env({"POWERTOOLS_LOG_LEVEL": "ERROR"})
 sys.path.insert(0, str(common.ROOT / "tests"))
@@ -98,7 +98,8 @@ def main() -> int:
                     line.split()[1] for line in stack.banner if line.startswith("DynamoDB: "))
                 locustfile = str(common.ROOT / "bench" / "locustfile.py")
                 command = [str(Path(sys.executable).with_name("locust")), "-f", locustfile,
-                           "--host", f"http://127.0.0.1:{stack.port}", "-u", str(args.users), "-r", str(args.spawn_rate), "--loglevel", "WARNING"]
+                           "--host", f"http://127.0.0.1:{stack.port}", "-u", str(args.users),
+                           "-r", str(args.spawn_rate), "--loglevel", "WARNING"]
                 command += ["--web-host", "127.0.0.1"] if args.ui else ["--headless", "--only-summary",
                                                                           "-t", args.run_time, "--stop-timeout", "10"]
                 env = {**os.environ, "SOAK_ACCOUNTS": str(work / "accounts.json"),

@@ -18,11 +18,12 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
+import common
 
 common.use_test_env()
 import pyperf  # noqa: E402
@@ -83,7 +84,7 @@ def event_builder(name: str, recorded: dict[str, Any]) -> Callable[[], dict[str,
     return swap
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _setup(answers_file: str, name: str, kind: str) -> tuple[Callable[..., Any], Callable[[], Any], Any, int]:
     recorded = json.loads(Path(answers_file).read_text(encoding="utf-8"))[name]
     if kind == "handler":

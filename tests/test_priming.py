@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-
 ROOT = Path(__file__).resolve().parents[1]
 HANDLERS = {"payment_progress": ROOT / "functions" / "payment_progress" / "app.py",
             "swap": ROOT / "functions" / "swap" / "app.py"}

@@ -79,6 +79,7 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return app.resolve(event, context)
 
 
-prime_on_init(lambda_handler, "/v1.0/db/swap", {"event_id": 3, "otp_code": "000000", "point": {"app_id": 1, "point_id": 1,
-              "adjust_point_quantity": -10}, "coin": {"coin_id": 2, "adjust_coin_quantity": 1}},
+prime_on_init(lambda_handler, "/v1.0/db/swap",
+              {"event_id": 3, "otp_code": "000000", "point": {"app_id": 1, "point_id": 1, "adjust_point_quantity": -10},
+               "coin": {"coin_id": 2, "adjust_coin_quantity": 1}},
               {"Authorization": "Bearer {token}"}, {"TransactWriteItems": settings.ledger_table})

@@ -21,10 +21,11 @@ import random
 import sys
 import threading
 import warnings
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 try:  # present only in Lambda's Python runtimes (3.12+), where SnapStart can call these hooks
-    import snapshot_restore_py
+    import snapshot_restore_py  # type: ignore[import-not-found]
 except ImportError:
     snapshot_restore_py = None
 
@@ -103,7 +104,7 @@ class CannedDynamoDB:
         body = json.dumps(_ANSWERS.get(operation, {})).encode()
         return AWSResponse("https://priming", 200, {"Content-Type": "application/x-amz-json-1.0"}, _Raw(body))
 
-    def __enter__(self) -> "CannedDynamoDB":
+    def __enter__(self) -> CannedDynamoDB:
         # One registration per client (and per load of this module: a reloaded module brings its own hook).
         self._events.register_first("before-send.dynamodb", CannedDynamoDB._send,
                                     unique_id=f"payments-priming-{id(CannedDynamoDB)}")
