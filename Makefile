@@ -8,15 +8,29 @@ DDB_LOCAL := $(LOCAL)/dynamodb-local
 DDB_LOCAL_VERSION := 2.9.30
 HOST ?= 127.0.0.1
 PORT ?= 3000
+# This Makefile's directory: SAM runs the build-<LogicalId> targets below from a scratch copy of the sources.
+ROOT := $(dir $(abspath $(lastword $(MAKEFILE_LIST))))
+
+# The Lambda build (`make build`: `sam build`, BuildMethod makefile): the layer's dependencies come from the hashed
+# lock, as wheels for the deployed platform, whatever the machine runs. The artifact test builds the same targets
+# for this machine (LAYER_PLATFORM=manylinux2014_x86_64 LAYER_PYTHON_VERSION=3.11).
+LAYER_PLATFORM ?= manylinux2014_aarch64
+LAYER_PYTHON_VERSION ?= 3.13
+LAYER_LOCK := $(ROOT)layers/shared/requirements.lock
+LAYER_PIP ?= $(ROOT)$(SAM_VENV)/bin/python -m pip
+BUILD_DIR := .aws-sam/build
 
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: help install dev-tools dynamodb-local browser run run-dynamodb-local test test-fast lint bench soak soak-ui clean
+.PHONY: help install dev-tools dynamodb-local browser run run-dynamodb-local test test-fast lint bench soak soak-ui clean \
+	build lock build-SharedLayer build-PaymentProgressFunction build-SwapFunction
 
 help:
 	@echo "make run        start the local stack on the embedded DynamoDB emulator (http://$(HOST):$(PORT))"
 	@echo "make test       install everything and run the whole test suite"
 	@echo "make lint       ruff, ruff format --check, mypy --strict, cfn-lint and sam validate --lint"
+	@echo "make build      sam build: the arm64 / python3.13 layer and functions in $(BUILD_DIR), sizes against Lambda's limits"
+	@echo "make lock       re-resolve the layer's hashed lock (layers/shared/requirements.lock) from its requirements.txt"
 	@echo "make bench      benchmarks (cold start, warm overhead, DynamoDB cost, contention)"
 	@echo "make soak       Locust load of the local stack (headless, bounded), then the conservation check"
 	@echo "make soak-ui    the same load with Locust's web UI on http://127.0.0.1:8089"
@@ -74,9 +88,34 @@ lint: install $(SAM_VENV)/bin/sam
 	$(BIN)/cfn-lint template.yaml
 	SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam validate --lint --template template.yaml --region us-east-1
 
+# No Docker and no python3.13 needed: every resource is built by a build-<LogicalId> target of this Makefile.
+build: $(SAM_VENV)/bin/sam
+	SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam build --template template.yaml --build-dir $(BUILD_DIR)
+	$(PYTHON) tools/artifact_sizes.py $(BUILD_DIR)
+
+build-SharedLayer:
+	$(LAYER_PIP) install --quiet --disable-pip-version-check --no-compile --require-hashes \
+		--platform $(LAYER_PLATFORM) --python-version $(LAYER_PYTHON_VERSION) --implementation cp --only-binary=:all: \
+		--target "$(ARTIFACTS_DIR)/python" -r $(LAYER_LOCK)
+	rm -rf "$(ARTIFACTS_DIR)/python/bin"
+	cp -R $(ROOT)layers/shared/payments "$(ARTIFACTS_DIR)/python/payments"
+	find "$(ARTIFACTS_DIR)/python/payments" -name __pycache__ -prune -exec rm -rf {} +
+
+build-PaymentProgressFunction:
+	mkdir -p "$(ARTIFACTS_DIR)" && cp $(ROOT)functions/payment_progress/*.py "$(ARTIFACTS_DIR)/"
+
+build-SwapFunction:
+	mkdir -p "$(ARTIFACTS_DIR)" && cp $(ROOT)functions/swap/*.py "$(ARTIFACTS_DIR)/"
+
+# One lock serves both platforms: it holds every wheel's hash of each pinned version, and pip refuses to install
+# anything (a dependency included) that it does not pin.
+lock: install
+	$(BIN)/uv pip compile --quiet layers/shared/requirements.txt --python-platform aarch64-manylinux2014 \
+		--python-version 3.13 --generate-hashes --custom-compile-command "make lock" -o $(LAYER_LOCK)
+
 # After the one-off `ruff check --fix` / `ruff format` / mypy pass over the tree, make CI enforce lint:
-# test: lint dev-tools
-test: dev-tools
+# test: lint dev-tools build
+test: dev-tools build
 	SAM_BIN=$(abspath $(SAM_VENV)/bin/sam) DYNAMODB_LOCAL_DIR=$(abspath $(DDB_LOCAL)) $(BIN)/pytest
 
 bench: install dynamodb-local

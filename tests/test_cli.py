@@ -36,7 +36,7 @@ def scan_all(endpoint: str) -> dict[str, list]:
     client = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1",
                           aws_access_key_id="x", aws_secret_access_key="y")
     return {table: sorted(json.dumps(item, sort_keys=True) for item in client.scan(TableName=table)["Items"])
-            for table in ("WillsonTable", "LedgerTable")}
+            for table in ("WillsonTable", "LedgerTable", "OtpSecretTable")}
 
 
 def test_help_lists_every_subcommand():
@@ -44,7 +44,7 @@ def test_help_lists_every_subcommand():
     assert result.returncode == 0
     for command in ("serve", "create-tables", "load-fixture", "token", "otp", "reconcile"):
         assert command in result.stdout
-    assert "enroll" in run("otp", "--help").stdout
+    assert all(command in run("otp", "--help").stdout for command in ("enroll", "code", "unlock"))
 
 
 def test_token_is_a_valid_access_token():
@@ -66,7 +66,7 @@ def test_tables_fixture_otp_and_reconcile(endpoint, tmp_path):
     result = run("load-fixture", str(tmp_path / "broken.json"), endpoint=endpoint)
     assert result.returncode == 2
     assert "concerns[0].subcategory_idx" in result.stderr
-    assert scan_all(endpoint) == {"WillsonTable": [], "LedgerTable": []}
+    assert scan_all(endpoint) == {"WillsonTable": [], "LedgerTable": [], "OtpSecretTable": []}
 
     # loading twice leaves the same state
     assert run("load-fixture", str(DEMO_FIXTURE), endpoint=endpoint).returncode == 0
@@ -81,6 +81,21 @@ def test_tables_fixture_otp_and_reconcile(endpoint, tmp_path):
     assert "█" in enrolled.stdout or "▀" in enrolled.stdout or "▄" in enrolled.stdout
     code = run("otp", "code", "--au-id", "19", endpoint=endpoint).stdout.strip()
     assert code == pyotp.parse_uri(uri).now() or code == pyotp.parse_uri(uri).at(time.time() - 1)
+
+    # ops lift a lock: the guard is replaced by an empty one whose version is newer than any before
+    client = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1",
+                          aws_access_key_id="x", aws_secret_access_key="y")
+    now_ms = int(time.time() * 1000)
+    client.put_item(TableName="LedgerTable", Item={
+        "pk": {"S": "ACCOUNT#19"}, "sk": {"S": "OTP_GUARD"}, "version": {"N": "5"},
+        "failures": {"L": [{"M": {"id": {"S": str(n)}, "at_ms": {"N": str(now_ms)}}} for n in range(5)]},
+        "locked_until_ms": {"N": str(now_ms + 900_000)}})
+    unlocked = run("otp", "unlock", "--au-id", "19", endpoint=endpoint)
+    assert unlocked.returncode == 0
+    assert unlocked.stdout == "au_id 19: OTP unlocked (was locked; 5 recent wrong codes forgotten)\n"
+    guard = client.get_item(TableName="LedgerTable", Key={"pk": {"S": "ACCOUNT#19"}, "sk": {"S": "OTP_GUARD"}})["Item"]
+    assert guard["failures"] == {"L": []} and guard["locked_until_ms"] == {"N": "0"}
+    assert int(guard["version"]["N"]) >= now_ms
 
     result = run("reconcile", endpoint=endpoint)
     assert result.returncode == 0
@@ -136,7 +151,8 @@ def test_bad_arguments_are_one_line(state_home: dict[str, str]) -> None:
 
 def test_nothing_reachable_is_one_line(state_home: dict[str, str], nothing_listening: str) -> None:
     for args in (["create-tables"], ["load-fixture", str(DEMO_FIXTURE)], ["otp", "enroll", "--au-id", "19"],
-                 ["otp", "code", "--au-id", "19"], ["reconcile"], ["serve", "--port", "0"]):
+                 ["otp", "code", "--au-id", "19"], ["otp", "unlock", "--au-id", "19"], ["reconcile"],
+                 ["serve", "--port", "0"]):
         result = run_with([*args, "--dynamodb-endpoint", nothing_listening], state_home)
         assert_one_line_failure(result, 1, f"cannot reach DynamoDB at {nothing_listening}")
         result = run_with(args, {**state_home, "AWS_ENDPOINT_URL_DYNAMODB": nothing_listening})

@@ -23,19 +23,28 @@ def _mentions_secret_table(resource: Any) -> bool:
     return "OtpSecretTable" in text or "-otp-secrets" in text
 
 
-def _secret_table_actions(function: dict[str, Any]) -> set[str]:
+def _statements(template: dict[str, Any], function: dict[str, Any]) -> list[dict[str, Any]]:
+    """A function's inline statements: its SAM Policies, and those of the role it names (`Role: !GetAtt X.Arn`)."""
+    policies = [policy for policy in function["Properties"].get("Policies", []) if isinstance(policy, dict)]
+    role = function["Properties"].get("Role")
+    if role:
+        [role_id] = [value.split(".")[0] if isinstance(value, str) else value[0] for value in role.values()]
+        policies += [p["PolicyDocument"] for p in template["Resources"][role_id]["Properties"].get("Policies", [])]
+    return [statement for policy in policies for statement in policy.get("Statement", [])]
+
+
+def _secret_table_actions(template: dict[str, Any], function: dict[str, Any]) -> set[str]:
     actions: set[str] = set()
-    for policy in function["Properties"].get("Policies", []):
-        for statement in policy.get("Statement", []) if isinstance(policy, dict) else []:
-            if any(_mentions_secret_table(resource) for resource in _as_list(statement["Resource"])):
-                actions |= set(_as_list(statement["Action"]))
+    for statement in _statements(template, function):
+        if any(_mentions_secret_table(resource) for resource in _as_list(statement["Resource"])):
+            actions |= set(_as_list(statement["Action"]))
     return actions
 
 
 def test_only_the_swap_function_may_read_the_otp_secret_table(template):
     functions = {name: resource for name, resource in template["Resources"].items()
                  if resource["Type"] == "AWS::Serverless::Function"}
-    readers = {name: _secret_table_actions(function) for name, function in functions.items()}
+    readers = {name: _secret_table_actions(template, function) for name, function in functions.items()}
     # the swap reads the secret in its one BatchGetItem; it never writes, scans or queries the table
     assert readers == {"PaymentProgressFunction": set(), "SwapFunction": {"dynamodb:BatchGetItem"}}
     # and only the swap function is told where the secrets are
@@ -73,7 +82,7 @@ def test_the_secrets_are_under_a_customer_managed_key_only_their_readers_may_dec
 def test_the_payment_progress_function_reads_no_item_that_holds_a_secret(template):
     # its only ledger access is BatchGetItem for the honeypot balance; secrets are not in the ledger
     function = template["Resources"]["PaymentProgressFunction"]
-    resources = [resource for policy in function["Properties"]["Policies"] for statement in policy["Statement"]
-                 for resource in _as_list(statement["Resource"])]
+    resources = [resource for statement in _statements(template, function) for resource in _as_list(statement["Resource"])]
+    assert resources
     assert not any(_mentions_secret_table(resource) for resource in resources)
     assert not any("OtpSecretsKey" in json.dumps(resource) for resource in resources)

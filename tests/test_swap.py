@@ -504,7 +504,7 @@ def test_a_swap_that_cannot_tell_answers_32202_and_the_retry_learns_the_truth(le
     assert len(swap_logs(ledger)) == 1
 
 
-def test_a_lost_answer_of_a_swap_that_did_not_commit_is_judged_again_on_what_is_stored(ledger, monkeypatch):
+def test_after_a_lost_answer_no_refusal_is_final_and_the_retry_is_judged_on_what_is_stored(ledger, monkeypatch):
     from botocore.exceptions import ReadTimeoutError
 
     from payments.repositories import codec, keys
@@ -519,10 +519,13 @@ def test_a_lost_answer_of_a_swap_that_did_not_commit_is_judged_again_on_what_is_
         raise ReadTimeoutError(endpoint_url="https://dynamodb.us-east-1.amazonaws.com")
 
     monkeypatch.setattr(swap_app.ledger._client, "transact_write_items", timed_out_while_drained)
-    # When the swap resends the same transaction, its conditions fail: it did not commit, and the
-    # re-read finds no request record; so the refusal it answers is the truth
-    assert swap(swap_body()) == (409, error(32103, "point quantity is invalid"))
+    # When the swap resends the same transaction, its conditions fail and the re-read finds no
+    # request record: most likely it did not commit, but a transaction whose answer was lost is
+    # never followed by a refusal (it could still be landing): the answer is "unknown"
+    assert swap(swap_body()) == (500, error(32202, "Unknown swap error"))
     assert swap_logs(ledger) == []
+    # Then the client's retry is judged on what is stored
+    assert swap(swap_body()) == (409, error(32103, "point quantity is invalid"))
     assert balances(ledger) == (5, Decimal("0"))
 
 
@@ -560,7 +563,8 @@ def test_a_wrong_code_is_counted_by_a_conditional_write_and_a_lost_race_is_judge
     assert swap(swap_body(otp_code=wrong)) == (401, error(32107, "OTP code is invalid"))
     assert len(calls) == 2
     [guard] = [item for item in ledger_items(ledger) if item["sk"] == "OTP_GUARD"]
-    assert guard["version"] == 1 and len(guard["failures"]) == 1
+    # versions never go back: at least the write's time in ms
+    assert guard["version"] == int(T0 * 1000) and len(guard["failures"]) == 1
 
 
 def test_the_guard_stays_bounded_whatever_the_number_of_wrong_codes(ledger, at_t0):
@@ -626,3 +630,57 @@ def test_loading_a_fixture_over_a_live_account_rolls_nothing_back(ledger, at_t0)
     assert swap(swap_body(adjust_point=-20, adjust_coin=2)) == (409, error(32108, "OTP code already used"))
     at_t0["t"] = T0 + 30
     assert swap(swap_body(adjust_point=-20, adjust_coin=2, when=T0 + 30))[1]["value"]["log_id"] == 2
+
+
+def test_a_committed_request_spelt_with_other_numbers_in_its_ids_gets_its_answer(ledger):
+    # Given a committed swap
+    first = swap(swap_body())
+    # When the same request comes back with its ids written as 3.0 and 1.0 (the same parsed JSON)
+    raw = json.dumps(swap_body()).replace('"event_id": 3', '"event_id": 3.0').replace('"app_id": 1', '"app_id": 1.0')
+    # Then it is the same request: the committed answer, not 32100
+    assert swap(raw=raw) == first
+    # while a new request spelt that way is refused: ids are JSON integers
+    fresh = json.dumps(swap_body(adjust_point=-20, adjust_coin=2, when=T0 + 30)).replace('"event_id": 3', '"event_id": 3.0')
+    assert swap(raw=fresh) == (400, error(32100, "EventID is invalid"))
+
+
+def test_a_balance_written_by_a_swap_the_account_item_does_not_show_yet_is_read_again(ledger, monkeypatch):
+    from payments.models.ledger import PointAccount, SwapState
+
+    # Given a state read that saw another swap's balance update but not yet its account update
+    real_read = swap_app.ledger.read_swap_state
+    reads = []
+
+    def half_seen_once(*args: Any) -> SwapState:
+        state = real_read(*args)
+        reads.append(1)
+        if len(reads) == 1 and state.point is not None:
+            return SwapState(**{**state.__dict__, "point": PointAccount(state.point.mu_id, 0, last_log_id=7)})
+        return state
+
+    monkeypatch.setattr(swap_app.ledger, "read_swap_state", half_seen_once)
+    # When the swap runs: it does not refuse on a balance it saw half-written; it reads again
+    assert swap(swap_body()) == (200, {"return": 0, "message": "success", "value": SEED_VALUE})
+    assert len(reads) == 2
+
+
+def test_deployed_the_signing_secret_comes_from_secrets_manager(ledger, monkeypatch):
+    import boto3
+
+    from conftest import api_event, call
+    from payments.auth import issue_access_token
+    from payments.aws import secrets_provider
+    from payments.config import Settings
+
+    # Given the function in Lambda with its secret in Secrets Manager
+    arn = boto3.client("secretsmanager", region_name="us-east-1").create_secret(
+        Name="jwt", SecretString="a-deployed-secret-of-sixty-four-characters-0123456789abcdefghijkl")["ARN"]
+    monkeypatch.setattr(swap_app, "settings", Settings.from_environ(
+        {"AWS_LAMBDA_FUNCTION_NAME": "swap", "JWT_SECRET_ARN": arn, "JWT_SECRET": "ignored"}))
+    secrets_provider().clear_cache()
+    deployed = issue_access_token(19, "a-deployed-secret-of-sixty-four-characters-0123456789abcdefghijkl", 3600)
+    event = api_event("/v1.0/db/swap", None, {"Authorization": f"Bearer {deployed}"}, raw=json.dumps(swap_body()))
+    # Then a token signed with it is accepted, and one signed with the development secret is not
+    assert call(swap_app.lambda_handler, event)[0] == 200
+    assert swap(swap_body(adjust_point=-20, adjust_coin=2)) == (401, error(30001, "Access token is invalid"))
+    secrets_provider().clear_cache()

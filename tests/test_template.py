@@ -6,13 +6,15 @@ payments_cli.template.load_template, which keeps the short-form intrinsics as `R
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -59,8 +61,13 @@ def environment(template: dict[str, Any], function: dict[str, Any]) -> dict[str,
     return merged
 
 
-def statements(function: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    for policy in function["Properties"].get("Policies", []):
+def statements(template: dict[str, Any], function: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The inline statements of a function: its SAM Policies, or those of the role it names."""
+    policies = list(function["Properties"].get("Policies", []))
+    for role in refs(function["Properties"].get("Role")):
+        policies += [p["PolicyDocument"] for p in template["Resources"][role]["Properties"].get("Policies", [])]
+    assert policies, "the function's permissions are inline statements"
+    for policy in policies:
         assert isinstance(policy, dict) and "Statement" in policy, (
             f"only inline statements are checked here, found {policy!r}")
         yield from policy["Statement"]
@@ -91,9 +98,9 @@ def refs(value: Any) -> set[str]:
     return found
 
 
-def actions_on(function: dict[str, Any], table: str) -> set[str]:
+def actions_on(template: dict[str, Any], function: dict[str, Any], table: str) -> set[str]:
     granted: set[str] = set()
-    for statement in statements(function):
+    for statement in statements(template, function):
         if statement.get("Effect") != "Allow":
             continue
         if table in refs(statement.get("Resource")):
@@ -112,7 +119,7 @@ def function_for_path(template: dict[str, Any], path: str) -> dict[str, Any]:
 # --- linters -------------------------------------------------------------------------------------
 
 def sam_binary() -> str | None:
-    for candidate in (os.environ.get("SAM_BIN"), str(ROOT / ".venv-sam" / "bin" / "sam"), "/tmp/samvenv/bin/sam",
+    for candidate in (os.environ.get("SAM_BIN"), str(ROOT / ".venv-sam" / "bin" / "sam"),
                       shutil.which("sam")):
         if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
             return candidate
@@ -149,17 +156,6 @@ def test_api_stage_is_throttled(template):
         assert setting.get("ThrottlingBurstLimit") is not None
 
 
-def test_swap_function_has_reserved_concurrency(template):
-    swap = function_for_path(template, "/v1.0/db/swap")
-    reserved = swap["Properties"].get("ReservedConcurrentExecutions")
-    assert reserved is not None
-    if isinstance(reserved, dict):
-        parameter = template["Parameters"][reserved["Ref"]]
-        assert int(parameter["Default"]) >= 1 and int(parameter.get("MinValue", 1)) >= 1
-    else:
-        assert int(reserved) >= 1
-
-
 def test_runtime_is_supported_through_2027(template):
     for name, function in functions(template).items():
         runtime = function_property(template, function, "Runtime")
@@ -167,7 +163,7 @@ def test_runtime_is_supported_through_2027(template):
     for name, layer in resources(template, "AWS::Serverless::LayerVersion").items():
         assert all(SUPPORTED_RUNTIMES.match(r) for r in layer["Properties"]["CompatibleRuntimes"]), name
         build = layer.get("Metadata", {}).get("BuildMethod")
-        assert build is None or SUPPORTED_RUNTIMES.match(build), f"{name}: built with {build}"
+        assert build in (None, "makefile") or SUPPORTED_RUNTIMES.match(build), f"{name}: built with {build}"
         for function_name, function in functions(template).items():
             if name in refs(function_property(template, function, "Layers")):
                 runtime = function_property(template, function, "Runtime")
@@ -213,7 +209,7 @@ def test_no_secret_in_plain_environment_variables(template):
 
 def test_no_wildcard_permissions(template):
     for name, function in functions(template).items():
-        for statement in statements(function):
+        for statement in statements(template, function):
             for action in as_list(statement["Action"]):
                 assert "*" not in action, f"{name}: {action}"
             for resource in as_list(statement["Resource"]):
@@ -222,31 +218,29 @@ def test_no_wildcard_permissions(template):
 
 def test_no_function_may_scan(template):
     for name, function in functions(template).items():
-        for statement in statements(function):
+        for statement in statements(template, function):
             assert "dynamodb:Scan" not in as_list(statement["Action"]), name
 
 
 def test_payment_progress_only_reads(template):
     function = function_for_path(template, "/api/v1/asker/payment/progress")
-    for statement in statements(function):
+    for statement in statements(template, function):
         actions = set(as_list(statement["Action"]))
         assert not actions & WRITE_ACTIONS, actions & WRITE_ACTIONS
         assert statement.get("Effect") == "Allow"
     for table in resources(template, "AWS::DynamoDB::Table"):
-        assert actions_on(function, table) <= {"dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:Query"}, table
-    assert actions_on(function, "IdempotencyTable") == set()
+        reads = {"dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:Query"}
+        assert actions_on(template, function, table) <= reads, table
 
 
 def test_swap_cannot_delete_or_scan_the_ledger(template):
     function = function_for_path(template, "/v1.0/db/swap")
-    ledger = actions_on(function, "LedgerTable")
+    ledger = actions_on(template, function, "LedgerTable")
     assert "dynamodb:DeleteItem" not in ledger and "dynamodb:Scan" not in ledger
     assert "dynamodb:BatchWriteItem" not in ledger
     # what the swap does need: one consistent BatchGetItem, the transaction's items, the OTP counter
     assert {"dynamodb:BatchGetItem", "dynamodb:UpdateItem", "dynamodb:PutItem"} <= ledger
-    assert actions_on(function, "WillsonTable") == set()
-    assert actions_on(function, "IdempotencyTable") <= {
-        "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
+    assert actions_on(template, function, "WillsonTable") == set()
 
 
 # --- tables --------------------------------------------------------------------------------------
@@ -327,7 +321,8 @@ def _alarmed(template: dict[str, Any]) -> list[tuple[str, str, set[str]]]:
     found = []
     for alarm in resources(template, "AWS::CloudWatch::Alarm").values():
         for namespace, metric, dimensions in _alarm_metrics(alarm):
-            found.append((namespace, metric, set().union(*(refs(d["Value"]) for d in dimensions)) if dimensions else set()))
+            targets = set().union(*(refs(d["Value"]) for d in dimensions)) if dimensions else set()
+            found.append((namespace, metric, targets))
     return found
 
 
@@ -347,7 +342,8 @@ def test_alarms_on_lambda_errors_and_throttles_of_every_function(template):
 def test_alarms_on_dynamodb_errors_of_the_data_tables(template):
     alarmed = _alarmed(template)
     for table in ("LedgerTable", "WillsonTable"):
-        assert any(ns == "AWS/DynamoDB" and m in {"SystemErrors", "ThrottledRequests", "UserErrors"} and table in targets
+        errors = {"SystemErrors", "ThrottledRequests", "UserErrors"}
+        assert any(ns == "AWS/DynamoDB" and m in errors and table in targets
                    for ns, m, targets in alarmed), f"no alarm on DynamoDB errors of {table}"
 
 
@@ -355,3 +351,282 @@ def test_alarms_alert_when_a_topic_is_given(template):
     for name, alarm in resources(template, "AWS::CloudWatch::Alarm").items():
         assert "AlarmTopicArn" in refs(alarm["Properties"].get("AlarmActions")), name
         assert alarm["Properties"].get("TreatMissingData") == "notBreaching", name
+
+
+# --- after the SAM transform: what CloudFormation will see -----------------------------------------
+
+NO_VALUE = object()
+ROUTES = ("/v1.0/db/swap", "/api/v1/asker/payment/progress")
+# The one managed policy allowed: X-Ray's segments have no resource ARN. (SAM's own function roles would also carry
+# AWSLambdaBasicExecutionRole, logs on every resource: the template writes its roles out instead.)
+XRAY_ONLY = re.compile(r"^arn:(aws|\$\{AWS::Partition\}):iam::aws:policy/AWSXrayWriteOnlyAccess$")
+
+
+def sam_python() -> Path | None:
+    for candidate in ([Path(os.environ["SAM_BIN"]).with_name("python")] if os.environ.get("SAM_BIN") else []) + [
+            ROOT / ".venv-sam" / "bin" / "python"]:
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def transform(parameters: dict[str, str] | None = None, new_code: dict[str, str] | None = None) -> dict[str, Any]:
+    python = sam_python()
+    if python is None:
+        pytest.skip("no SAM CLI virtualenv (.venv-sam, or SAM_BIN): `make test` installs it")
+    result = subprocess.run(
+        [str(python), str(ROOT / "tests" / "sam_transform.py"), str(TEMPLATE), json.dumps(parameters or {}),
+         json.dumps(new_code or {})],
+        capture_output=True, text=True, timeout=LINT_TIMEOUT, cwd=ROOT,
+        env={**os.environ, "AWS_DEFAULT_REGION": "us-east-1", "SAM_CLI_TELEMETRY": "0"})
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+@pytest.fixture(scope="module")
+def deployed() -> dict[str, Any]:
+    return transform()
+
+
+def evaluate(value: Any, template: dict[str, Any], parameters: dict[str, str]) -> Any:
+    """A value as CloudFormation resolves it for these parameter values (conditions, Fn::If, Ref of a parameter)."""
+    def condition(name: str) -> bool:
+        return bool(evaluate(template["Conditions"][name], template, parameters))
+
+    if isinstance(value, dict) and len(value) == 1:
+        [(key, inner)] = value.items()
+        if key == "Ref" and inner == "AWS::NoValue":
+            return NO_VALUE
+        if key == "Ref" and inner in template.get("Parameters", {}):
+            return str(parameters.get(inner, template["Parameters"][inner].get("Default", "")))
+        if key == "Fn::Equals":
+            return str(evaluate(inner[0], template, parameters)) == str(evaluate(inner[1], template, parameters))
+        if key == "Fn::Not":
+            return not evaluate(inner[0], template, parameters)
+        if key == "Fn::And":
+            return all(evaluate(v, template, parameters) for v in inner)
+        if key == "Fn::Or":
+            return any(evaluate(v, template, parameters) for v in inner)
+        if key == "Condition":
+            return condition(inner)
+        if key == "Fn::If":
+            return evaluate(inner[1] if condition(inner[0]) else inner[2], template, parameters)
+    return value
+
+
+def lambda_functions(deployed: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return resources(deployed, "AWS::Lambda::Function")
+
+
+def test_exactly_one_stage_and_it_is_throttled(deployed):
+    stages = resources(deployed, "AWS::ApiGateway::Stage")
+    assert len(stages) == 1, f"stages: {sorted(stages)}"
+    for name, deployment in resources(deployed, "AWS::ApiGateway::Deployment").items():
+        # a Deployment's StageName creates a stage of its own: SAM's implicit `Stage`
+        assert "StageName" not in deployment["Properties"], (
+            f"{name} creates the stage {deployment['Properties']['StageName']}")
+    [stage] = stages.values()
+    assert stage["Properties"]["StageName"] == {"Ref": "StageName"}
+    settings = stage["Properties"]["MethodSettings"]
+    [setting] = [s for s in settings if (s["ResourcePath"], s["HttpMethod"]) == ("/*", "*")]
+    assert setting["ThrottlingRateLimit"] == {"Ref": "ApiThrottlingRateLimit"}
+    assert setting["ThrottlingBurstLimit"] == {"Ref": "ApiThrottlingBurstLimit"}
+    assert setting["MetricsEnabled"] is True  # the per-route metrics of the dashboard
+
+
+def test_api_alarms_watch_the_real_stage_and_api(deployed):
+    [stage_id] = resources(deployed, "AWS::ApiGateway::Stage")
+    [api] = resources(deployed, "AWS::ApiGateway::RestApi").values()
+    api_alarms = [a for a in resources(deployed, "AWS::CloudWatch::Alarm").values()
+                  if a["Properties"].get("Namespace") == "AWS/ApiGateway"]
+    assert api_alarms
+    for alarm in api_alarms:
+        dimensions = {d["Name"]: d["Value"] for d in alarm["Properties"]["Dimensions"]}
+        assert dimensions["Stage"] == {"Ref": stage_id}
+        assert dimensions["ApiName"] == api["Properties"]["Name"]
+
+
+def test_every_function_is_on_the_layer(deployed):
+    [layer] = resources(deployed, "AWS::Lambda::LayerVersion")
+    assert lambda_functions(deployed)
+    for name, function in lambda_functions(deployed).items():
+        assert function["Properties"]["Layers"] == [{"Ref": layer}], name
+
+
+def test_least_privilege_iam(deployed):
+    roles = resources(deployed, "AWS::IAM::Role")
+    assert len(roles) >= len(lambda_functions(deployed))
+    for name, role in roles.items():
+        for arn in role["Properties"].get("ManagedPolicyArns", []):
+            arn = arn.get("Fn::Sub", arn) if isinstance(arn, dict) else arn
+            assert isinstance(arn, str) and XRAY_ONLY.match(arn), f"{name}: managed policy {arn}"
+        for policy in role["Properties"].get("Policies", []):
+            for statement in as_list(policy["PolicyDocument"]["Statement"]):
+                actions = as_list(statement["Action"])
+                assert statement["Effect"] == "Allow", f"{name}: only Allow statements are expected"
+                for action in actions:
+                    assert not action.endswith(":*") and action != "*", f"{name}: {action}"
+                if all(action.startswith("xray:") for action in actions):
+                    continue  # X-Ray's trace segments have no resource ARN
+                for resource in as_list(statement["Resource"]):
+                    assert resource != "*", f"{name}: {actions} on every resource"
+
+
+def test_each_function_writes_only_its_own_log_group(deployed):
+    for name, function in lambda_functions(deployed).items():
+        [role] = refs(function["Properties"]["Role"])
+        [group] = refs(function["Properties"]["LoggingConfig"]["LogGroup"])
+        assert deployed["Resources"][group]["Type"] == "AWS::Logs::LogGroup"
+        logging = [statement for policy in deployed["Resources"][role]["Properties"]["Policies"]
+                   for statement in as_list(policy["PolicyDocument"]["Statement"])
+                   if any(action.startswith("logs:") for action in as_list(statement["Action"]))]
+        assert logging and all(refs(statement["Resource"]) == {group} for statement in logging), name
+
+
+def test_no_reserved_concurrency_unless_a_parameter_asks(deployed):
+    def reserved(parameters: dict[str, str]) -> dict[str, Any]:
+        found = {}
+        for name, function in lambda_functions(deployed).items():
+            value = evaluate(function["Properties"].get("ReservedConcurrentExecutions", NO_VALUE), deployed, parameters)
+            if value is not NO_VALUE:
+                found[name] = value
+        return found
+
+    assert reserved({}) == {}, "a new account (concurrency quota 10) cannot reserve any"
+    assert reserved({"SwapReservedConcurrency": "20"}) == {"SwapFunction": "20"}
+
+
+def test_snapstart_on_published_versions_and_the_api_invokes_the_alias(deployed):
+    aliases = resources(deployed, "AWS::Lambda::Alias")
+    versions = resources(deployed, "AWS::Lambda::Version")
+    [api] = resources(deployed, "AWS::ApiGateway::RestApi").values()
+    paths = api["Properties"]["Body"]["paths"]
+    permissions = resources(deployed, "AWS::Lambda::Permission").values()
+    assert set(lambda_functions(deployed)) == {"PaymentProgressFunction", "SwapFunction"}
+    for name, function in lambda_functions(deployed).items():
+        properties = function["Properties"]
+        assert properties["SnapStart"] == {"ApplyOn": "PublishedVersions"}, name
+        # what SnapStart supports (docs/operations.md): a managed Python >= 3.12, no EFS, /tmp <= 512 MB
+        assert SUPPORTED_RUNTIMES.match(properties["Runtime"]) and properties["Architectures"] == ["arm64"], name
+        assert "FileSystemConfigs" not in properties and properties.get("EphemeralStorage", {}).get("Size", 512) <= 512
+        [alias_id] = [a for a, alias in aliases.items() if alias["Properties"]["FunctionName"] == {"Ref": name}]
+        alias = aliases[alias_id]["Properties"]
+        assert alias["Name"] == "live"
+        [version_id] = [v for v, version in versions.items() if version["Properties"]["FunctionName"] == {"Ref": name}]
+        assert alias["FunctionVersion"] == {"Fn::GetAtt": [version_id, "Version"]}
+        integrations = {p: json.dumps(paths[p]["post"]["x-amazon-apigateway-integration"]) for p in ROUTES}
+        routes = [p for p in ROUTES if f"${{{alias_id}}}" in integrations[p]]
+        assert len(routes) == 1, f"{name}: the API must invoke the alias {alias_id}"
+        granted = [p for p in permissions if p["Properties"]["FunctionName"] == {"Ref": alias_id}]
+        assert granted, f"API Gateway may not invoke {alias_id}"
+        assert not [p for p in permissions if p["Properties"]["FunctionName"] == {"Ref": name}], "$LATEST is invocable"
+
+
+def test_a_deploy_that_changes_only_the_layer_publishes_new_versions(deployed):
+    def versions(template: dict[str, Any]) -> dict[str, str]:
+        return {version["Properties"]["FunctionName"]["Ref"]: name
+                for name, version in resources(template, "AWS::Lambda::Version").items()}
+
+    # the domain code is in the layer: a new layer alone must move the `live` alias, or it would run the old one
+    before, after = versions(deployed), versions(transform(new_code={"SharedLayer": "-v2"}))
+    assert set(before) == set(after) == set(lambda_functions(deployed))
+    for function in before:
+        assert before[function] != after[function], f"{function}: still the version of the previous layer"
+    assert versions(transform()) == before, "an unchanged deploy publishes nothing"
+
+
+def test_access_logs_are_json_with_request_id_route_status_latency_and_no_token(deployed):
+    [stage] = resources(deployed, "AWS::ApiGateway::Stage").values()
+    setting = stage["Properties"]["AccessLogSetting"]
+    [group_id] = refs(setting["DestinationArn"])
+    assert deployed["Resources"][group_id]["Properties"]["RetentionInDays"]
+    fields = json.loads(setting["Format"])
+    assert {fields["requestId"], fields["route"], fields["status"], fields["responseLatency"]} == {
+        "$context.requestId", "$context.resourcePath", "$context.status", "$context.responseLatency"}
+    for name, value in fields.items():
+        assert not re.search(r"header|authorizer|input\.|token|\$context\.identity\.(?!sourceIp)", value, re.I), (
+            f"{name}: {value} may log a credential")
+    # API Gateway needs the account's CloudWatch role before a stage with access logs can exist
+    [account] = resources(deployed, "AWS::ApiGateway::Account").values()
+    assert refs(account["Properties"]["CloudWatchRoleArn"]) <= set(resources(deployed, "AWS::IAM::Role"))
+    [api_id] = resources(deployed, "AWS::ApiGateway::RestApi")
+    assert deployed["Resources"][api_id].get("DependsOn") in ("ApiGatewayAccount", ["ApiGatewayAccount"])
+
+
+def test_custom_domain_serves_the_seeds_urls_with_no_stage_prefix(deployed):
+    parameters = deployed["Parameters"]
+    for name in ("DomainName", "CertificateArn", "HostedZoneId"):
+        assert parameters[name]["Default"] == "", f"{name} is optional"
+    domains = resources(deployed, "AWS::ApiGateway::DomainName")
+    [(domain_id, domain)] = domains.items()
+    assert domain["Properties"]["DomainName"] == {"Ref": "DomainName"}
+    assert domain["Properties"]["RegionalCertificateArn"] == {"Ref": "CertificateArn"}
+    [mapping] = resources(deployed, "AWS::ApiGateway::BasePathMapping").values()
+    [stage_id] = resources(deployed, "AWS::ApiGateway::Stage")
+    [api_id] = resources(deployed, "AWS::ApiGateway::RestApi")
+    assert mapping["Properties"]["DomainName"] == {"Ref": domain_id}
+    assert mapping["Properties"]["RestApiId"] == {"Ref": api_id}
+    assert mapping["Properties"]["Stage"] == {"Ref": stage_id}
+    assert mapping["Properties"].get("BasePath", "") in ("", "(none)"), "the stage at the domain's root"
+    # the API's own paths are the seeds' paths, so the domain serves https://{DomainName}/v1.0/db/swap
+    assert set(deployed["Resources"][api_id]["Properties"]["Body"]["paths"]) >= set(ROUTES)
+    outputs = deployed["Outputs"]
+    assert outputs["DomainSwapUrl"]["Value"] == {"Fn::Sub": "https://${DomainName}/v1.0/db/swap"}
+    assert outputs["DomainPaymentProgressUrl"]["Value"] == {"Fn::Sub": "https://${DomainName}/api/v1/asker/payment/progress"}
+    # created only when asked for: nothing by default, everything with a domain, the record with a zone as well
+    conditional = {name: r["Condition"] for name, r in deployed["Resources"].items() if "Condition" in r}
+    records = resources(deployed, "AWS::Route53::RecordSet")
+    for name in [domain_id, *resources(deployed, "AWS::ApiGateway::BasePathMapping"), *records]:
+        condition = conditional[name]
+        assert evaluate({"Condition": condition}, deployed, {}) is False, name
+        assert evaluate({"Condition": condition}, deployed, {
+            "DomainName": "api.example.com", "CertificateArn": "arn:aws:acm:us-east-1:1:certificate/x",
+            "HostedZoneId": "Z1"}) is True, name
+    [record_id] = records
+    assert evaluate({"Condition": conditional[record_id]}, deployed, {
+        "DomainName": "api.example.com", "CertificateArn": "arn:aws:acm:us-east-1:1:certificate/x"}) is False
+    assert {outputs[o]["Condition"] for o in ("DomainSwapUrl", "DomainPaymentProgressUrl")} == {conditional[domain_id]}
+    assert any("CertificateArn" in json.dumps(rule) for rule in deployed.get("Rules", {}).values()), (
+        "a DomainName without its certificate is refused before anything is created")
+
+
+def dashboard(deployed: dict[str, Any]) -> tuple[dict[str, Any], set[str]]:
+    [board] = resources(deployed, "AWS::CloudWatch::Dashboard").values()
+    body = board["Properties"]["DashboardBody"]["Fn::Sub"]
+    placeholders = set(re.findall(r"\$\{([^}]+)\}", body))
+    return json.loads(re.sub(r"\$\{([^}]+)\}", lambda m: f"<{m.group(1)}>", body)), placeholders
+
+
+def dashboard_metrics(body: dict[str, Any]) -> list[tuple[str, str, dict[str, str], str]]:
+    found = []
+    for widget in body["widgets"]:
+        for metric in widget["properties"].get("metrics", []):
+            options = metric[-1] if isinstance(metric[-1], dict) else {}
+            names = [m for m in metric if not isinstance(m, dict)]
+            dimensions = dict(zip(names[2::2], names[3::2], strict=True))
+            found.append((names[0], names[1], dimensions, options.get("stat", "")))
+    return found
+
+
+def test_dashboard_shows_routes_swap_outcomes_otp_and_dynamodb(deployed):
+    from payments.errors import DASHBOARD_CATALOGUE
+
+    body, placeholders = dashboard(deployed)
+    for placeholder in placeholders:
+        assert placeholder.startswith("AWS::") or placeholder in deployed["Resources"], (
+            f"${{{placeholder}}} resolves to nothing")
+    metrics = dashboard_metrics(body)
+    [stage_id] = resources(deployed, "AWS::ApiGateway::Stage")
+    for route in ROUTES:
+        wanted = (("Count", {"Sum"}), ("Latency", {"p50", "p99"}), ("4XXError", {"Sum"}), ("5XXError", {"Sum"}))
+        for metric, stats in wanted:
+            shown = {stat for ns, name, dims, stat in metrics if ns == "AWS/ApiGateway" and name == metric
+                     and dims.get("Resource") == route and dims.get("Method") == "POST"
+                     and dims.get("Stage") == f"<{stage_id}>" and dims.get("ApiName") == "<AWS::StackName>"}
+            assert stats <= shown, f"{metric} {stats - shown} of {route}"
+    app_metrics = {name for ns, name, dims, _ in metrics if ns == "WillsonPayments" and dims == {"service": "payments"}}
+    refusals = {"SwapRefused" + kind.title().replace("_", "") for kind in DASHBOARD_CATALOGUE}
+    assert {"SwapSucceeded", "SwapReplayed", "SwapOutcomeUnknown", "OtpFailure", "OtpLocked"} | refusals <= app_metrics
+    throttled = {dims.get("TableName") for ns, name, dims, _ in metrics if ns == "AWS/DynamoDB" and "Throttle" in name}
+    assert {f"<{table}>" for table in resources(deployed, "AWS::DynamoDB::Table")} <= throttled
+    assert ("AWS/DynamoDB", "TransactionConflict", {"TableName": "<LedgerTable>"}, "Sum") in metrics

@@ -262,6 +262,23 @@ def cmd_otp_code(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_otp_unlock(args: argparse.Namespace) -> int:
+    """Lift an account's OTP lock and forget its wrong codes (ops: the user has proven who they are)."""
+    _prepare_environment(args.dynamodb_endpoint)
+    import time
+
+    from payments.config import get_settings
+    from payments.repositories.ledger import LedgerRepository
+
+    settings = get_settings()
+    repository = LedgerRepository(_client(), settings.ledger_table, settings.otp_secret_table)
+    guard = repository.get_otp_guard(args.au_id)
+    repository.unlock_otp(args.au_id, int(time.time() * 1000))
+    state = "was locked" if guard.is_locked(int(time.time() * 1000)) else "was not locked"
+    print(f"au_id {args.au_id}: OTP unlocked ({state}; {len(guard.failures)} recent wrong codes forgotten)")
+    return 0
+
+
 def cmd_reconcile(args: argparse.Namespace) -> int:
     _prepare_environment(args.dynamodb_endpoint)
     from payments.config import get_settings
@@ -321,6 +338,9 @@ def build_parser() -> argparse.ArgumentParser:
     code = with_endpoint(otp_commands.add_parser("code", help="current code of an enrolled account (development)"))
     code.add_argument("--au-id", type=_positive_int, required=True)
     code.set_defaults(func=cmd_otp_code)
+    unlock = with_endpoint(otp_commands.add_parser("unlock", help="lift an account's OTP lock (ops)"))
+    unlock.add_argument("--au-id", type=_positive_int, required=True)
+    unlock.set_defaults(func=cmd_otp_unlock)
 
     reconcile = with_endpoint(commands.add_parser("reconcile", help="check every account's swap log chain"))
     reconcile.set_defaults(func=cmd_reconcile)
@@ -360,6 +380,10 @@ def _failure_line(error: Exception) -> str:
         NoRegionError,
     )
 
+    # a repository's own error (LedgerReadFailed …) says the same as the botocore error it wraps
+    while error.__cause__ is not None and not isinstance(error, (BotoCoreError, ClientError)):
+        assert isinstance(error.__cause__, Exception)
+        error = error.__cause__
     if isinstance(error, EndpointConnectionError):
         return (f"cannot reach DynamoDB at {error.kwargs.get('endpoint_url')}: start `payments serve` (the other "
                 "commands then find it), or pass --dynamodb-endpoint URL (or set AWS_ENDPOINT_URL_DYNAMODB)")

@@ -29,6 +29,15 @@ _CLIENT_CONFIG = Config(
 
 
 @lru_cache(maxsize=1)
+def secrets_provider() -> Any:
+    """Powertools' Secrets Manager provider with the same bounded timeouts as DynamoDB's client."""
+    # Imported here: only the deployed path reads Secrets Manager, and it is slow to import.
+    from aws_lambda_powertools.utilities.parameters import SecretsProvider
+
+    return SecretsProvider(boto_config=_CLIENT_CONFIG)
+
+
+@lru_cache(maxsize=1)
 def dynamodb_client() -> Any:
     """The process's DynamoDB client (honours AWS_ENDPOINT_URL_DYNAMODB and AWS_REGION)."""
     return boto3.client("dynamodb", config=_CLIENT_CONFIG)

@@ -85,9 +85,9 @@ def jwt_secret(settings: Settings) -> str:
     """
     if settings.jwt_secret_arn:
         # Imported here: only the deployed path needs it, and it is slow to import.
-        from aws_lambda_powertools.utilities import parameters
+        from payments.aws import secrets_provider
 
-        return str(parameters.get_secret(settings.jwt_secret_arn, max_age=_SECRET_MAX_AGE_SECONDS))
+        return str(secrets_provider().get(settings.jwt_secret_arn, max_age=_SECRET_MAX_AGE_SECONDS))
     if settings.in_lambda:
         from payments.observability import logger
 

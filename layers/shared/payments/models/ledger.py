@@ -24,6 +24,8 @@ class PointAccount:
 
     mu_id: int
     quantity: int
+    # log id of the last swap that moved it (0: none), to tell a half-seen transaction
+    last_log_id: int = 0
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,7 @@ class Wallet:
 
     walletaddress: str
     quantity: Decimal
+    last_log_id: int = 0
 
 
 @dataclass(frozen=True)

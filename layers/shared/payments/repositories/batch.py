@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Callable
 
 from payments.repositories import codec
 from payments.repositories.keys import PK, SK
@@ -12,8 +12,16 @@ ItemKey = tuple[str, str, str]
 _UNPROCESSED_ATTEMPTS = 4
 
 
-def batch_get(client: Any, keys: dict[str, list[dict[str, str]]], consistent: bool) -> dict[ItemKey, dict[str, Any]]:
-    """Read every key of every table; returns the items found, decoded, by (table, pk, sk)."""
+def batch_get(
+    client: Any,
+    keys: dict[str, list[dict[str, str]]],
+    consistent: bool,
+    may_ask_again: Callable[[], bool] = lambda: True,
+) -> dict[ItemKey, dict[str, Any]]:
+    """Read every key of every table; returns the items found, decoded, by (table, pk, sk).
+
+    Unprocessed keys are asked again while `may_ask_again()` (a caller's time budget) allows.
+    """
     request = {
         table: {"Keys": [codec.to_item(key) for key in table_keys], "ConsistentRead": consistent}
         for table, table_keys in keys.items()
@@ -29,6 +37,8 @@ def batch_get(client: Any, keys: dict[str, list[dict[str, str]]], consistent: bo
         request = response.get("UnprocessedKeys") or {}
         if not request:
             return found
+        if not may_ask_again():
+            break
         if attempt + 1 < _UNPROCESSED_ATTEMPTS:
             time.sleep(0.05 * 2**attempt)
     raise RuntimeError("DynamoDB left keys unprocessed after retries")

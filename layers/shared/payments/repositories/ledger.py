@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 from decimal import Decimal
 from enum import Enum
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -73,19 +73,28 @@ class LedgerRepository:
     # --- the swap -------------------------------------------------------------------------
 
     def read_swap_state(
-        self, au_id: int, app_id: int, point_id: int | None, coin_id: int | None, fingerprint: str
+        self,
+        au_id: int,
+        app_id: int | None,
+        point_id: int | None,
+        coin_id: int | None,
+        fingerprint: str,
+        may_ask_again: Callable[[], bool] = lambda: True,
     ) -> SwapState:
         """One strongly consistent BatchGetItem of every item the swap needs, over both tables.
 
-        A malformed point or coin id is passed as None: the items keyed by it are not read,
-        so the app can still be judged first, as the error order wants.
+        A malformed id is passed as None: the items keyed by it are not read, so the ids can
+        still be judged in the error order; the request record is always read.
         """
         wanted = {
             "account": keys.account(au_id),
             "otp_guard": keys.otp_guard(au_id),
-            "app": keys.app(app_id),
             "request": keys.request_record(au_id, fingerprint),
         }
+        if app_id is not None:
+            wanted["app"] = keys.app(app_id)
+        else:
+            point_id = coin_id = None
         if point_id is not None:
             wanted["point"] = keys.point_balance(au_id, app_id, point_id)
         if coin_id is not None:
@@ -96,7 +105,7 @@ class LedgerRepository:
         secret_key = keys.otp_secret(au_id)
         try:
             found = batch_get(self._client, {self._table: list(wanted.values()), self._secrets: [secret_key]},
-                              consistent=True)
+                              consistent=True, may_ask_again=may_ask_again)
         except (ClientError, BotoCoreError, RuntimeError) as error:
             raise LedgerReadFailed(str(error)) from error
         items = {name: found.get((self._table, key[keys.PK], key[keys.SK])) for name, key in wanted.items()}
@@ -112,7 +121,7 @@ class LedgerRepository:
                 wallet=wallet,
                 otp_secret=str(secret["otp_secret"]) if secret and secret.get("otp_secret") else None,
                 otp_guard=_otp_guard(items["otp_guard"]),
-                app=_app(items["app"]),
+                app=_app(items.get("app")),
                 coin=_coin(items.get("coin")),
                 rate=Decimal(str(items["rate"]["rate"])) if items.get("rate") else None,
                 request=_request_record(items["request"]),
@@ -203,9 +212,9 @@ class LedgerRepository:
                 }
             },
             _balance_update(self._table, keys.point_balance(commit.au_id, commit.app_id, commit.point_id),
-                            commit.previous_point, commit.new_point),
+                            commit.previous_point, commit.new_point, commit.log_id),
             _balance_update(self._table, keys.wallet(commit.au_id, commit.coin_id), commit.previous_coin,
-                            commit.new_coin),
+                            commit.new_coin, commit.log_id),
             {
                 "Put": {
                     "TableName": self._table,
@@ -273,7 +282,10 @@ class LedgerRepository:
                 **_expected_version(expected_version),
             )
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            # a failed version condition, or a swap's transaction holding the guard: judge again
+            if error.response.get("Error", {}).get("Code") in {
+                "ConditionalCheckFailedException", "TransactionConflictException"
+            }:
                 return GuardWriteResult.STALE
             raise LedgerReadFailed(str(error)) from error
         except BotoCoreError as error:
@@ -289,9 +301,20 @@ class LedgerRepository:
             raise LedgerReadFailed(str(error)) from error
         return _otp_guard(codec.from_item(response.get("Item")))
 
-    def unlock_otp(self, au_id: int) -> None:
-        """Ops: forget an account's wrong codes and lift its lock."""
-        self._client.delete_item(TableName=self._table, Key=codec.to_item(keys.otp_guard(au_id)))
+    def unlock_otp(self, au_id: int, now_ms: int) -> None:
+        """Ops: forget an account's wrong codes and lift its lock.
+
+        The guard is replaced, not deleted, with a version no writer can still expect (versions
+        are at least the time of the write in ms), so a wrong code judged meanwhile cannot
+        overwrite the unlock with a stale version, nor the unlock resurrect an old version.
+        """
+        self._client.put_item(
+            TableName=self._table,
+            Item=codec.to_item({
+                **keys.otp_guard(au_id), "entity": "otp_guard", "au_id": au_id, "version": now_ms,
+                "failures": [], "locked_until_ms": 0, "expires_at": now_ms // 1000 + 1,
+            }),
+        )
 
     # --- ops tools ------------------------------------------------------------------------
 
@@ -378,13 +401,21 @@ def _steps(stored: Any) -> dict[str, Any]:
 
 
 def _point(item: dict[str, Any] | None) -> PointAccount | None:
-    return None if item is None else PointAccount(mu_id=int(item["mu_id"]), quantity=int(item["quantity"]))
+    if item is None:
+        return None
+    return PointAccount(
+        mu_id=int(item["mu_id"]), quantity=int(item["quantity"]), last_log_id=int(item.get("last_log_id", 0))
+    )
 
 
 def _wallet(item: dict[str, Any] | None) -> Wallet | None:
     if item is None:
         return None
-    return Wallet(walletaddress=str(item["walletaddress"]), quantity=Decimal(str(item["quantity"])))
+    return Wallet(
+        walletaddress=str(item["walletaddress"]),
+        quantity=Decimal(str(item["quantity"])),
+        last_log_id=int(item.get("last_log_id", 0)),
+    )
 
 
 def _app(item: dict[str, Any] | None) -> SwappableApp | None:
@@ -422,14 +453,22 @@ def _request_record(item: dict[str, Any] | None) -> RequestRecord | None:
     )
 
 
-def _balance_update(table: str, key: dict[str, str], previous: int | Decimal, new: int | Decimal) -> dict[str, Any]:
+def _balance_update(
+    table: str, key: dict[str, str], previous: int | Decimal, new: int | Decimal, log_id: int
+) -> dict[str, Any]:
     return {
         "Update": {
             "TableName": table,
             "Key": codec.to_item(key),
-            "UpdateExpression": "SET #quantity = :new",
+            # stamped with the swap's log id: a read that sees this balance but an older account
+            # item has seen this transaction only in part
+            "UpdateExpression": "SET #quantity = :new, #last_log_id = :log_id",
             "ConditionExpression": "#quantity = :previous",
-            "ExpressionAttributeNames": {"#quantity": "quantity"},
-            "ExpressionAttributeValues": {":new": codec.to_attribute(new), ":previous": codec.to_attribute(previous)},
+            "ExpressionAttributeNames": {"#quantity": "quantity", "#last_log_id": "last_log_id"},
+            "ExpressionAttributeValues": {
+                ":new": codec.to_attribute(new),
+                ":previous": codec.to_attribute(previous),
+                ":log_id": codec.to_attribute(log_id),
+            },
         }
     }

@@ -48,7 +48,10 @@ def after_failure(guard: OtpGuard, failure: OtpFailure, policy: LockoutPolicy) -
     locked_until_ms = guard.locked_until_ms
     if len(failures) >= policy.max_failures:
         locked_until_ms = max(locked_until_ms, failure.at_ms + policy.lock_seconds * 1000)
-    return OtpGuard(version=guard.version + 1, failures=failures, locked_until_ms=locked_until_ms)
+    # Versions never go back, even after the guard expired (TTL) and was written anew: at least
+    # the write's own time in ms, so no writer holding an older version can match it again.
+    version = max(guard.version + 1, failure.at_ms)
+    return OtpGuard(version=version, failures=failures, locked_until_ms=locked_until_ms)
 
 
 def guard_expires_at(guard: OtpGuard, policy: LockoutPolicy) -> int:

@@ -133,23 +133,23 @@ def execute_swap(
     pause: Callable[[float], None] | None = None,
 ) -> SwapOutcome:
     """Swap points and coins for the caller; raise the catalogued error of the first failed check."""
-    if not _is_id(request.event_id) or request.event_id not in (EVENT_POINT_TO_COIN, EVENT_COIN_TO_POINT):
-        raise EventIdInvalid()
-    if not _is_id(request.app_id):
-        raise AppIdInvalid()
     now = clock or time.time
     # The OTP code is judged at the request's arrival, however long resolving a lost answer takes.
     arrival = now()
+    # Malformed ids are not read; the request record is, so that a committed request spelt with
+    # other numbers (`"event_id": 3.0`) still gets its answer back before any id is judged.
+    app_id = request.app_id if _is_id(request.app_id) else None
     point_id = request.point_id if _is_id(request.point_id) else None
     coin_id = request.coin_id if _is_id(request.coin_id) else None
-    # How many transactions of this request were sent with no answer saying what became of them.
+    # Transactions of this request sent with no answer saying what became of them; and whether
+    # any answer of this request was lost at all (then no refusal is final: 32202 instead).
     unknown_outcomes = 0
+    uncertain = False
     for attempt in range(policy.max_attempts):
-        uncertain = unknown_outcomes > 0
         if attempt and not budget.allows_call():
             break
         try:
-            state = ledger.read_swap_state(caller.au_id, request.app_id, point_id, coin_id, fingerprint)
+            state = ledger.read_swap_state(caller.au_id, app_id, point_id, coin_id, fingerprint, budget.allows_call)
         except LedgerReadFailed as error:
             if uncertain:
                 raise SwapOutcomeUndetermined(f"re-read failed: {error}") from error
@@ -160,9 +160,15 @@ def execute_swap(
         if state.request is not None and state.request.is_live(now_ms):
             return SwapOutcome(state.request.value, replayed=True, race_retries=attempt)
         try:
+            if _is_partial(state):
+                raise _PartialRead()
             commit = _judge(ledger, caller, request, state, fingerprint, arrival, now_ms, policy, budget)
         except _AlreadyCommitted as committed:
             return SwapOutcome(committed.value, replayed=True, race_retries=attempt)
+        except _PartialRead:
+            # another swap's transaction seen half-applied: read again
+            _jitter(pause, attempt, policy)
+            continue
         except PaymentsError as refusal:
             if uncertain:
                 # An earlier transaction of this request may still commit: never call it failed.
@@ -171,29 +177,46 @@ def execute_swap(
         if not budget.allows_call():
             break  # nothing sent: not enough time left to see a transaction through
         try:
-            result = _send(ledger, commit, policy, budget)
+            result, lost = _send(ledger, commit, policy, budget)
         except SwapRejected as error:
             if uncertain:
                 raise SwapOutcomeUndetermined(str(error)) from error
             raise InternalError(str(error)) from error
+        uncertain = uncertain or lost
         if result is CommitResult.COMMITTED:
             return SwapOutcome(commit.record.value, replayed=False, race_retries=attempt)
         if result is None:
             unknown_outcomes += 1
             if unknown_outcomes >= policy.max_unknown_outcomes:
-                return _resolve_by_reading(ledger, caller, request, point_id, coin_id, fingerprint, now, budget)
+                return _resolve_by_reading(ledger, caller, app_id, point_id, coin_id, fingerprint, now, budget)
             continue
         # Something read has changed (another swap, or this very swap committed): read again.
-        (pause or time.sleep)(random.uniform(0, _RETRY_BASE_SECONDS * 2**attempt))
-    if unknown_outcomes:
+        _jitter(pause, attempt, policy)
+    if uncertain:
         raise SwapOutcomeUndetermined("the transaction's outcome is still unknown")
     raise SwapConflict()
+
+
+def _jitter(pause: Callable[[float], None] | None, attempt: int, policy: SwapPolicy) -> None:
+    """Full jitter before the next optimistic attempt (none after the last one)."""
+    if attempt + 1 < policy.max_attempts:
+        (pause or time.sleep)(random.uniform(0, _RETRY_BASE_SECONDS * 2**attempt))
+
+
+class _PartialRead(Exception):
+    """The state read saw part of another swap's transaction (BatchGetItem is not serializable)."""
+
+
+def _is_partial(state: SwapState) -> bool:
+    """A balance written by a later swap than the account item says: that swap is half seen."""
+    seen = state.account.log_seq if state.account else 0
+    return any(balance is not None and balance.last_log_id > seen for balance in (state.point, state.wallet))
 
 
 def _resolve_by_reading(
     ledger: LedgerRepository,
     caller: Caller,
-    request: SwapRequest,
+    app_id: int | None,
     point_id: int | None,
     coin_id: int | None,
     fingerprint: str,
@@ -204,7 +227,7 @@ def _resolve_by_reading(
     if not budget.allows_call():
         raise SwapOutcomeUndetermined("no time left to read the outcome")
     try:
-        state = ledger.read_swap_state(caller.au_id, request.app_id, point_id, coin_id, fingerprint)
+        state = ledger.read_swap_state(caller.au_id, app_id, point_id, coin_id, fingerprint, budget.allows_call)
     except LedgerReadFailed as error:
         raise SwapOutcomeUndetermined(f"the outcome could not be read: {error}") from error
     if state.request is not None and state.request.is_live(int(now() * 1000)):
@@ -212,16 +235,23 @@ def _resolve_by_reading(
     raise SwapOutcomeUndetermined("the transaction's outcome is still unknown")
 
 
-def _send(ledger: LedgerRepository, commit: SwapCommit, policy: SwapPolicy, budget: TimeBudget) -> CommitResult | None:
-    """Send the transaction, resending it while its answer is lost; None if still unknown."""
+def _send(
+    ledger: LedgerRepository, commit: SwapCommit, policy: SwapPolicy, budget: TimeBudget
+) -> tuple[CommitResult | None, bool]:
+    """Send the transaction, resending it while its answer is lost.
+
+    Returns the result (None if still unknown) and whether any answer was lost on the way.
+    """
+    lost = False
     for resend in range(1 + policy.max_resends):
         if resend and not budget.allows_call():
-            return None
+            return None, True
         try:
-            return ledger.commit_swap(commit)
+            return ledger.commit_swap(commit), lost
         except SwapOutcomeUnknown as error:
+            lost = True
             _log.warning("swap transaction answer lost (try %d): %s", resend + 1, error)
-    return None
+    return None, True
 
 
 def _judge(
@@ -236,6 +266,10 @@ def _judge(
     budget: TimeBudget,
 ) -> SwapCommit:
     """Every check in SPEC's order, then the transaction that would carry the swap out."""
+    if not _is_id(request.event_id) or request.event_id not in (EVENT_POINT_TO_COIN, EVENT_COIN_TO_POINT):
+        raise EventIdInvalid()
+    if not _is_id(request.app_id):
+        raise AppIdInvalid()
     checked = _check_ids_and_quantities(request, state)
     point, wallet = _check_accounts(state)
     step = _check_otp(ledger, caller, request, state, fingerprint, arrival, now_ms, policy, budget)
@@ -320,7 +354,9 @@ def _check_otp(
             logged = ledger.get_logged_swap(caller.au_id, consumed[step])
         except LedgerReadFailed as error:
             raise MemberDataReadFailed(str(error)) from error
-        if logged is not None and logged[0] == fingerprint:
+        if logged is None:
+            raise _PartialRead()  # the swap that took the step is still landing: read again
+        if logged[0] == fingerprint:
             raise _AlreadyCommitted(logged[1])
     raise OtpAlreadyUsed()
 
@@ -343,6 +379,8 @@ def _count_wrong_code(
             expires_at = otp.guard_expires_at(updated, policy.lockout)
             if ledger.save_otp_guard(au_id, guard.version, updated, expires_at) is GuardWriteResult.WRITTEN:
                 raise OtpInvalid()
+            if not budget.allows_call():
+                break
             guard = ledger.get_otp_guard(au_id)
             if guard.holds(failure.failure_id):
                 raise OtpInvalid()  # our write landed; only its answer was lost
@@ -350,6 +388,7 @@ def _count_wrong_code(
                 raise OtpLocked()
     except LedgerReadFailed as error:
         raise InternalError(f"wrong OTP code could not be counted: {error}") from error
+    _log.warning("wrong OTP code of au_id %d not judged: contention or no time left; answered as locked", au_id)
     raise OtpLocked("wrong code not judged: too many at once")
 
 
