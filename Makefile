@@ -22,7 +22,7 @@ BUILD_DIR := .aws-sam/build
 
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: help install dev-tools dynamodb-local browser run run-dynamodb-local test test-fast lint bench soak clean \
+.PHONY: help install dev-tools dynamodb-local browser run run-dynamodb-local test test-fast lint bench soak soak-ui clean \
 	build lock build-SharedLayer build-PaymentProgressFunction build-SwapFunction
 
 help:
@@ -32,7 +32,8 @@ help:
 	@echo "make build      sam build: the arm64 / python3.13 layer and functions in $(BUILD_DIR), sizes against Lambda's limits"
 	@echo "make lock       re-resolve the layer's hashed lock (layers/shared/requirements.lock) from its requirements.txt"
 	@echo "make bench      benchmarks (cold start, warm overhead, DynamoDB cost, contention)"
-	@echo "make soak       load and soak test of the local stack"
+	@echo "make soak       Locust load of the local stack (headless, bounded), then the conservation check"
+	@echo "make soak-ui    the same load with Locust's web UI on http://127.0.0.1:8089"
 
 $(BIN)/activate: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -122,6 +123,9 @@ bench: install dynamodb-local
 
 soak: install dynamodb-local
 	DYNAMODB_LOCAL_DIR=$(abspath $(DDB_LOCAL)) $(BIN)/python bench/soak.py
+
+soak-ui: install dynamodb-local
+	DYNAMODB_LOCAL_DIR=$(abspath $(DDB_LOCAL)) $(BIN)/python bench/soak.py --ui
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) $(LOCAL) .aws-sam .pytest_cache .hypothesis

@@ -14,6 +14,7 @@ from payments.errors import InternalError, InvalidParameter, PaymentsError
 from payments.http import PaymentsResolver, caller_from_x_token, json_response, request_json, willson_error_response
 from payments.models.payment_progress import PaymentProgressRequest
 from payments.observability import logger, metrics, tracer
+from payments.priming import prime_on_init
 from payments.repositories.willson import WillsonRepository
 from payments.services.payment_progress import progress_payment
 
@@ -68,3 +69,7 @@ def unexpected(error: Exception) -> Response:
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return app.resolve(event, context)
+
+
+prime_on_init(lambda_handler, "/api/v1/asker/payment/progress", {"concern_idx": 1}, {"x-token": "{token}"},
+              {"Query": settings.willson_table})

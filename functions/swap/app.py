@@ -15,6 +15,7 @@ from payments.http import PaymentsResolver, caller_from_bearer, dashboard_error_
 from payments.json_body import dumps
 from payments.models.swap import SwapRequest
 from payments.observability import logger, metrics, tracer
+from payments.priming import prime_on_init
 from payments.repositories.ledger import LedgerRepository
 from payments.services.otp import LockoutPolicy
 from payments.services.swap import SwapPolicy, TimeBudget, execute_swap, request_fingerprint
@@ -76,3 +77,9 @@ def unexpected(error: Exception) -> Response:
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return app.resolve(event, context)
+
+
+prime_on_init(lambda_handler, "/v1.0/db/swap",
+              {"event_id": 3, "otp_code": "000000", "point": {"app_id": 1, "point_id": 1, "adjust_point_quantity": -10},
+               "coin": {"coin_id": 2, "adjust_coin_quantity": 1}},
+              {"Authorization": "Bearer {token}"}, {"TransactWriteItems": settings.ledger_table})

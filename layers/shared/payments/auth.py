@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import TypeGuard
 
 import jwt
 
@@ -20,7 +22,7 @@ class Caller:
     au_id: int
 
 
-def _is_integer(value: object) -> bool:
+def _is_integer(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -28,12 +30,22 @@ def verify_access_token(token: str | None, secret: str, now: float | None = None
     """Check signature first, then claims, then expiry; return the caller.
 
     Raises InvalidToken for anything but a well-signed token with integer `au_id` and numeric
-    `exp`, and TokenExpired once `exp` has passed.
+    `exp`, and TokenExpired once `exp` has passed. A token that verified once is remembered by
+    this execution environment (signature and claims), its expiry checked again on every call.
     """
     if not token:
         raise InvalidToken("missing token")
+    au_id, expires_at = _verified_claims(token, secret)
+    if (time.time() if now is None else now) >= expires_at:
+        raise TokenExpired()
+    return Caller(au_id=au_id)
+
+
+@lru_cache(maxsize=1024)
+def _verified_claims(token: str, secret: str) -> tuple[int, float]:
+    """(au_id, expiry in seconds) of a well-signed token; InvalidToken (never cached) otherwise."""
     try:
-        # Expiry is checked below, because PyJWT reads `exp` as seconds only.
+        # Expiry is checked by the caller, because PyJWT reads `exp` as seconds only.
         claims = jwt.decode(
             token,
             secret,
@@ -48,10 +60,7 @@ def verify_access_token(token: str | None, secret: str, now: float | None = None
         raise InvalidToken("au_id claim is not a positive integer")
     if isinstance(expires, bool) or not isinstance(expires, (int, float)):
         raise InvalidToken("exp claim is not a number")
-    expires_at = expires / 1000 if expires > _MILLISECONDS_THRESHOLD else expires
-    if (time.time() if now is None else now) >= expires_at:
-        raise TokenExpired()
-    return Caller(au_id=au_id)
+    return au_id, expires / 1000 if expires > _MILLISECONDS_THRESHOLD else expires
 
 
 def issue_access_token(au_id: int, secret: str, ttl_seconds: int = 3600, now: float | None = None,

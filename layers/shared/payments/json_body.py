@@ -129,25 +129,31 @@ def format_decimal(value: Decimal) -> str:
     return format(without_trailing_zeros(value), "f")
 
 
-# A marker no client can guess (random per process), so the pattern is compiled once.
-_EXACT_MARKER = f"__exact_{uuid.uuid4().hex}__"
+# Decimals are written through this marker, then the quotes around it dropped; a response whose
+# content already holds the marker gets a fresh one, so the constant needs no secrecy.
+_EXACT_MARKER = "__exact_number__"
 _MARKED_NUMBER = re.compile(f'"{_EXACT_MARKER}([-0-9.]+)"')
 
 
 def dumps(value: Any) -> str:
-    """Serialise a response; Decimals are written as exact JSON numbers (never via float)."""
-    marked, has_decimals = _mark_decimals(value)
-    text = json.dumps(marked, ensure_ascii=False, separators=(",", ":"))
-    return _MARKED_NUMBER.sub(r"\1", text) if has_decimals else text
+    """Serialise a response; Decimals are written as exact JSON numbers (never via float), in one pass."""
+    return _dumps(value, _EXACT_MARKER)
 
 
-def _mark_decimals(value: Any) -> tuple[Any, bool]:
-    if isinstance(value, dict):
-        items = [(key, *_mark_decimals(item)) for key, item in value.items()]
-        return {key: item for key, item, _ in items}, any(found for _, _, found in items)
-    if isinstance(value, list):
-        pairs = [_mark_decimals(item) for item in value]
-        return [item for item, _ in pairs], any(found for _, found in pairs)
-    if isinstance(value, Decimal):
-        return _EXACT_MARKER + format_decimal(value), True
-    return value, False
+def _dumps(value: Any, marker: str) -> str:
+    marked = 0
+
+    def exact(number: Any) -> str:
+        nonlocal marked
+        if not isinstance(number, Decimal):
+            raise TypeError(f"Object of type {type(number).__name__} is not JSON serializable")
+        marked += 1
+        return marker + format_decimal(number)
+
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=exact)
+    if not marked:
+        return text
+    if text.count('"' + marker) != marked:
+        return _dumps(value, f"__exact_{uuid.uuid4().hex}__")
+    pattern = _MARKED_NUMBER if marker == _EXACT_MARKER else re.compile(f'"{re.escape(marker)}([-0-9.]+)"')
+    return pattern.sub(r"\1", text)
