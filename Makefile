@@ -113,9 +113,8 @@ lock: install
 	$(BIN)/uv pip compile --quiet layers/shared/requirements.txt --python-platform aarch64-manylinux2014 \
 		--python-version 3.13 --generate-hashes --custom-compile-command "make lock" -o $(LAYER_LOCK)
 
-# After the one-off `ruff check --fix` / `ruff format` / mypy pass over the tree, make CI enforce lint:
-# test: lint dev-tools build
-test: dev-tools build
+# Lint first (ruff, ruff format --check, mypy --strict, cfn-lint, sam validate), so CI enforces it.
+test: lint dev-tools build
 	SAM_BIN=$(abspath $(SAM_VENV)/bin/sam) DYNAMODB_LOCAL_DIR=$(abspath $(DDB_LOCAL)) $(BIN)/pytest
 
 bench: install dynamodb-local

@@ -12,6 +12,7 @@ thing timed: CPU time of the process (time.process_time) around it. Per handler:
 - `first NAME` / `first-primed NAME`: the first request after the handler's import (DynamoDB
   answered from memory), without and with priming at init (PAYMENTS_PRIME_AT_INIT=true).
 """
+
 from __future__ import annotations
 
 import json
@@ -29,8 +30,13 @@ OWN = ("payments", "functions", "payments_cli", "common")
 
 
 def third_party(modules: list[str]) -> list[str]:
-    return [name for name in modules if name.partition(".")[0] not in sys.stdlib_module_names
-            and name.partition(".")[0] not in OWN and not name.startswith("_")]
+    return [
+        name
+        for name in modules
+        if name.partition(".")[0] not in sys.stdlib_module_names
+        and name.partition(".")[0] not in OWN
+        and not name.startswith("_")
+    ]
 
 
 def floor(modules: list[str]) -> None:
@@ -64,8 +70,11 @@ def first_request(name: str, answers: str) -> float:
     # Hooked in before init (registering empties botocore's handler lookup cache), switched on after it.
     memory = common.MemoryAnswers(dynamodb_client(), recorded["calls"]).register()
     module = __import__(f"functions.{name}.app", fromlist=["lambda_handler"])
-    event = (common.progress_event(recorded["au_id"], recorded["request"]) if name == "payment_progress"
-             else common.swap_event(recorded["au_id"], recorded["otp_secret"]))
+    event = (
+        common.progress_event(recorded["au_id"], recorded["request"])
+        if name == "payment_progress"
+        else common.swap_event(recorded["au_id"], recorded["otp_secret"])
+    )
     with memory, contextlib.redirect_stdout(io.StringIO()):
         started = time.process_time()
         response = module.lambda_handler(event, common.LambdaContext())

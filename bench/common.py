@@ -3,6 +3,7 @@
 Only the standard library is imported at module level: the cold-start workers import this module
 before they time a handler import, so nothing here may pre-load a package the handler needs.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,13 +21,30 @@ SWAP_PATH = "/v1.0/db/swap"
 
 # The environment tests/conftest.py gives the handlers (dummy AWS, no X-Ray, quiet logs).
 TEST_ENV = {
-    "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1",
-    "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-    "JWT_SECRET": JWT_SECRET, "POWERTOOLS_TRACE_DISABLED": "true",
-    "POWERTOOLS_METRICS_NAMESPACE": "WillsonPaymentsTest", "POWERTOOLS_LOG_LEVEL": "WARNING",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "JWT_SECRET": JWT_SECRET,
+    "POWERTOOLS_TRACE_DISABLED": "true",
+    "POWERTOOLS_METRICS_NAMESPACE": "WillsonPaymentsTest",
+    "POWERTOOLS_LOG_LEVEL": "WARNING",
 }
-_SCRUBBED = ("AWS_", "POWERTOOLS_", "JWT_SECRET", "WILLSON_", "LEDGER_", "IDEMPOTENCY_", "HONEYPOT_", "MAX_LISTED",
-             "SWAP_MAX", "OTP_", "LAMBDA_TASK_ROOT", "_X_AMZN", "PAYMENTS_PRIME")
+_SCRUBBED = (
+    "AWS_",
+    "POWERTOOLS_",
+    "JWT_SECRET",
+    "WILLSON_",
+    "LEDGER_",
+    "IDEMPOTENCY_",
+    "HONEYPOT_",
+    "MAX_LISTED",
+    "SWAP_MAX",
+    "OTP_",
+    "LAMBDA_TASK_ROOT",
+    "_X_AMZN",
+    "PAYMENTS_PRIME",
+)
 
 
 def use_test_env(extra: dict[str, str] | None = None) -> None:
@@ -59,21 +77,26 @@ def progress_event(au_id: int, body: dict[str, Any]) -> dict[str, Any]:
     return api_event(PROGRESS_PATH, body, {"x-token": issue_access_token(au_id, JWT_SECRET, 3600)})
 
 
-def swap_event(au_id: int, secret: str, adjust_point: int = -110, adjust_coin: int = 11,
-               when: float | None = None) -> dict[str, Any]:
+def swap_event(
+    au_id: int, secret: str, adjust_point: int = -110, adjust_coin: int = 11, when: float | None = None
+) -> dict[str, Any]:
     import time
 
     import pyotp
 
     from payments.auth import issue_access_token
 
-    body = {"event_id": 3, "otp_code": pyotp.TOTP(secret).at(time.time() if when is None else when),
-            "point": {"app_id": 1, "point_id": 1, "adjust_point_quantity": adjust_point},
-            "coin": {"coin_id": 2, "adjust_coin_quantity": adjust_coin}}
+    body = {
+        "event_id": 3,
+        "otp_code": pyotp.TOTP(secret).at(time.time() if when is None else when),
+        "point": {"app_id": 1, "point_id": 1, "adjust_point_quantity": adjust_point},
+        "coin": {"coin_id": 2, "adjust_coin_quantity": adjust_coin},
+    }
     return api_event(SWAP_PATH, body, {"Authorization": f"Bearer {issue_access_token(au_id, JWT_SECRET, 3600)}"})
 
 
 # --- DynamoDB answered from memory ------------------------------------------------------------------
+
 
 class Recorder:
     """Records every DynamoDB call of a client: operation, parameters and the raw HTTP answer."""
@@ -86,8 +109,11 @@ class Recorder:
         self.calls.append({"operation": model.name, "params": json.loads(json.dumps(params, default=str))})
 
     def _answer(self, http_response: Any, **_: Any) -> None:
-        self.calls[-1].update(status=http_response.status_code, headers=dict(http_response.headers),
-                              body=http_response.content.decode("utf-8"))
+        self.calls[-1].update(
+            status=http_response.status_code,
+            headers=dict(http_response.headers),
+            body=http_response.content.decode("utf-8"),
+        )
 
     def __enter__(self) -> Recorder:
         self._events.register("before-parameter-build.dynamodb", self._params, unique_id="bench-record-p")
@@ -118,8 +144,13 @@ class MemoryAnswers:
                 yield self.data
 
         self._events = client.meta.events
-        self._answers = [(call["operation"], AWSResponse("http://memory", call["status"], call["headers"],
-                                                         _Raw(call["body"].encode("utf-8")))) for call in calls]
+        self._answers = [
+            (
+                call["operation"],
+                AWSResponse("http://memory", call["status"], call["headers"], _Raw(call["body"].encode("utf-8"))),
+            )
+            for call in calls
+        ]
         self._next = 0
         self.count = 0
         self.active = False
@@ -153,6 +184,7 @@ class MemoryAnswers:
 
 # --- generated fixtures -----------------------------------------------------------------------------
 
+
 def willsoner_fixture(first: int, count: int, subcategory_idx: int = 1, seed: int = 7) -> dict[str, Any]:
     """`count` willsoners (each with its own user) in one subcategory: 90 % complete, 10 % unrated."""
     import random
@@ -161,23 +193,38 @@ def willsoner_fixture(first: int, count: int, subcategory_idx: int = 1, seed: in
     users, willsoners = [], []
     for n in range(first, first + count):
         au_id = 1_000_000 + n
-        users.append({"au_id": au_id, "nickname": f"윌스너{n}", "gender": rnd.choice(["여", "남"]), "age": "20대 중반",
-                      "pic": "https://willson-v1.s3.ap-northeast-2.amazonaws.com/user_image/img_profile_w.png"})
-        willsoners.append({
-            "idx": 100_000 + n, "au_id": au_id, "status": "complete" if rnd.random() < 0.9 else "waiting",
-            "avg_rating": None if rnd.random() < 0.1 else round(rnd.uniform(1, 5), 1),
-            "experience": "오래 만난 사람과 헤어지고 1년을 힘들게 보냈어요. 지금은 괜찮아요.",
-            "introduction": "들어주는 건 자신 있어요", "subcategory_idx": [subcategory_idx],
-            "keywords": ["이별", "극복", "공감"],
-            "image": "https://willson-v1.s3.ap-northeast-2.amazonaws.com/willsoner_image/willson_01.jpg",
-        })
+        users.append(
+            {
+                "au_id": au_id,
+                "nickname": f"윌스너{n}",
+                "gender": rnd.choice(["여", "남"]),
+                "age": "20대 중반",
+                "pic": "https://willson-v1.s3.ap-northeast-2.amazonaws.com/user_image/img_profile_w.png",
+            }
+        )
+        willsoners.append(
+            {
+                "idx": 100_000 + n,
+                "au_id": au_id,
+                "status": "complete" if rnd.random() < 0.9 else "waiting",
+                "avg_rating": None if rnd.random() < 0.1 else round(rnd.uniform(1, 5), 1),
+                "experience": "오래 만난 사람과 헤어지고 1년을 힘들게 보냈어요. 지금은 괜찮아요.",
+                "introduction": "들어주는 건 자신 있어요",
+                "subcategory_idx": [subcategory_idx],
+                "keywords": ["이별", "극복", "공감"],
+                "image": "https://willson-v1.s3.ap-northeast-2.amazonaws.com/willsoner_image/willson_01.jpg",
+            }
+        )
     return {"users": users, "willsoners": willsoners}
 
 
 def account_fixture(au_id: int, secret: str, points: int, coins: str = "0") -> dict[str, Any]:
-    return {"au_id": au_id, "otp_secret": secret,
-            "points": [{"app_id": 1, "point_id": 1, "mu_id": 10_000 + au_id, "quantity": points}],
-            "wallets": [{"coin_id": 2, "walletaddress": f"0x{au_id:040x}", "quantity": coins}]}
+    return {
+        "au_id": au_id,
+        "otp_secret": secret,
+        "points": [{"app_id": 1, "point_id": 1, "mu_id": 10_000 + au_id, "quantity": points}],
+        "wallets": [{"coin_id": 2, "walletaddress": f"0x{au_id:040x}", "quantity": coins}],
+    }
 
 
 def load(client: Any, fixture: dict[str, Any]) -> None:
@@ -185,11 +232,17 @@ def load(client: Any, fixture: dict[str, Any]) -> None:
     from payments_cli.fixture_loader import load_fixture, parse_fixture_text
 
     settings = get_settings()
-    load_fixture(client, parse_fixture_text(json.dumps(fixture, ensure_ascii=False)),
-                 settings.willson_table, settings.ledger_table, settings.otp_secret_table)
+    load_fixture(
+        client,
+        parse_fixture_text(json.dumps(fixture, ensure_ascii=False)),
+        settings.willson_table,
+        settings.ledger_table,
+        settings.otp_secret_table,
+    )
 
 
 # --- output -----------------------------------------------------------------------------------------
+
 
 def table(headers: list[str], rows: list[list[Any]]) -> str:
     """A GitHub-flavoured Markdown table (readable on a terminal too)."""
@@ -198,6 +251,7 @@ def table(headers: list[str], rows: list[list[Any]]) -> str:
 
     def line(values: list[str]) -> str:
         return "| " + " | ".join(value.ljust(widths[i]) for i, value in enumerate(values)) + " |"
+
     return "\n".join([line(headers), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, cells)])
 
 

@@ -9,6 +9,7 @@ progress runs with 10, 1,000 and 10,000 willsoners (the table grown in place wit
 loader); the swap on a success, its identical retry, a refusal at the balances step and a wrong
 OTP code. Prints Markdown tables; writes the target rows to TARGETS.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,8 +48,9 @@ class RequestLog:
     def _params(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
         params.setdefault("ReturnConsumedCapacity", "TOTAL")
         transacted = {next(iter(item.values()))["TableName"] for item in params.get("TransactItems", [])}
-        context["costs_tables"] = sorted({params["TableName"]} if "TableName" in params
-                                         else set(params.get("RequestItems", {})) | transacted)
+        context["costs_tables"] = sorted(
+            {params["TableName"]} if "TableName" in params else set(params.get("RequestItems", {})) | transacted
+        )
 
     def _send(self, **_: Any) -> None:
         self.attempts += 1
@@ -63,11 +65,15 @@ class RequestLog:
             found = len([r for r in responses or [] if r.get("Item")] or parsed.get("Items", []))
             found += bool(parsed.get("Item"))
             read = {tables[0]: found} if tables else {}
-        self.calls.append({
-            "operation": model.name, "tables": tables, "read": read,
-            "error": parsed.get("Error", {}).get("Code") if http_response.status_code >= 300 else None,
-            "units": {c.get("TableName"): float(c.get("CapacityUnits") or 0) for c in consumed},
-        })
+        self.calls.append(
+            {
+                "operation": model.name,
+                "tables": tables,
+                "read": read,
+                "error": parsed.get("Error", {}).get("Code") if http_response.status_code >= 300 else None,
+                "units": {c.get("TableName"): float(c.get("CapacityUnits") or 0) for c in consumed},
+            }
+        )
 
     def __enter__(self) -> RequestLog:
         self._events.register("before-parameter-build.dynamodb", self._params, unique_id="costs-p")
@@ -83,14 +89,21 @@ class RequestLog:
         calls = [c for c in self.calls if table is None or table in c["tables"]]
 
         def total(key: str, writes: bool | None = None) -> float:
-            return sum(value for c in calls if writes is None or (c["operation"] in _WRITES) == writes
-                       for name, value in c[key].items() if table is None or name == table)
+            return sum(
+                value
+                for c in calls
+                if writes is None or (c["operation"] in _WRITES) == writes
+                for name, value in c[key].items()
+                if table is None or name == table
+            )
 
         operations = ", ".join(f"{n} {op}" for op, n in sorted(Counter(c["operation"] for c in calls).items()))
         errors = [c["error"] for c in calls if c["error"]]
-        return (f"{len(calls)} ({operations or 'none'}); {total('read'):g} items read; "
-                f"{total('units', False):g} RCU / {total('units', True):g} WCU"
-                + (f"; refused: {', '.join(errors)}" if errors else ""))
+        return (
+            f"{len(calls)} ({operations or 'none'}); {total('read'):g} items read; "
+            f"{total('units', False):g} RCU / {total('units', True):g} WCU"
+            + (f"; refused: {', '.join(errors)}" if errors else "")
+        )
 
 
 def call(client: Any, handler: Any, event: dict[str, Any], status: int) -> tuple[Any, RequestLog]:
@@ -112,41 +125,79 @@ def progress(client: Any, sizes: list[int], targets: list[list[Any]]) -> None:
             body = {"concern_idx": 1577, **({"match_type": match_type} if match_type else {})}
             answer, log = call(client, progress_app.lambda_handler, common.progress_event(149, body), 200)
             scans = sum(c["operation"] == "Scan" for c in log.calls)
-            rows.append([f"{size:,}", label, len(answer["data"]["willsoners"]), len(log.calls), log.attempts,
-                         log.describe(), "yes" if scans else "no"])
+            rows.append(
+                [
+                    f"{size:,}",
+                    label,
+                    len(answer["data"]["willsoners"]),
+                    len(log.calls),
+                    log.attempts,
+                    log.describe(),
+                    "yes" if scans else "no",
+                ]
+            )
             if size == sizes[-1]:
-                targets.append([f"payment progress DynamoDB requests, {size:,} willsoners, match_type {label}",
-                                len(log.calls), "≤ 3, no Scan",
-                                "met" if len(log.calls) <= 3 and not scans else "MISSED"])
-    print(common.table(["willsoners", "match_type", "listed", "round trips", "HTTP attempts", "requests", "Scan"],
-                       rows))
+                targets.append(
+                    [
+                        f"payment progress DynamoDB requests, {size:,} willsoners, match_type {label}",
+                        len(log.calls),
+                        "≤ 3, no Scan",
+                        "met" if len(log.calls) <= 3 and not scans else "MISSED",
+                    ]
+                )
+    print(
+        common.table(["willsoners", "match_type", "listed", "round trips", "HTTP attempts", "requests", "Scan"], rows)
+    )
     print(f"\nLoading with payments_cli.fixture_loader (table grown in place): {', '.join(loads)}.\n")
 
 
 def swap(client: Any, targets: list[list[Any]]) -> None:
     secrets = {au_id: pyotp.random_base32() for au_id in range(ACCOUNTS, ACCOUNTS + 3)}
-    common.load(client, {"accounts": [common.account_fixture(au_id, secret, 50 if au_id == ACCOUNTS + 1 else 10**6)
-                                      for au_id, secret in secrets.items()]})
+    common.load(
+        client,
+        {
+            "accounts": [
+                common.account_fixture(au_id, secret, 50 if au_id == ACCOUNTS + 1 else 10**6)
+                for au_id, secret in secrets.items()
+            ]
+        },
+    )
     now = time.time()
     valid = {pyotp.TOTP(secrets[ACCOUNTS + 2]).at(now + offset) for offset in (-30, 0, 30)}
     wrong = next(code for code in (f"{n:06d}" for n in range(10**6)) if code not in valid)
     success = common.swap_event(ACCOUNTS, secrets[ACCOUNTS])
     wrong_event = common.swap_event(ACCOUNTS + 2, secrets[ACCOUNTS + 2])
     wrong_event["body"] = wrong_event["body"].replace(json.loads(wrong_event["body"])["otp_code"], wrong)
-    cases = [("success", success, 200), ("identical retry of that success", success, 200),
-             ("refused at the balances step", common.swap_event(ACCOUNTS + 1, secrets[ACCOUNTS + 1]), 409),
-             ("refused, wrong OTP code", wrong_event, 401)]
+    cases = [
+        ("success", success, 200),
+        ("identical retry of that success", success, 200),
+        ("refused at the balances step", common.swap_event(ACCOUNTS + 1, secrets[ACCOUNTS + 1]), 409),
+        ("refused, wrong OTP code", wrong_event, 401),
+    ]
     rows = []
     for name, event, status in cases:
         answer, log = call(client, swap_app.lambda_handler, event, status)
         tables = sorted({table for c in log.calls for table in c["tables"]})
-        rows.append([name, answer.get("return"), len(log.calls), log.attempts, log.describe(),
-                     "<br>".join(f"{table}: {log.describe(table)}" for table in tables) or "none"])
+        rows.append(
+            [
+                name,
+                answer.get("return"),
+                len(log.calls),
+                log.attempts,
+                log.describe(),
+                "<br>".join(f"{table}: {log.describe(table)}" for table in tables) or "none",
+            ]
+        )
         if name == "success":
             transactions = sum(c["operation"] == "TransactWriteItems" for c in log.calls)
-            targets.append(["uncontended successful swap: TransactWriteItems / all DynamoDB requests",
-                            f"{transactions} / {len(log.calls)}", "1 / ≤ 4",
-                            "met" if transactions == 1 and len(log.calls) <= 4 else "MISSED"])
+            targets.append(
+                [
+                    "uncontended successful swap: TransactWriteItems / all DynamoDB requests",
+                    f"{transactions} / {len(log.calls)}",
+                    "1 / ≤ 4",
+                    "met" if transactions == 1 and len(log.calls) <= 4 else "MISSED",
+                ]
+            )
     print(common.table(["swap", "return", "round trips", "HTTP attempts", "requests", "by table"], rows))
 
 
@@ -162,8 +213,10 @@ def main() -> None:
     common.load(client, json.loads(common.DEMO_FIXTURE.read_text(encoding="utf-8")))
     targets: list[list[Any]] = []
     swap(client, targets)  # first: the fixture loader scans the tables it grows, the swap's accounts are small
-    print("\nPayment progress (caller 149, concern 1577 of the demo data; the generated willsoners share its "
-          "subcategory, 90 % complete):\n")
+    print(
+        "\nPayment progress (caller 149, concern 1577 of the demo data; the generated willsoners share its "
+        "subcategory, 90 % complete):\n"
+    )
     progress(client, [int(size) for size in args.sizes.split(",")], targets)
     Path(args.targets).write_text(json.dumps(targets, ensure_ascii=False), encoding="utf-8")
 

@@ -10,6 +10,7 @@ which starts the stack, writes SOAK_ACCOUNTS and checks conservation from the da
 - Bounded: at most SOAK_MAX_REQUESTS requests, then the run stops (and at Locust's --run-time).
 - At the end (test_stop) every success the clients saw is written to SOAK_RESULTS.
 """
+
 from __future__ import annotations
 
 import json
@@ -49,9 +50,11 @@ def claim() -> tuple[dict[str, Any], int] | None:
 def swap_body(account: dict[str, Any], step: int, event_id: int, points: int) -> str:
     coins = Decimal("0.1") * points
     point, coin = (-points, coins) if event_id == 3 else (points, -coins)
-    return (f'{{"event_id":{event_id},"otp_code":"{pyotp.TOTP(account["secret"]).at(step * STEP + 1)}",'
-            f'"point":{{"app_id":1,"point_id":1,"adjust_point_quantity":{point}}},'
-            f'"coin":{{"coin_id":2,"adjust_coin_quantity":{coin}}}}}')
+    return (
+        f'{{"event_id":{event_id},"otp_code":"{pyotp.TOTP(account["secret"]).at(step * STEP + 1)}",'
+        f'"point":{{"app_id":1,"point_id":1,"adjust_point_quantity":{point}}},'
+        f'"coin":{{"coin_id":2,"adjust_coin_quantity":{coin}}}}}'
+    )
 
 
 class Budgeted(HttpUser):
@@ -66,10 +69,16 @@ class Budgeted(HttpUser):
             return False
         return True
 
-    def post(self, path: str, raw: str, headers: dict[str, str], expected: set[tuple[int, Any]],
-             label: str = "") -> tuple[int, Any]:
-        with self.client.post(path, data=raw.encode(), headers={"Content-Type": "application/json", **headers},
-                              name=path + label, catch_response=True) as response:
+    def post(
+        self, path: str, raw: str, headers: dict[str, str], expected: set[tuple[int, Any]], label: str = ""
+    ) -> tuple[int, Any]:
+        with self.client.post(
+            path,
+            data=raw.encode(),
+            headers={"Content-Type": "application/json", **headers},
+            name=path + label,
+            catch_response=True,
+        ) as response:
             body = response.json() if response.content else None
             code = body.get("return", body.get("code")) if isinstance(body, dict) else None
             if (response.status_code, code) in expected:
@@ -102,8 +111,13 @@ class Swapper(Budgeted):
             if RANDOM.random() < 0.15 and self.spend():
                 again = self.post(SWAP_PATH, raw, headers, {(200, 0)}, " (identical retry)")
                 if again != (status, body):
-                    events.request.fire(request_type="CHECK", name="identical retry", response_time=0,
-                                        response_length=0, exception=AssertionError(f"retry answered {again}"))
+                    events.request.fire(
+                        request_type="CHECK",
+                        name="identical retry",
+                        response_time=0,
+                        response_length=0,
+                        exception=AssertionError(f"retry answered {again}"),
+                    )
 
 
 class Reader(Budgeted):
@@ -116,10 +130,17 @@ class Reader(Budgeted):
             return
         headers = {"x-token": os.environ["SOAK_READER_TOKEN"]}
         status, body = self.post(PROGRESS_PATH, '{"concern_idx":1577}', headers, {(200, "success")})
-        if status == 200 and ([w["idx"] for w in body["data"]["willsoners"]] != EXPECTED_LISTING
-                              or body["data"]["point"] != {"honeypot": "280개"}):
-            events.request.fire(request_type="CHECK", name="payment progress content", response_time=0,
-                                response_length=0, exception=AssertionError(str(body)[:200]))
+        if status == 200 and (
+            [w["idx"] for w in body["data"]["willsoners"]] != EXPECTED_LISTING
+            or body["data"]["point"] != {"honeypot": "280개"}
+        ):
+            events.request.fire(
+                request_type="CHECK",
+                name="payment progress content",
+                response_time=0,
+                response_length=0,
+                exception=AssertionError(str(body)[:200]),
+            )
 
 
 @events.test_stop.add_listener

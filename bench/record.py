@@ -6,6 +6,7 @@ For each scenario it writes the handler's status and response body and, per Dyna
 operation, its parameters and the raw HTTP answer: what common.MemoryAnswers replays to both the
 handler and its floor.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -44,18 +45,47 @@ def scenarios() -> dict[str, dict[str, Any]]:
                 response = handler(event, common.LambdaContext())
             if response["statusCode"] != status:
                 raise RuntimeError(f"recording {name}: {response['statusCode']} {response['body']}")
-            recorded[name] = {"calls": recorder.calls, "status": status, "body": response["body"],
-                              "path": event["path"], **extra}
+            recorded[name] = {
+                "calls": recorder.calls,
+                "status": status,
+                "body": response["body"],
+                "path": event["path"],
+                **extra,
+            }
 
-        run("progress_3", progress_app.lambda_handler, common.progress_event(149, CONCERN), 200,
-            au_id=149, request=CONCERN)
-        run("swap_success", swap_app.lambda_handler, common.swap_event(19, common.DEMO_OTP_SECRET), 200,
-            au_id=19, otp_secret=common.DEMO_OTP_SECRET)
-        run("swap_refused", swap_app.lambda_handler, common.swap_event(REFUSED_AU_ID, common.DEMO_OTP_SECRET), 409,
-            au_id=REFUSED_AU_ID, otp_secret=common.DEMO_OTP_SECRET)
+        run(
+            "progress_3",
+            progress_app.lambda_handler,
+            common.progress_event(149, CONCERN),
+            200,
+            au_id=149,
+            request=CONCERN,
+        )
+        run(
+            "swap_success",
+            swap_app.lambda_handler,
+            common.swap_event(19, common.DEMO_OTP_SECRET),
+            200,
+            au_id=19,
+            otp_secret=common.DEMO_OTP_SECRET,
+        )
+        run(
+            "swap_refused",
+            swap_app.lambda_handler,
+            common.swap_event(REFUSED_AU_ID, common.DEMO_OTP_SECRET),
+            409,
+            au_id=REFUSED_AU_ID,
+            otp_secret=common.DEMO_OTP_SECRET,
+        )
         common.load(client, common.willsoner_fixture(0, 40))  # a full page of 30 in the concern's subcategory
-        run("progress_30", progress_app.lambda_handler, common.progress_event(149, CONCERN), 200,
-            au_id=149, request=CONCERN)
+        run(
+            "progress_30",
+            progress_app.lambda_handler,
+            common.progress_event(149, CONCERN),
+            200,
+            au_id=149,
+            request=CONCERN,
+        )
     for name in ("progress_3", "progress_30"):
         recorded[name]["listed"] = len(json.loads(recorded[name]["body"])["data"]["willsoners"])
     return recorded

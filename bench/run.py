@@ -7,6 +7,7 @@ benchmark once, in one fresh worker process each, so handler and floor alternate
 (interleaved) and the results of all rounds are appended to one pyperf JSON file per section.
 Nothing fails on a figure: the command fails only if a measurement itself breaks.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,8 +41,12 @@ def progress(text: str) -> None:
 
 
 def script(name: str, *args: str, env: dict[str, str] | None = None, quiet: bool = False) -> None:
-    subprocess.run([common.python(), str(BENCH / name), *args], check=True, env={**os.environ, **(env or {})},
-                   stdout=sys.stderr if quiet else None)
+    subprocess.run(
+        [common.python(), str(BENCH / name), *args],
+        check=True,
+        env={**os.environ, **(env or {})},
+        stdout=sys.stderr if quiet else None,
+    )
 
 
 def rounds(name: str, count: int, output: Path, *args: str) -> pyperf.BenchmarkSuite:
@@ -56,64 +61,173 @@ def cold(work: Path, answers: Path, count: int) -> dict[str, float]:
 
     for name in cold_script.HANDLERS:
         script("cold.py", "modules", name, str(work / f"{name}.json"))
-    suite = rounds("cold.py", count, work / "cold.json", "--answers", str(answers), "--modules-dir", str(work),
-                   "--loops", "1", "--values", "1", "--warmups", "0")
+    suite = rounds(
+        "cold.py",
+        count,
+        work / "cold.json",
+        "--answers",
+        str(answers),
+        "--modules-dir",
+        str(work),
+        "--loops",
+        "1",
+        "--values",
+        "1",
+        "--warmups",
+        "0",
+    )
     rows, firsts = [], {}
     for name in cold_script.HANDLERS:
         floor, own = (suite.get_benchmark(f"{kind} {name}").median() for kind in ("floor", "own"))
         share = own / floor
-        rows.append([name, suite.get_benchmark(f"floor {name}").get_nrun(), common.ms(floor, 1), common.ms(own, 1),
-                     f"{share:.1%}", common.verdict(share, OWN_TARGET)])
-        TARGETS.append([f"cold import {name}: own code on top of its packages' floor", f"{share:.1%}",
-                        f"≤ {OWN_TARGET:.0%}", common.verdict(share, OWN_TARGET)])
+        rows.append(
+            [
+                name,
+                suite.get_benchmark(f"floor {name}").get_nrun(),
+                common.ms(floor, 1),
+                common.ms(own, 1),
+                f"{share:.1%}",
+                common.verdict(share, OWN_TARGET),
+            ]
+        )
+        TARGETS.append(
+            [
+                f"cold import {name}: own code on top of its packages' floor",
+                f"{share:.1%}",
+                f"≤ {OWN_TARGET:.0%}",
+                common.verdict(share, OWN_TARGET),
+            ]
+        )
         firsts[name] = suite.get_benchmark(f"first-primed {name}").median()
         firsts[f"{name} unprimed"] = suite.get_benchmark(f"first {name}").median()
     say("### 1. Cold start (fresh processes, CPU time)\n")
-    say(common.table(["handler", "processes", "floor: its packages + their init", "own code on top", "share",
-                      f"≤ {OWN_TARGET:.0%}"], rows))
-    say("\nMedians over the processes (pyperf, one value per process). The floor imports exactly the third-party "
+    say(
+        common.table(
+            [
+                "handler",
+                "processes",
+                "floor: its packages + their init",
+                "own code on top",
+                "share",
+                f"≤ {OWN_TARGET:.0%}",
+            ],
+            rows,
+        )
+    )
+    say(
+        "\nMedians over the processes (pyperf, one value per process). The floor imports exactly the third-party "
         "modules the handler's import loads, then builds a DynamoDB client, Logger/Tracer/Metrics, a resolver "
-        "and one pydantic model; `own code on top` is the handler's import in that same process.\n")
+        "and one pydantic model; `own code on top` is the handler's import in that same process.\n"
+    )
     return firsts
 
 
 def warm(work: Path, answers: Path, count: int, values: int, firsts: dict[str, float]) -> None:
     import warm as warm_script
 
-    suite = rounds("warm.py", count, work / "warm.json", "--answers", str(answers), "--loops", "1",
-                   "--values", str(values), "--warmups", str(max(5, values // 8)))
+    suite = rounds(
+        "warm.py",
+        count,
+        work / "warm.json",
+        "--answers",
+        str(answers),
+        "--loops",
+        "1",
+        "--values",
+        str(values),
+        "--warmups",
+        str(max(5, values // 8)),
+    )
     recorded = json.loads(answers.read_text(encoding="utf-8"))
     rows, medians = [], {}
     for name, label in warm_script.SCENARIOS.items():
         floor, handler = (suite.get_benchmark(f"{kind} {name}") for kind in ("floor", "handler"))
         medians[name] = handler.median()
         ratio = handler.median() / floor.median()
-        rows.append([label, handler.get_nvalue(), "+".join(c["operation"] for c in recorded[name]["calls"]),
-                     common.ms(floor.median()), common.ms(handler.median()), common.ms(handler.percentile(99)),
-                     f"{ratio:.2f}", common.verdict(ratio, WARM_TARGET)])
-        TARGETS.append([f"warm p50 {label} / its floor (CPU)", f"{ratio:.2f}", f"≤ {WARM_TARGET}",
-                        common.verdict(ratio, WARM_TARGET)])
+        rows.append(
+            [
+                label,
+                handler.get_nvalue(),
+                "+".join(c["operation"] for c in recorded[name]["calls"]),
+                common.ms(floor.median()),
+                common.ms(handler.median()),
+                common.ms(handler.percentile(99)),
+                f"{ratio:.2f}",
+                common.verdict(ratio, WARM_TARGET),
+            ]
+        )
+        TARGETS.append(
+            [
+                f"warm p50 {label} / its floor (CPU)",
+                f"{ratio:.2f}",
+                f"≤ {WARM_TARGET}",
+                common.verdict(ratio, WARM_TARGET),
+            ]
+        )
     say("### 2. Warm CPU per request beside its floor (DynamoDB answered from memory)\n")
-    say(common.table(["scenario", "n", "DynamoDB calls", "floor p50", "handler p50", "handler p99",
-                      "handler / floor", f"≤ {WARM_TARGET}×"], rows))
-    say(f"\nCPU time of the thread per invocation (pyperf values, {count} worker processes per benchmark, "
+    say(
+        common.table(
+            [
+                "scenario",
+                "n",
+                "DynamoDB calls",
+                "floor p50",
+                "handler p50",
+                "handler p99",
+                "handler / floor",
+                f"≤ {WARM_TARGET}×",
+            ],
+            rows,
+        )
+    )
+    say(
+        f"\nCPU time of the thread per invocation (pyperf values, {count} worker processes per benchmark, "
         "floor and handler alternating). The floor is a Powertools resolver in the handlers' own Logger/Tracer/"
         "Metrics decorators making the same DynamoDB calls, answered with the same recorded bytes, and returning "
-        "json.dumps of the same body.\n")
+        "json.dumps of the same body.\n"
+    )
     if firsts:
         rows = []
         for name, scenario in (("payment_progress", "progress_3"), ("swap", "swap_success")):
             ratio = firsts[name] / medians[scenario]
-            rows.append([name, common.ms(medians[scenario]), common.ms(firsts[f"{name} unprimed"]),
-                         f"{firsts[f'{name} unprimed'] / medians[scenario]:.2f}", common.ms(firsts[name]),
-                         f"{ratio:.2f}", common.verdict(ratio, FIRST_TARGET)])
-            TARGETS.append([f"first request after init / warm p50, {name} (primed)", f"{ratio:.2f}",
-                            f"≤ {FIRST_TARGET}", common.verdict(ratio, FIRST_TARGET)])
-        say(common.table(["handler", "warm p50", "1st request, no priming", "ratio", "1st request, primed at init",
-                          "ratio", f"≤ {FIRST_TARGET}×"], rows))
-        say("\nFirst request: CPU time of the first invocation of a fresh process (section 1's workers), "
+            rows.append(
+                [
+                    name,
+                    common.ms(medians[scenario]),
+                    common.ms(firsts[f"{name} unprimed"]),
+                    f"{firsts[f'{name} unprimed'] / medians[scenario]:.2f}",
+                    common.ms(firsts[name]),
+                    f"{ratio:.2f}",
+                    common.verdict(ratio, FIRST_TARGET),
+                ]
+            )
+            TARGETS.append(
+                [
+                    f"first request after init / warm p50, {name} (primed)",
+                    f"{ratio:.2f}",
+                    f"≤ {FIRST_TARGET}",
+                    common.verdict(ratio, FIRST_TARGET),
+                ]
+            )
+        say(
+            common.table(
+                [
+                    "handler",
+                    "warm p50",
+                    "1st request, no priming",
+                    "ratio",
+                    "1st request, primed at init",
+                    "ratio",
+                    f"≤ {FIRST_TARGET}×",
+                ],
+                rows,
+            )
+        )
+        say(
+            "\nFirst request: CPU time of the first invocation of a fresh process (section 1's workers), "
             "primed = PAYMENTS_PRIME_AT_INIT=true (payments.priming at import, as SnapStart's before-snapshot "
-            "hook does).\n")
+            "hook does).\n"
+        )
 
 
 def costs(work: Path) -> None:
@@ -126,8 +240,10 @@ def costs(work: Path) -> None:
     with DynamoDBLocal() as database:
         script("costs.py", str(work / "costs.json"), env={"AWS_ENDPOINT_URL_DYNAMODB": database.endpoint})
     TARGETS.extend(json.loads((work / "costs.json").read_text(encoding="utf-8")))
-    say("\nOn DynamoDB itself a transactional write costs 2 write units per item (KB) and a strongly consistent "
-        "read 1 unit per 4 KB item, an eventually consistent one half.\n")
+    say(
+        "\nOn DynamoDB itself a transactional write costs 2 write units per item (KB) and a strongly consistent "
+        "read 1 unit per 4 KB item, an eventually consistent one half.\n"
+    )
 
 
 def contention(work: Path, sizes: tuple[int, ...] = (3, 12, 48)) -> None:
@@ -152,15 +268,22 @@ def contention(work: Path, sizes: tuple[int, ...] = (3, 12, 48)) -> None:
     with DynamoDBLocal() as database:
         proxy = DynamoDBProxy(database.endpoint, serialise=False).start()
         try:
-            with LocalStack("--dynamodb-endpoint", proxy.endpoint, "--concurrent-dynamodb",
-                            "--fixture", str(work / "fixture.json")) as stack:
+            with LocalStack(
+                "--dynamodb-endpoint", proxy.endpoint, "--concurrent-dynamodb", "--fixture", str(work / "fixture.json")
+            ) as stack:
                 for size, (au_id, secret) in zip(sizes, secrets.items(), strict=True):
                     now = wait_for_calm_otp_step()
                     proxy.reset()
                     headers = {"Authorization": f"Bearer {issue_access_token(au_id, common.JWT_SECRET, 3600)}"}
-                    bodies = [{"event_id": 3, "otp_code": pyotp.TOTP(secret).at(now + 30 * (n % 3 - 1)),
-                               "point": {"app_id": 1, "point_id": 1, "adjust_point_quantity": -10 - n},
-                               "coin": {"coin_id": 2, "adjust_coin_quantity": (10 + n) / 10}} for n in range(size)]
+                    bodies = [
+                        {
+                            "event_id": 3,
+                            "otp_code": pyotp.TOTP(secret).at(now + 30 * (n % 3 - 1)),
+                            "point": {"app_id": 1, "point_id": 1, "adjust_point_quantity": -10 - n},
+                            "coin": {"coin_id": 2, "adjust_coin_quantity": (10 + n) / 10},
+                        }
+                        for n in range(size)
+                    ]
                     with ThreadPoolExecutor(size) as pool:
                         answers = list(pool.map(lambda body, h=headers: stack.post(common.SWAP_PATH, body, h), bodies))
                     stats = proxy.stats()
@@ -168,15 +291,39 @@ def contention(work: Path, sizes: tuple[int, ...] = (3, 12, 48)) -> None:
                     successes = outcomes.count("200/0")
                     twi = stats["requests"].get("TransactWriteItems", 0)
                     cancelled = stats["errors"].get("TransactWriteItems", {}).get("TransactionCanceledException", 0)
-                    rows.append([size, successes, outcomes.count("409/32108"), outcomes.count("409/32203"),
-                                 size - successes - outcomes.count("409/32108") - outcomes.count("409/32203"),
-                                 twi, cancelled, f"{twi / max(successes, 1):.2f}"])
+                    rows.append(
+                        [
+                            size,
+                            successes,
+                            outcomes.count("409/32108"),
+                            outcomes.count("409/32203"),
+                            size - successes - outcomes.count("409/32108") - outcomes.count("409/32203"),
+                            twi,
+                            cancelled,
+                            f"{twi / max(successes, 1):.2f}",
+                        ]
+                    )
         finally:
             proxy.stop()
-    say(common.table(["concurrent", "successes", "32108 used", "32203 conflict", "other", "TransactWriteItems",
-                      "of which cancelled", "TWI per success"], rows))
-    say("\nOne account accepts at most 3 swaps per 30 s (one per OTP step t−1, t, t+1), so a burst ends with at "
-        "most 3 successes. Throughput over many accounts is `make soak`'s (Locust).\n")
+    say(
+        common.table(
+            [
+                "concurrent",
+                "successes",
+                "32108 used",
+                "32203 conflict",
+                "other",
+                "TransactWriteItems",
+                "of which cancelled",
+                "TWI per success",
+            ],
+            rows,
+        )
+    )
+    say(
+        "\nOne account accepts at most 3 swaps per 30 s (one per OTP step t−1, t, t+1), so a burst ends with at "
+        "most 3 successes. Throughput over many accounts is `make soak`'s (Locust).\n"
+    )
 
 
 def main() -> int:
@@ -187,8 +334,10 @@ def main() -> int:
     parser.add_argument("--only", default="cold,warm,costs,contention")
     args = parser.parse_args()
     only, started = set(args.only.split(",")), time.monotonic()
-    say(f"## Benchmarks ({time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, "
-        f"load average {' '.join(f'{v:.2f}' for v in os.getloadavg())})\n")
+    say(
+        f"## Benchmarks ({time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, "
+        f"load average {' '.join(f'{v:.2f}' for v in os.getloadavg())})\n"
+    )
     with tempfile.TemporaryDirectory(prefix="bench-") as directory:
         work = Path(directory)
         answers = work / "answers.json"
@@ -203,8 +352,10 @@ def main() -> int:
             contention(work)
     say("### Targets\n")
     say(common.table(["measure", "figure", "target", "verdict"], TARGETS))
-    say(f"\nLoad average at the end {' '.join(f'{v:.2f}' for v in os.getloadavg())}; "
-        f"whole run {time.monotonic() - started:.0f} s.")
+    say(
+        f"\nLoad average at the end {' '.join(f'{v:.2f}' for v in os.getloadavg())}; "
+        f"whole run {time.monotonic() - started:.0f} s."
+    )
     return 0
 
 

@@ -11,6 +11,7 @@ Locust's table; with --ui, Locust's web UI on http://127.0.0.1:8089 instead (sto
 Ctrl-C). Afterwards, for every account: initial + Σ logged adjustments = final balance (points and
 coins), log ids contiguous from 1 and exactly the successes the clients saw, `reconcile` clean, no 5xx.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,8 +44,11 @@ POINTS, COINS, FIRST_AU_ID = 10_000, Decimal("100.5"), 10_001
 
 def conservation(endpoint: str, accounts: list[dict[str, Any]], seen: dict[str, list[Any]]) -> list[str]:
     client = boto3.client("dynamodb", endpoint_url=endpoint)
-    items = [codec.from_item(item) for page in client.get_paginator("scan").paginate(
-        TableName="LedgerTable", ConsistentRead=True) for item in page["Items"]]
+    items = [
+        codec.from_item(item)
+        for page in client.get_paginator("scan").paginate(TableName="LedgerTable", ConsistentRead=True)
+        for item in page["Items"]
+    ]
     stored: dict[int, dict[str, Any]] = defaultdict(lambda: {"logs": []})
     for item in items:
         if str(item["pk"]).startswith("ACCOUNT#"):
@@ -58,10 +62,12 @@ def conservation(endpoint: str, accounts: list[dict[str, Any]], seen: dict[str, 
         answered = sorted(int(value["log_id"]) for value in seen.get(str(au_id), []))
         points = sum(int(log["value"]["point"]["adjust_point_quantity"]) for log in logs)
         coins = sum((Decimal(log["value"]["coin"]["adjust_coin_quantity"]) for log in logs), Decimal(0))
-        checks = [(ids == list(range(1, len(ids) + 1)), f"log ids {ids} not contiguous from 1"),
-                  (ids == answered, f"logged ids {ids} differ from the successes answered {answered}"),
-                  (POINTS + points == int(mine["POINT#1#1"]["quantity"]), "initial + logged points != final"),
-                  (COINS + coins == Decimal(mine["WALLET#2"]["quantity"]), "initial + logged coins != final")]
+        checks = [
+            (ids == list(range(1, len(ids) + 1)), f"log ids {ids} not contiguous from 1"),
+            (ids == answered, f"logged ids {ids} differ from the successes answered {answered}"),
+            (POINTS + points == int(mine["POINT#1#1"]["quantity"]), "initial + logged points != final"),
+            (COINS + coins == Decimal(mine["WALLET#2"]["quantity"]), "initial + logged coins != final"),
+        ]
         problems += [f"au_id {au_id}: {message}" for ok, message in checks if not ok]
     return problems
 
@@ -80,8 +86,10 @@ def main() -> int:
         print("soak: DynamoDB Local is not installed (make dynamodb-local; needs java)", file=sys.stderr)
         return 2
     secret = common.JWT_SECRET
-    accounts = [{"au_id": au_id, "secret": pyotp.random_base32(), "token": issue_access_token(au_id, secret, 7200)}
-                for au_id in range(FIRST_AU_ID, FIRST_AU_ID + args.accounts)]
+    accounts = [
+        {"au_id": au_id, "secret": pyotp.random_base32(), "token": issue_access_token(au_id, secret, 7200)}
+        for au_id in range(FIRST_AU_ID, FIRST_AU_ID + args.accounts)
+    ]
     fixture = json.loads(common.DEMO_FIXTURE.read_text(encoding="utf-8"))
     fixture["accounts"] += [common.account_fixture(a["au_id"], a["secret"], POINTS, str(COINS)) for a in accounts]
     with tempfile.TemporaryDirectory(prefix="soak-") as directory:
@@ -94,20 +102,43 @@ def main() -> int:
             if database:
                 serve += ["--dynamodb-endpoint", database.endpoint, "--concurrent-dynamodb"]
             with LocalStack(*serve) as stack:
-                endpoint = database.endpoint if database else next(
-                    line.split()[1] for line in stack.banner if line.startswith("DynamoDB: "))
+                endpoint = (
+                    database.endpoint
+                    if database
+                    else next(line.split()[1] for line in stack.banner if line.startswith("DynamoDB: "))
+                )
                 locustfile = str(common.ROOT / "bench" / "locustfile.py")
-                command = [str(Path(sys.executable).with_name("locust")), "-f", locustfile,
-                           "--host", f"http://127.0.0.1:{stack.port}", "-u", str(args.users),
-                           "-r", str(args.spawn_rate), "--loglevel", "WARNING"]
-                command += ["--web-host", "127.0.0.1"] if args.ui else ["--headless", "--only-summary",
-                                                                          "-t", args.run_time, "--stop-timeout", "10"]
-                env = {**os.environ, "SOAK_ACCOUNTS": str(work / "accounts.json"),
-                       "SOAK_RESULTS": str(work / "seen.json"), "SOAK_MAX_REQUESTS": str(args.max_requests),
-                       "SOAK_READER_TOKEN": issue_access_token(149, secret, 7200),
-                       **({} if args.ui else {"SOAK_HEADLESS": "1"})}
-                print(f"soak: {args.accounts} accounts, {args.users} Locust users, ≤ {args.max_requests} requests"
-                      f"{'' if args.ui else f', ≤ {args.run_time}'}, {args.backend}, loopback only", flush=True)
+                command = [
+                    str(Path(sys.executable).with_name("locust")),
+                    "-f",
+                    locustfile,
+                    "--host",
+                    f"http://127.0.0.1:{stack.port}",
+                    "-u",
+                    str(args.users),
+                    "-r",
+                    str(args.spawn_rate),
+                    "--loglevel",
+                    "WARNING",
+                ]
+                command += (
+                    ["--web-host", "127.0.0.1"]
+                    if args.ui
+                    else ["--headless", "--only-summary", "-t", args.run_time, "--stop-timeout", "10"]
+                )
+                env = {
+                    **os.environ,
+                    "SOAK_ACCOUNTS": str(work / "accounts.json"),
+                    "SOAK_RESULTS": str(work / "seen.json"),
+                    "SOAK_MAX_REQUESTS": str(args.max_requests),
+                    "SOAK_READER_TOKEN": issue_access_token(149, secret, 7200),
+                    **({} if args.ui else {"SOAK_HEADLESS": "1"}),
+                }
+                print(
+                    f"soak: {args.accounts} accounts, {args.users} Locust users, ≤ {args.max_requests} requests"
+                    f"{'' if args.ui else f', ≤ {args.run_time}'}, {args.backend}, loopback only",
+                    flush=True,
+                )
                 if args.ui:
                     print("soak: Locust's web UI on http://127.0.0.1:8089 — stop the test there, then Ctrl-C here")
                 try:
@@ -121,9 +152,11 @@ def main() -> int:
             if database:
                 database.stop()
     logged = sum(len(values) for values in seen.values())
-    print(f"\nconservation: {len(accounts)} accounts, {logged} successful swaps seen by the clients; "
-          f"initial + Σ logged adjustments = final, log ids contiguous, reconcile clean: "
-          f"{'OK' if not problems else 'FAILED'}")
+    print(
+        f"\nconservation: {len(accounts)} accounts, {logged} successful swaps seen by the clients; "
+        f"initial + Σ logged adjustments = final, log ids contiguous, reconcile clean: "
+        f"{'OK' if not problems else 'FAILED'}"
+    )
     for problem in problems[:50]:
         print(f"  FAIL {problem}")
     print(f"Locust: {'no failed request (no 5xx, every answer as expected)' if locust == 0 else 'failures above'}")

@@ -10,6 +10,7 @@ For each scenario two benchmarks, registered side by side:
 Both get identical DynamoDB answers, replayed from memory (common.MemoryAnswers on the one client).
 Each value is the CPU time of this thread (time.thread_time) for `loops` invocations.
 """
+
 from __future__ import annotations
 
 import contextlib

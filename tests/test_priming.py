@@ -1,4 +1,5 @@
 """Priming (payments.priming): SnapStart hooks registered when the runtime offers them, and no write."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -11,8 +12,10 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-HANDLERS = {"payment_progress": ROOT / "functions" / "payment_progress" / "app.py",
-            "swap": ROOT / "functions" / "swap" / "app.py"}
+HANDLERS = {
+    "payment_progress": ROOT / "functions" / "payment_progress" / "app.py",
+    "swap": ROOT / "functions" / "swap" / "app.py",
+}
 
 
 def fresh_load(name: str) -> Any:
@@ -60,8 +63,9 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 @pytest.mark.parametrize("name", sorted(HANDLERS))
-def test_hooks_are_registered_and_priming_sends_nothing(name: str, snapstart: dict[str, list[Any]],
-                                                        no_network: list[str]) -> None:
+def test_hooks_are_registered_and_priming_sends_nothing(
+    name: str, snapstart: dict[str, list[Any]], no_network: list[str]
+) -> None:
     fresh_load(name)
     assert len(snapstart["before"]) == 1 and len(snapstart["after"]) == 1
     func, args, kwargs = snapstart["before"][0]
@@ -102,7 +106,8 @@ def test_after_priming_real_requests_reach_dynamodb(demo: Any, monkeypatch: pyte
 
     monkeypatch.setenv("PAYMENTS_PRIME_AT_INIT", "true")
     module = fresh_load("payment_progress")
-    response = module.lambda_handler(api_event("/api/v1/asker/payment/progress", {"concern_idx": 1577},
-                                               {"x-token": token(149)}), LambdaContext())
+    response = module.lambda_handler(
+        api_event("/api/v1/asker/payment/progress", {"concern_idx": 1577}, {"x-token": token(149)}), LambdaContext()
+    )
     assert response["statusCode"] == 200
     assert [w["idx"] for w in json.loads(response["body"])["data"]["willsoners"]] == [15, 12, 18]

@@ -1,4 +1,5 @@
 """The verified-token cache of payments.auth: expiry checked on every call, secrets never mixed."""
+
 from __future__ import annotations
 
 import time

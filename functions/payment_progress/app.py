@@ -1,4 +1,5 @@
 """Lambda handler of POST /api/v1/asker/payment/progress (Willson concern payment, step 1)."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -24,7 +25,7 @@ repository = WillsonRepository(dynamodb_client(), settings.willson_table, settin
 
 
 @app.post("/api/v1/asker/payment/progress")
-def payment_progress() -> Response:
+def payment_progress() -> Response[str]:
     body = request_json(app.current_event)
     caller = caller_from_x_token(app.current_event, settings)
     request = _parse_request(body)
@@ -53,13 +54,13 @@ def _parse_request(body: dict[str, Any]) -> PaymentProgressRequest:
         raise InvalidParameter(f"{field} must be an integer") from None
 
 
-@app.exception_handler(PaymentsError)
-def refused(error: PaymentsError) -> Response:
+@app.exception_handler(PaymentsError)  # type: ignore[untyped-decorator]  # Powertools leaves it unannotated
+def refused(error: PaymentsError) -> Response[str]:
     return willson_error_response(error)
 
 
-@app.exception_handler(Exception)
-def unexpected(error: Exception) -> Response:
+@app.exception_handler(Exception)  # type: ignore[untyped-decorator]  # Powertools leaves it unannotated
+def unexpected(error: Exception) -> Response[str]:
     logger.exception("payment progress failed")
     return willson_error_response(InternalError())
 
@@ -71,5 +72,10 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return app.resolve(event, context)
 
 
-prime_on_init(lambda_handler, "/api/v1/asker/payment/progress", {"concern_idx": 1}, {"x-token": "{token}"},
-              {"Query": settings.willson_table})
+prime_on_init(
+    lambda_handler,
+    "/api/v1/asker/payment/progress",
+    {"concern_idx": 1},
+    {"x-token": "{token}"},
+    {"Query": settings.willson_table},
+)

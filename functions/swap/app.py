@@ -1,4 +1,5 @@
 """Lambda handler of POST /v1.0/db/swap (points dashboard: points ⇄ coins, OTP-confirmed)."""
+
 from __future__ import annotations
 
 import time
@@ -11,7 +12,13 @@ from aws_lambda_powertools.metrics import MetricUnit
 from payments.aws import DYNAMODB_CALL_WORST_CASE_MS, dynamodb_client
 from payments.config import get_settings
 from payments.errors import InternalError, OtpInvalid, OtpLocked, PaymentsError, SwapOutcomeUndetermined
-from payments.http import PaymentsResolver, caller_from_bearer, dashboard_error_response, raw_json_response, request_json
+from payments.http import (
+    PaymentsResolver,
+    caller_from_bearer,
+    dashboard_error_response,
+    raw_json_response,
+    request_json,
+)
 from payments.json_body import dumps
 from payments.models.swap import SwapRequest
 from payments.observability import logger, metrics, tracer
@@ -36,13 +43,18 @@ clock = time.time
 
 
 @app.post("/v1.0/db/swap")
-def swap() -> Response:
+def swap() -> Response[str]:
     body = request_json(app.current_event)
     caller = caller_from_bearer(app.current_event, settings)
     context = app.lambda_context
     budget = TimeBudget(remaining_ms=context.get_remaining_time_in_millis, call_ms=DYNAMODB_CALL_WORST_CASE_MS)
     outcome = execute_swap(
-        ledger, caller, SwapRequest.from_body(body), request_fingerprint(caller.au_id, body), policy, budget,
+        ledger,
+        caller,
+        SwapRequest.from_body(body),
+        request_fingerprint(caller.au_id, body),
+        policy,
+        budget,
         clock=clock,
     )
     metrics.add_metric(name="SwapReplayed" if outcome.replayed else "SwapSucceeded", unit=MetricUnit.Count, value=1)
@@ -51,8 +63,8 @@ def swap() -> Response:
     return raw_json_response(200, dumps({"return": 0, "message": "success", "value": outcome.value.model_dump()}))
 
 
-@app.exception_handler(PaymentsError)
-def refused(error: PaymentsError) -> Response:
+@app.exception_handler(PaymentsError)  # type: ignore[untyped-decorator]  # Powertools leaves it unannotated
+def refused(error: PaymentsError) -> Response[str]:
     metrics.add_metric(name=f"SwapRefused{error.kind.title().replace('_', '')}", unit=MetricUnit.Count, value=1)
     if isinstance(error, OtpInvalid):
         metrics.add_metric(name="OtpFailure", unit=MetricUnit.Count, value=1)
@@ -66,8 +78,8 @@ def refused(error: PaymentsError) -> Response:
     return dashboard_error_response(error)
 
 
-@app.exception_handler(Exception)
-def unexpected(error: Exception) -> Response:
+@app.exception_handler(Exception)  # type: ignore[untyped-decorator]  # Powertools leaves it unannotated
+def unexpected(error: Exception) -> Response[str]:
     logger.exception("swap failed")
     return dashboard_error_response(InternalError())
 
@@ -79,7 +91,15 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return app.resolve(event, context)
 
 
-prime_on_init(lambda_handler, "/v1.0/db/swap",
-              {"event_id": 3, "otp_code": "000000", "point": {"app_id": 1, "point_id": 1, "adjust_point_quantity": -10},
-               "coin": {"coin_id": 2, "adjust_coin_quantity": 1}},
-              {"Authorization": "Bearer {token}"}, {"TransactWriteItems": settings.ledger_table})
+prime_on_init(
+    lambda_handler,
+    "/v1.0/db/swap",
+    {
+        "event_id": 3,
+        "otp_code": "000000",
+        "point": {"app_id": 1, "point_id": 1, "adjust_point_quantity": -10},
+        "coin": {"coin_id": 2, "adjust_coin_quantity": 1},
+    },
+    {"Authorization": "Bearer {token}"},
+    {"TransactWriteItems": settings.ledger_table},
+)

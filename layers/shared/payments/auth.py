@@ -1,4 +1,5 @@
 """Access-token verification (HS256 JWT, `au_id` claim, `exp` in seconds or milliseconds)."""
+
 from __future__ import annotations
 
 import time
@@ -63,8 +64,9 @@ def _verified_claims(token: str, secret: str) -> tuple[int, float]:
     return au_id, expires / 1000 if expires > _MILLISECONDS_THRESHOLD else expires
 
 
-def issue_access_token(au_id: int, secret: str, ttl_seconds: int = 3600, now: float | None = None,
-                       milliseconds: bool = False) -> str:
+def issue_access_token(
+    au_id: int, secret: str, ttl_seconds: int = 3600, now: float | None = None, milliseconds: bool = False
+) -> str:
     """Sign a token the way the existing issuer does (used by the CLI and tests)."""
     issued = time.time() if now is None else now
     expires = int((issued + ttl_seconds) * 1000) if milliseconds else int(issued + ttl_seconds)

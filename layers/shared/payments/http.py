@@ -109,23 +109,25 @@ def caller_from_bearer(event: BaseProxyEvent, settings: Settings) -> Caller:
     return verify_access_token(token.strip() if scheme.lower() == "bearer" else None, jwt_secret(settings))
 
 
-def json_response(status: int, body: Any) -> Response:
+def json_response(status: int, body: Any) -> Response[str]:
     return raw_json_response(status, dumps(body))
 
 
-def raw_json_response(status: int, text: str) -> Response:
+def raw_json_response(status: int, text: str) -> Response[str]:
     """A response whose JSON text is already written (replayed or exact-number bodies)."""
     return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=text)
 
 
-def _error_response(render: Callable[[PaymentsError], tuple[int, dict[str, Any]]], error: PaymentsError) -> Response:
+def _error_response(
+    render: Callable[[PaymentsError], tuple[int, dict[str, Any]]], error: PaymentsError
+) -> Response[str]:
     status, body = render(error)
     return json_response(status, body)
 
 
-def willson_error_response(error: PaymentsError) -> Response:
+def willson_error_response(error: PaymentsError) -> Response[str]:
     return _error_response(willson_error_body, error)
 
 
-def dashboard_error_response(error: PaymentsError) -> Response:
+def dashboard_error_response(error: PaymentsError) -> Response[str]:
     return _error_response(dashboard_error_body, error)

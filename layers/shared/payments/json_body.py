@@ -1,4 +1,5 @@
 """Strict JSON request parsing: numbers kept exact (int / Decimal), no NaN or Infinity."""
+
 from __future__ import annotations
 
 import json
@@ -117,7 +118,8 @@ def without_trailing_zeros(value: Decimal) -> Decimal:
     if not value.is_finite() or value.is_zero():
         return Decimal(0) if value.is_zero() else value
     sign, digits, exponent = value.as_tuple()
-    assert isinstance(exponent, int)
+    if not isinstance(exponent, int):  # only NaN and infinities, handled above
+        return value
     while len(digits) > 1 and digits[-1] == 0:
         digits = digits[:-1]
         exponent += 1

@@ -11,6 +11,7 @@ validators, Powertools its resolver, logger, tracer and metrics paths, and the e
   restored environment differs and fetches what may have changed.
 - Elsewhere priming runs at import only when PAYMENTS_PRIME_AT_INIT=true (the benchmarks use it).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -31,35 +32,83 @@ except ImportError:
 
 # What the canned reads answer: one item no request asks for (so every handler refuses it as not
 # found) holding every attribute type, so botocore's parser builds what real items need.
-_SAMPLE = {"pk": {"S": "PRIMING"}, "sk": {"S": "PRIMING"}, "n": {"N": "1.5"}, "b": {"BOOL": True}, "z": {"NULL": True},
-           "m": {"M": {"l": {"L": [{"S": "x"}, {"N": "1"}]}, "ss": {"SS": ["x"]}, "ns": {"NS": ["1"]}}}}
+_SAMPLE = {
+    "pk": {"S": "PRIMING"},
+    "sk": {"S": "PRIMING"},
+    "n": {"N": "1.5"},
+    "b": {"BOOL": True},
+    "z": {"NULL": True},
+    "m": {"M": {"l": {"L": [{"S": "x"}, {"N": "1"}]}, "ss": {"SS": ["x"]}, "ns": {"NS": ["1"]}}},
+}
 _ANSWERS = {
-    "GetItem": {}, "BatchGetItem": {"Responses": {"PRIMING": [_SAMPLE]}, "UnprocessedKeys": {}},
+    "GetItem": {},
+    "BatchGetItem": {"Responses": {"PRIMING": [_SAMPLE]}, "UnprocessedKeys": {}},
     "TransactGetItems": {"Responses": [{"Item": _SAMPLE}]},
-    "Query": {"Items": [_SAMPLE], "Count": 1, "ScannedCount": 1}, "PutItem": {}, "UpdateItem": {"Attributes": _SAMPLE},
-    "DeleteItem": {}, "TransactWriteItems": {}, "BatchWriteItem": {"UnprocessedItems": {}},
+    "Query": {"Items": [_SAMPLE], "Count": 1, "ScannedCount": 1},
+    "PutItem": {},
+    "UpdateItem": {"Attributes": _SAMPLE},
+    "DeleteItem": {},
+    "TransactWriteItems": {},
+    "BatchWriteItem": {"UnprocessedItems": {}},
 }
 _KEY = {"pk": {"S": "PRIMING"}, "sk": {"S": "PRIMING"}}
 # Calls a handler makes only on its success path, exercised directly on its table (answered in memory, never sent).
 _CALLS = {
     "Query": lambda client, table: client.query(
-        TableName=table, KeyConditionExpression="#pk = :pk", ExpressionAttributeNames={"#pk": "pk"},
-        ExpressionAttributeValues={":pk": {"S": "PRIMING"}}, Limit=1),
+        TableName=table,
+        KeyConditionExpression="#pk = :pk",
+        ExpressionAttributeNames={"#pk": "pk"},
+        ExpressionAttributeValues={":pk": {"S": "PRIMING"}},
+        Limit=1,
+    ),
     # Shaped like the swap's commit (3 updates, 2 puts, 1 check): botocore caches endpoint resolution per table list.
     "TransactWriteItems": lambda client, table: client.transact_write_items(
-        TransactItems=[{"Update": {"TableName": table, "Key": _KEY, "UpdateExpression": "SET #n = #n + :d",
-                                   "ConditionExpression": "#n >= :d", "ExpressionAttributeNames": {"#n": "n"},
-                                   "ExpressionAttributeValues": {":d": {"N": "1"}}}}] * 3
-        + [{"Put": {"TableName": table, "Item": _SAMPLE, "ConditionExpression": "attribute_not_exists(#pk) OR #n < :d",
+        TransactItems=[
+            {
+                "Update": {
+                    "TableName": table,
+                    "Key": _KEY,
+                    "UpdateExpression": "SET #n = #n + :d",
+                    "ConditionExpression": "#n >= :d",
+                    "ExpressionAttributeNames": {"#n": "n"},
+                    "ExpressionAttributeValues": {":d": {"N": "1"}},
+                }
+            }
+        ]
+        * 3
+        + [
+            {
+                "Put": {
+                    "TableName": table,
+                    "Item": _SAMPLE,
+                    "ConditionExpression": "attribute_not_exists(#pk) OR #n < :d",
                     "ExpressionAttributeNames": {"#pk": "pk", "#n": "n"},
-                    "ExpressionAttributeValues": {":d": {"N": "1"}}}}] * 2
-        + [{"ConditionCheck": {"TableName": table, "Key": _KEY, "ConditionExpression": "#n = :d",
-                               "ExpressionAttributeNames": {"#n": "n"},
-                               "ExpressionAttributeValues": {":d": {"N": "1"}}}}],
-        ClientRequestToken="priming"),
+                    "ExpressionAttributeValues": {":d": {"N": "1"}},
+                }
+            }
+        ]
+        * 2
+        + [
+            {
+                "ConditionCheck": {
+                    "TableName": table,
+                    "Key": _KEY,
+                    "ConditionExpression": "#n = :d",
+                    "ExpressionAttributeNames": {"#n": "n"},
+                    "ExpressionAttributeValues": {":d": {"N": "1"}},
+                }
+            }
+        ],
+        ClientRequestToken="priming",
+    ),
     "UpdateItem": lambda client, table: client.update_item(
-        TableName=table, Key=_KEY, UpdateExpression="SET #n = :n", ExpressionAttributeNames={"#n": "n"},
-        ExpressionAttributeValues={":n": {"N": "1"}}, ReturnValues="ALL_NEW"),
+        TableName=table,
+        Key=_KEY,
+        UpdateExpression="SET #n = :n",
+        ExpressionAttributeNames={"#n": "n"},
+        ExpressionAttributeValues={":n": {"N": "1"}},
+        ReturnValues="ALL_NEW",
+    ),
 }
 
 
@@ -106,8 +155,9 @@ class CannedDynamoDB:
 
     def __enter__(self) -> CannedDynamoDB:
         # One registration per client (and per load of this module: a reloaded module brings its own hook).
-        self._events.register_first("before-send.dynamodb", CannedDynamoDB._send,
-                                    unique_id=f"payments-priming-{id(CannedDynamoDB)}")
+        self._events.register_first(
+            "before-send.dynamodb", CannedDynamoDB._send, unique_id=f"payments-priming-{id(CannedDynamoDB)}"
+        )
         CannedDynamoDB._state.calls = self.calls
         return self
 
@@ -127,17 +177,35 @@ def api_event(path: str, body: dict[str, Any], headers: dict[str, str]) -> dict[
     """A minimal API Gateway REST proxy event (POST) with a JSON body."""
     headers = {"Content-Type": "application/json", **headers}
     return {
-        "resource": path, "path": path, "httpMethod": "POST", "headers": headers,
+        "resource": path,
+        "path": path,
+        "httpMethod": "POST",
+        "headers": headers,
         "multiValueHeaders": {name: [value] for name, value in headers.items()},
-        "queryStringParameters": None, "multiValueQueryStringParameters": None, "pathParameters": None,
-        "stageVariables": None, "body": json.dumps(body), "isBase64Encoded": False,
-        "requestContext": {"requestId": "priming", "stage": "v1", "path": f"/v1{path}", "resourcePath": path,
-                           "httpMethod": "POST", "identity": {"sourceIp": "127.0.0.1"}},
+        "queryStringParameters": None,
+        "multiValueQueryStringParameters": None,
+        "pathParameters": None,
+        "stageVariables": None,
+        "body": json.dumps(body),
+        "isBase64Encoded": False,
+        "requestContext": {
+            "requestId": "priming",
+            "stage": "v1",
+            "path": f"/v1{path}",
+            "resourcePath": path,
+            "httpMethod": "POST",
+            "identity": {"sourceIp": "127.0.0.1"},
+        },
     }
 
 
-def prime(handler: Callable[..., Any], path: str, body: dict[str, Any], headers: dict[str, str],
-          success_calls: dict[str, str] | None = None) -> list[str]:
+def prime(
+    handler: Callable[..., Any],
+    path: str,
+    body: dict[str, Any],
+    headers: dict[str, str],
+    success_calls: dict[str, str] | None = None,
+) -> list[str]:
     """Invoke `handler` once, then make `success_calls` ({operation: table}; DynamoDB answered in memory).
 
     Returns the DynamoDB operations made.
@@ -151,8 +219,11 @@ def prime(handler: Callable[..., Any], path: str, body: dict[str, Any], headers:
 
     token = issue_access_token(1, jwt_secret(get_settings()), 60)
     event = api_event(path, body, {name: value.replace("{token}", token) for name, value in headers.items()})
-    with CannedDynamoDB(dynamodb_client()) as canned, contextlib.redirect_stdout(io.StringIO()), \
-            warnings.catch_warnings():
+    with (
+        CannedDynamoDB(dynamodb_client()) as canned,
+        contextlib.redirect_stdout(io.StringIO()),
+        warnings.catch_warnings(),
+    ):
         warnings.simplefilter("ignore")  # e.g. Powertools' "no application metrics" on a refusal
         # Several times: CPython specialises a function's bytecode only after it has run a few times.
         for _ in range(PRIMING_ROUNDS):
@@ -170,8 +241,13 @@ def after_restore() -> None:
         parameters.clear_caches()
 
 
-def prime_on_init(handler: Callable[..., Any], path: str, body: dict[str, Any], headers: dict[str, str],
-                  success_calls: dict[str, str] | None = None) -> None:
+def prime_on_init(
+    handler: Callable[..., Any],
+    path: str,
+    body: dict[str, Any],
+    headers: dict[str, str],
+    success_calls: dict[str, str] | None = None,
+) -> None:
     """Register priming with SnapStart's runtime hooks when present, else prime now if asked to."""
     if snapshot_restore_py is not None:
         snapshot_restore_py.register_before_snapshot(prime, handler, path, body, headers, success_calls)

@@ -35,7 +35,8 @@ def batch_get(
         for table, items in response.get("Responses", {}).items():
             for raw in items:
                 item = codec.from_item(raw)
-                found[(table, item[PK], item[SK])] = item
+                if item is not None:
+                    found[(table, item[PK], item[SK])] = item
         request = response.get("UnprocessedKeys") or {}
         if not request:
             return found

@@ -95,15 +95,13 @@ class LedgerRepository:
         }
         if app_id is not None:
             wanted["app"] = keys.app(app_id)
-        else:
-            point_id = coin_id = None
-        if point_id is not None:
-            wanted["point"] = keys.point_balance(au_id, app_id, point_id)
-        if coin_id is not None:
-            wanted["wallet"] = keys.wallet(au_id, coin_id)
-            wanted["coin"] = keys.coin(coin_id)
-        if point_id is not None and coin_id is not None:
-            wanted["rate"] = keys.swap_rate(app_id, point_id, coin_id)
+            if point_id is not None:
+                wanted["point"] = keys.point_balance(au_id, app_id, point_id)
+            if coin_id is not None:
+                wanted["wallet"] = keys.wallet(au_id, coin_id)
+                wanted["coin"] = keys.coin(coin_id)
+            if point_id is not None and coin_id is not None:
+                wanted["rate"] = keys.swap_rate(app_id, point_id, coin_id)
         secret_key = keys.otp_secret(au_id)
         try:
             found = batch_get(
@@ -129,7 +127,7 @@ class LedgerRepository:
                 otp_guard=_otp_guard(items["otp_guard"]),
                 app=_app(items.get("app")),
                 coin=_coin(items.get("coin")),
-                rate=Decimal(str(items["rate"]["rate"])) if items.get("rate") else None,
+                rate=_rate(items.get("rate")),
                 request=_request_record(items["request"]),
             )
         except (KeyError, TypeError, ValueError, ArithmeticError) as error:
@@ -454,6 +452,10 @@ def _app(item: dict[str, Any] | None) -> SwappableApp | None:
         database_id=int(item["database_id"]),
         point_ids=frozenset(int(point_id) for point_id in item.get("points", {})),
     )
+
+
+def _rate(item: dict[str, Any] | None) -> Decimal | None:
+    return None if item is None else Decimal(str(item["rate"]))
 
 
 def _coin(item: dict[str, Any] | None) -> Coin | None:

@@ -66,7 +66,7 @@ class WillsonRepository:
         }
         while True:
             response = self._client.query(**request)
-            entries.extend(codec.from_item(item) for item in response.get("Items", []))
+            entries.extend(entry for entry in map(codec.from_item, response.get("Items", [])) if entry is not None)
             last_key = response.get("LastEvaluatedKey")
             if not last_key or len(entries) >= wanted:
                 return entries
