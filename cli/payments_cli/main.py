@@ -51,6 +51,15 @@ def _prepare_environment(endpoint: str | None, *, find_local_stack: bool = True)
         os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = endpoint
 
 
+def _ledger() -> Any:
+    """The ledger repository on the configured tables (the ops commands' only way to the ledger)."""
+    from payments.config import get_settings
+    from payments.repositories.ledger import LedgerRepository
+
+    settings = get_settings()
+    return LedgerRepository(_client(), settings.ledger_table, settings.otp_secret_table)
+
+
 def _client() -> Any:
     from payments.aws import dynamodb_client
 
@@ -241,13 +250,8 @@ def cmd_otp_enroll(args: argparse.Namespace) -> int:
     import pyotp
     import qrcode
 
-    from payments.config import get_settings
-    from payments.repositories.ledger import LedgerRepository
-
     secret = pyotp.random_base32()
-    LedgerRepository(_client(), get_settings().ledger_table, get_settings().otp_secret_table).enroll_otp(
-        args.au_id, secret
-    )
+    _ledger().enroll_otp(args.au_id, secret)
     uri = pyotp.TOTP(secret).provisioning_uri(name=f"au_id {args.au_id}", issuer_name="Willson Points")
     print(uri)
     code = qrcode.QRCode(border=1)
@@ -263,11 +267,7 @@ def cmd_otp_code(args: argparse.Namespace) -> int:
     _prepare_environment(args.dynamodb_endpoint)
     import pyotp
 
-    from payments.config import get_settings
-    from payments.repositories.ledger import LedgerRepository
-
-    settings = get_settings()
-    repository = LedgerRepository(_client(), settings.ledger_table, settings.otp_secret_table)
+    repository = _ledger()
     secret = repository.get_otp_secret(args.au_id)
     if not secret:
         raise CliError(
@@ -283,11 +283,7 @@ def cmd_otp_unlock(args: argparse.Namespace) -> int:
     _prepare_environment(args.dynamodb_endpoint)
     import time
 
-    from payments.config import get_settings
-    from payments.repositories.ledger import LedgerRepository
-
-    settings = get_settings()
-    repository = LedgerRepository(_client(), settings.ledger_table, settings.otp_secret_table)
+    repository = _ledger()
     guard = repository.get_otp_guard(args.au_id)
     repository.unlock_otp(args.au_id, int(time.time() * 1000))
     state = "was locked" if guard.is_locked(int(time.time() * 1000)) else "was not locked"
@@ -297,14 +293,9 @@ def cmd_otp_unlock(args: argparse.Namespace) -> int:
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
     _prepare_environment(args.dynamodb_endpoint)
-    from payments.config import get_settings
-    from payments.repositories.ledger import LedgerRepository
     from payments_cli.reconcile import reconcile
 
-    settings = get_settings()
-    report = reconcile(
-        LedgerRepository(_client(), settings.ledger_table, settings.otp_secret_table).iter_ledger_items()
-    )
+    report = reconcile(_ledger().iter_ledger_items())
     print(report.summary())
     for line in report.problems:
         print(f"BROKEN {line}")
