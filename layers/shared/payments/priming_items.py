@@ -1,0 +1,147 @@
+"""The synthetic items priming reads: one small, made-up data set shaped like the real items.
+
+Priming (payments.priming) answers the handlers' DynamoDB reads from these items, in memory, so that
+both handlers run their success path at init: payment progress lists willsoners for a concern of
+the priming caller, the swap moves points to coins on the priming caller's account. Every key is
+built with the repositories' own key builders (payments.repositories.keys) and every item is
+encoded with their own codec, so what botocore parses and the repositories decode has the real
+items' keys, attribute names, types and nesting.
+
+Nothing here is a real user: the caller, the concern, the willsoners and the OTP secret exist only
+in this module. tests/test_priming.py loads the matching fixture with payments_cli.fixture_loader
+(into moto) and checks that each item below has exactly the attribute names and DynamoDB types of
+the item the loader writes under the same key, so these items cannot silently drift from the data
+model.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from payments.repositories import keys
+
+CALLER = 1  # au_id of the priming caller (signed into a throwaway token at priming time)
+CONCERN = 1
+SUBCATEGORY = 1
+APP, POINT, COIN = 1, 1, 2
+# A made-up base32 TOTP secret: priming computes the current code from it.
+OTP_SECRET = "PRIMINGPRIMINGPRIMINGPRIMINGPRIM"  # noqa: S105 - synthetic, never a user's secret
+_PIC = "https://priming.invalid/pic.png"
+_WILLSONERS = (2, 3, 4)  # willsoner idx = au_id of its user, each listed for the concern
+
+
+def _card(idx: int) -> dict[str, Any]:
+    return {
+        "idx": idx,
+        "avg_rating": Decimal("4.5"),
+        "experience": "priming",
+        "introduction": "priming",
+        "asker_idx": idx,
+        "status": "complete",
+        "asker": {"gender": "여", "age": "20대 중반", "pic": _PIC, "nickname": "priming"},
+        "subcategories": ["priming"],
+        "keywords": ["priming", "priming"],
+        "image": _PIC,
+    }
+
+
+def willson_items() -> list[dict[str, Any]]:
+    """Willson table: the caller's concern, the ticket catalogue, the caller's sessions, the listing."""
+    listing = keys.listing_partition(SUBCATEGORY, "ALL")
+    return [
+        {
+            **keys.concern(CONCERN),
+            "entity": "concern",
+            "idx": CONCERN,
+            "au_id": CALLER,
+            "content": "priming",
+            "time": "",
+            "wil_gender": "ALL",
+            "subcategory_idx": SUBCATEGORY,
+            "personalities": ["priming", "priming"],
+            "direction": "priming",
+            "asker_pic": _PIC,
+            "asker_nickname": "priming",
+            "subcategory_name": "priming",
+            "category_idx": 1,
+            "category_name": "priming",
+        },
+        {
+            **keys.ticket_catalog(),
+            "entity": "tickets",
+            "tickets": {
+                "1": {"minutes": 30, "price": 7},
+                "2": {"minutes": 50, "price": 10},
+                "3": {"minutes": 80, "price": 15},
+            },
+        },
+        {**keys.asker_sessions(CALLER), "entity": "sessions", "willsoners": {"9": "2020-11-20T10:00:00Z"}},
+        *(
+            {
+                keys.PK: listing,
+                keys.SK: keys.listing_rank(Decimal("4.5"), idx),
+                "entity": "listing",
+                "au_id": idx,
+                "willsoner_idx": idx,
+                "card": _card(idx),
+            }
+            for idx in _WILLSONERS
+        ),
+    ]
+
+
+def ledger_items() -> list[dict[str, Any]]:
+    """Ledger table: the caller's account, honeypot balance and wallet, the app, the coin, the rate."""
+    return [
+        {**keys.account(CALLER), "entity": "account", "au_id": CALLER, "version": 0, "log_seq": 0, "otp_steps": {}},
+        {
+            **keys.point_balance(CALLER, APP, POINT),
+            "entity": "point",
+            "au_id": CALLER,
+            "app_id": APP,
+            "point_id": POINT,
+            "mu_id": 1,
+            "quantity": 1_000_000,
+        },
+        {
+            **keys.wallet(CALLER, COIN),
+            "entity": "wallet",
+            "au_id": CALLER,
+            "coin_id": COIN,
+            "walletaddress": "0x" + "0" * 40,
+            "quantity": Decimal("0"),
+        },
+        {
+            **keys.app(APP),
+            "entity": "app",
+            "app_id": APP,
+            "database_id": 1,
+            "name": "priming",
+            "points": {str(POINT): "priming"},
+        },
+        {**keys.coin(COIN), "entity": "coin", "coin_id": COIN, "symbol": "PRM", "decimals": 8},
+        {
+            **keys.swap_rate(APP, POINT, COIN),
+            "entity": "rate",
+            "app_id": APP,
+            "point_id": POINT,
+            "coin_id": COIN,
+            "rate": Decimal("0.1"),
+        },
+    ]
+
+
+def otp_secret_items() -> list[dict[str, Any]]:
+    """OTP secret table: the caller's (synthetic) secret."""
+    return [{**keys.otp_secret(CALLER), "au_id": CALLER, "otp_secret": OTP_SECRET}]
+
+
+# Bodies of the priming requests: the success path of each handler over the items above.
+PROGRESS_BODY: dict[str, Any] = {"concern_idx": CONCERN}
+SWAP_BODY: dict[str, Any] = {
+    "event_id": 3,
+    "otp_code": "{otp}",  # replaced by the current code of OTP_SECRET at priming time
+    "point": {"app_id": APP, "point_id": POINT, "adjust_point_quantity": -110},
+    "coin": {"coin_id": COIN, "adjust_coin_quantity": 11},
+}
