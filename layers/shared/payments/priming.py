@@ -62,7 +62,9 @@ class CannedDynamoDB:
 
     `items` maps a table name to its items (Python values, as the repositories read them). Reads
     (BatchGetItem, GetItem, TransactGetItems, Query on the partition key) answer what they ask for;
-    writes answer "done" and change nothing. The hook stays registered once closed, answering
+    writes answer "done" and change nothing. BatchGetItem and TransactWriteItems also answer the
+    (empty) ConsumedCapacity / ItemCollectionMetrics that moto and DynamoDB Local send unasked, so their
+    shapes are parsed once here too (DynamoDB itself sends them only when asked). The hook stays registered once closed, answering
     nothing: unregistering would empty botocore's handler lookup cache and hand that work back to the
     first real request. The active flag is per thread, so priming one environment never answers
     another thread's real request.
@@ -103,7 +105,8 @@ class CannedDynamoDB:
                 table: [item for key in spec["Keys"] if (item := self._get(table, key)) is not None]
                 for table, spec in params["RequestItems"].items()
             }
-            return {"Responses": responses, "UnprocessedKeys": {}}
+            capacity = [{"TableName": table, "CapacityUnits": 1.0} for table in responses]
+            return {"Responses": responses, "UnprocessedKeys": {}, "ConsumedCapacity": capacity}
         if operation == "GetItem":
             item = self._get(params["TableName"], params["Key"])
             return {} if item is None else {"Item": item}
@@ -119,6 +122,8 @@ class CannedDynamoDB:
             )
             page = [item for _, item in items][: params.get("Limit", len(items))]
             return {"Items": page, "Count": len(page), "ScannedCount": len(page)}
+        if operation == "TransactWriteItems":
+            return {"ConsumedCapacity": [], "ItemCollectionMetrics": {}}
         if operation in _WRITES:
             return {"UnprocessedItems": {}} if operation == "BatchWriteItem" else {}
         raise ValueError(f"priming has no canned answer for DynamoDB {operation}")
