@@ -63,11 +63,12 @@ class CannedDynamoDB:
     `items` maps a table name to its items (Python values, as the repositories read them). Reads
     (BatchGetItem, GetItem, TransactGetItems, Query on the partition key) answer what they ask for;
     writes answer "done" and change nothing. BatchGetItem and TransactWriteItems also answer the
-    (empty) ConsumedCapacity / ItemCollectionMetrics that moto and DynamoDB Local send unasked, so their
-    shapes are parsed once here too (DynamoDB itself sends them only when asked). The hook stays registered once closed, answering
-    nothing: unregistering would empty botocore's handler lookup cache and hand that work back to the
-    first real request. The active flag is per thread, so priming one environment never answers
-    another thread's real request.
+    ConsumedCapacity and ItemCollectionMetrics that moto (the benchmarks' recorder) sends unasked, so
+    their shapes are parsed once here too (DynamoDB itself sends them only when asked).
+
+    The hook stays registered once closed, answering nothing: unregistering would empty botocore's
+    handler lookup cache and hand that work back to the first real request. The active flag is per
+    thread, so priming one environment never answers another thread's real request.
     """
 
     _state = threading.local()
@@ -149,8 +150,17 @@ class _Raw:
 
 
 def api_event(path: str, body: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
-    """A minimal API Gateway REST proxy event (POST) with a JSON body."""
-    headers = {"Content-Type": "application/json", **headers}
+    """An API Gateway REST proxy event (POST) with a JSON body and the headers API Gateway adds."""
+    headers = {
+        "Accept": "*/*",
+        "Content-Type": "application/json",
+        "Host": "priming.execute-api.invalid",
+        "User-Agent": "priming",
+        "X-Forwarded-For": "127.0.0.1",
+        "X-Forwarded-Port": "443",
+        "X-Forwarded-Proto": "https",
+        **headers,
+    }
     return {
         "resource": path,
         "path": path,
@@ -161,7 +171,7 @@ def api_event(path: str, body: dict[str, Any], headers: dict[str, str]) -> dict[
         "multiValueQueryStringParameters": None,
         "pathParameters": None,
         "stageVariables": None,
-        "body": json.dumps(body),
+        "body": json.dumps(body, ensure_ascii=False),
         "isBase64Encoded": False,
         "requestContext": {
             "requestId": "priming",

@@ -28,6 +28,7 @@ APP, POINT, COIN = 1, 1, 2
 # A made-up base32 TOTP secret: priming computes the current code from it.
 OTP_SECRET = "PRIMINGPRIMINGPRIMINGPRIMINGPRIM"  # noqa: S105 - synthetic, never a user's secret
 _PIC = "https://priming.invalid/pic.png"
+# Text in Korean, as the real items' is: the JSON decoding and encoding of non-ASCII text is primed too.
 _WILLSONERS = (2, 3, 4)  # willsoner idx = au_id of its user, each listed for the concern
 
 
@@ -35,13 +36,13 @@ def _card(idx: int) -> dict[str, Any]:
     return {
         "idx": idx,
         "avg_rating": Decimal("4.5"),
-        "experience": "priming",
-        "introduction": "priming",
+        "experience": "프라이밍",
+        "introduction": "프라이밍",
         "asker_idx": idx,
         "status": "complete",
-        "asker": {"gender": "여", "age": "20대 중반", "pic": _PIC, "nickname": "priming"},
-        "subcategories": ["priming"],
-        "keywords": ["priming", "priming"],
+        "asker": {"gender": "여", "age": "20대 중반", "pic": _PIC, "nickname": "프라이밍"},
+        "subcategories": ["프라이밍"],
+        "keywords": ["프라이밍", "프라이밍"],
         "image": _PIC,
     }
 
@@ -55,17 +56,17 @@ def willson_items() -> list[dict[str, Any]]:
             "entity": "concern",
             "idx": CONCERN,
             "au_id": CALLER,
-            "content": "priming",
+            "content": "프라이밍",
             "time": "",
             "wil_gender": "ALL",
             "subcategory_idx": SUBCATEGORY,
-            "personalities": ["priming", "priming"],
-            "direction": "priming",
+            "personalities": ["프라이밍", "프라이밍"],
+            "direction": "프라이밍",
             "asker_pic": _PIC,
-            "asker_nickname": "priming",
-            "subcategory_name": "priming",
+            "asker_nickname": "프라이밍",
+            "subcategory_name": "프라이밍",
             "category_idx": 1,
-            "category_name": "priming",
+            "category_name": "프라이밍",
         },
         {
             **keys.ticket_catalog(),
@@ -117,8 +118,8 @@ def ledger_items() -> list[dict[str, Any]]:
             "entity": "app",
             "app_id": APP,
             "database_id": 1,
-            "name": "priming",
-            "points": {str(POINT): "priming"},
+            "name": "프라이밍",
+            "points": {str(POINT): "프라이밍"},
         },
         {**keys.coin(COIN), "entity": "coin", "coin_id": COIN, "symbol": "PRM", "decimals": 8},
         {
