@@ -29,11 +29,11 @@ import io
 import json
 import os
 import random
-import secrets
 import sys
 import threading
 import time
 import warnings
+import zlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -94,7 +94,14 @@ class CannedDynamoDB:
         operation = (target.decode() if isinstance(target, bytes) else target).rpartition(".")[2]
         canned.calls.append(operation)
         body = json.dumps(canned.answer(operation, json.loads(request.body or b"{}"))).encode()
-        return AWSResponse("https://priming", 200, {"Content-Type": "application/x-amz-json-1.0"}, _Raw(body))
+        # The headers DynamoDB answers with: botocore checks the CRC32 and reads the request id.
+        headers = {
+            "Content-Type": "application/x-amz-json-1.0",
+            "Content-Length": str(len(body)),
+            "x-amzn-RequestId": "PRIMING",
+            "x-amz-crc32": str(zlib.crc32(body)),
+        }
+        return AWSResponse("https://priming", 200, headers, _Raw(body))
 
     def _get(self, table: str, key: dict[str, Any]) -> dict[str, Any] | None:
         return self._items.get((table, key["pk"]["S"], key["sk"]["S"]))
@@ -209,6 +216,8 @@ def _fill(value: Any, fields: dict[str, str]) -> Any:
 @contextlib.contextmanager
 def _throwaway_secret() -> Iterator[str]:
     """A fresh JWT secret that `payments.http.jwt_secret` returns on this thread while open."""
+    import secrets
+
     from payments import http
 
     secret = secrets.token_urlsafe(32)
