@@ -32,10 +32,14 @@ _PIC = "https://priming.invalid/pic.png"
 _WILLSONERS = (2, 3, 4)  # willsoner idx = au_id of its user, each listed for the concern
 
 
+def _rating(idx: int) -> Decimal | None:
+    return None if idx == _WILLSONERS[-1] else Decimal("4.5")  # the last one unrated, as new willsoners are
+
+
 def _card(idx: int) -> dict[str, Any]:
     return {
         "idx": idx,
-        "avg_rating": Decimal("4.5"),
+        "avg_rating": _rating(idx),
         "experience": "프라이밍",
         "introduction": "프라이밍",
         "asker_idx": idx,
@@ -81,7 +85,7 @@ def willson_items() -> list[dict[str, Any]]:
         *(
             {
                 keys.PK: listing,
-                keys.SK: keys.listing_rank(Decimal("4.5"), idx),
+                keys.SK: keys.listing_rank(_rating(idx), idx),
                 "entity": "listing",
                 "au_id": idx,
                 "willsoner_idx": idx,
