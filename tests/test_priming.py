@@ -112,6 +112,25 @@ def test_priming_takes_the_success_path_and_sends_nothing(
     assert no_network == []
 
 
+def test_priming_reads_the_honeypot_of_the_settings(
+    snapstart: dict[str, list[Any]], no_network: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Deployed with other honeypot ids, priming still decodes a honeypot balance on its success path."""
+    monkeypatch.setenv("HONEYPOT_APP_ID", "7")
+    monkeypatch.setenv("HONEYPOT_POINT_ID", "3")
+    fresh_load("payment_progress")
+    func, (handler, *rest), kwargs = snapstart["before"][0]
+    answers: list[dict[str, Any]] = []
+
+    def recording(event: dict[str, Any], context: Any) -> Any:
+        answers.append(handler(event, context))
+        return answers[-1]
+
+    func(recording, *rest, **kwargs)
+    assert {json.loads(answer["body"])["data"]["point"]["honeypot"] for answer in answers} == {"1000000개"}
+    assert no_network == []
+
+
 @pytest.mark.parametrize("name", sorted(HANDLERS))
 def test_priming_verifies_throwaway_tokens_and_leaves_no_cache_behind(
     name: str, snapstart: dict[str, list[Any]], no_network: list[str], monkeypatch: pytest.MonkeyPatch

@@ -199,7 +199,7 @@ def synthetic_items() -> dict[str, list[dict[str, Any]]]:
     settings = get_settings()
     return {
         settings.willson_table: priming_items.willson_items(),
-        settings.ledger_table: priming_items.ledger_items(),
+        settings.ledger_table: priming_items.ledger_items(settings.honeypot_app_id, settings.honeypot_point_id),
         settings.otp_secret_table: priming_items.otp_secret_items(),
     }
 

@@ -96,19 +96,25 @@ def willson_items() -> list[dict[str, Any]]:
     ]
 
 
-def ledger_items() -> list[dict[str, Any]]:
-    """Ledger table: the caller's account, honeypot balance and wallet, the app, the coin, the rate."""
+def _point(app_id: int, point_id: int) -> dict[str, Any]:
+    return {
+        **keys.point_balance(CALLER, app_id, point_id),
+        "entity": "point",
+        "au_id": CALLER,
+        "app_id": app_id,
+        "point_id": point_id,
+        "mu_id": 1,
+        "quantity": 1_000_000,
+    }
+
+
+def ledger_items(honeypot_app_id: int = APP, honeypot_point_id: int = POINT) -> list[dict[str, Any]]:
+    """Ledger table: the caller's account, points (the swapped one and the honeypot of the settings), wallet,
+    the app, the coin, the rate."""
+    points = {(APP, POINT), (honeypot_app_id, honeypot_point_id)}
     return [
         {**keys.account(CALLER), "entity": "account", "au_id": CALLER, "version": 0, "log_seq": 0, "otp_steps": {}},
-        {
-            **keys.point_balance(CALLER, APP, POINT),
-            "entity": "point",
-            "au_id": CALLER,
-            "app_id": APP,
-            "point_id": POINT,
-            "mu_id": 1,
-            "quantity": 1_000_000,
-        },
+        *(_point(app_id, point_id) for app_id, point_id in sorted(points)),
         {
             **keys.wallet(CALLER, COIN),
             "entity": "wallet",
