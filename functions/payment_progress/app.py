@@ -9,6 +9,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import ValidationError
 
+from payments import priming_items
 from payments.aws import dynamodb_client
 from payments.config import get_settings
 from payments.errors import InternalError, InvalidParameter, PaymentsError
@@ -72,10 +73,4 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return app.resolve(event, context)
 
 
-prime_on_init(
-    lambda_handler,
-    "/api/v1/asker/payment/progress",
-    {"concern_idx": 1},
-    {"x-token": "{token}"},
-    {"Query": settings.willson_table},
-)
+prime_on_init(lambda_handler, "/api/v1/asker/payment/progress", priming_items.PROGRESS_BODY, {"x-token": "{token}"})

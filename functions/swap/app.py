@@ -9,6 +9,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 
+from payments import priming_items
 from payments.aws import DYNAMODB_CALL_WORST_CASE_MS, dynamodb_client
 from payments.config import get_settings
 from payments.errors import InternalError, OtpInvalid, OtpLocked, PaymentsError, SwapOutcomeUndetermined
@@ -91,15 +92,4 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return app.resolve(event, context)
 
 
-prime_on_init(
-    lambda_handler,
-    "/v1.0/db/swap",
-    {
-        "event_id": 3,
-        "otp_code": "000000",
-        "point": {"app_id": 1, "point_id": 1, "adjust_point_quantity": -10},
-        "coin": {"coin_id": 2, "adjust_coin_quantity": 1},
-    },
-    {"Authorization": "Bearer {token}"},
-    {"TransactWriteItems": settings.ledger_table},
-)
+prime_on_init(lambda_handler, "/v1.0/db/swap", priming_items.SWAP_BODY, {"Authorization": "Bearer {token}"})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import binascii
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response, content_types
@@ -20,6 +21,8 @@ _SECRET_MAX_AGE_SECONDS = 300
 CORS_MAX_AGE_SECONDS = 600
 # Beyond CORSConfig's built-in Authorization, Content-Type and X-Amz-*: the Willson token header.
 CORS_EXTRA_HEADERS = ["x-token"]
+# Set only while payments.priming drives a handler, in its own context: the throwaway secret its tokens are signed with.
+PRIMING_JWT_SECRET: ContextVar[str | None] = ContextVar("PRIMING_JWT_SECRET", default=None)
 
 
 def cors_config(settings: Settings) -> CORSConfig | None:
@@ -83,7 +86,11 @@ def jwt_secret(settings: Settings) -> str:
     """The token signing secret: Secrets Manager (cached) when deployed, else JWT_SECRET.
 
     In AWS Lambda there is no fallback: without JWT_SECRET_ARN every request is an internal error.
+    While priming (PRIMING_JWT_SECRET set in this context), its throwaway secret: nothing is fetched.
     """
+    priming = PRIMING_JWT_SECRET.get()
+    if priming is not None:
+        return priming
     if settings.jwt_secret_arn:
         # Imported here: only the deployed path needs it, and it is slow to import.
         from payments.aws import secrets_provider

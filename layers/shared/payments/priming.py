@@ -1,10 +1,20 @@
 """Priming: do at init the one-time work a first request would otherwise pay, with no write to any table.
 
-Each handler module ends with one call to `prime_on_init`. It drives the handler once with a
-synthetic API Gateway event (a well-signed token, a well-formed body) while its DynamoDB client is
-answered in memory by empty canned answers, so no request leaves the process and nothing is
-written: botocore builds its operation models, serialisers, signer and parsers, pydantic its
-validators, Powertools its resolver, logger, tracer and metrics paths, and the error rendering runs.
+Each handler module ends with one call to `prime_on_init`. It drives the handler through its
+SUCCESS path, several times, with synthetic API Gateway events, while its DynamoDB client is answered
+in memory, so no request leaves the process and nothing is written:
+
+- reads are answered from a small synthetic item set (payments.priming_items) built with the
+  repositories' own key builders and codec: the real request's shapes (its keys, its nested
+  attribute values, its TransactWriteItems) are built, validated, serialised, signed and parsed,
+  and the answers decoded, so botocore resolves every shape the first real request will need;
+  writes (the swap's TransactWriteItems) are answered "done" and stored nowhere;
+- the token is signed at priming time with a throwaway secret and verified through the handler's own
+  path (`jwt_secret` returns that secret only while priming, on the priming thread); the token cache
+  is emptied afterwards, and the real JWT secret is neither fetched nor cached;
+- the swap's OTP code is the current code of the synthetic secret;
+- pydantic builds and serialises the response models, Powertools its resolver, logger, tracer and
+  metrics paths (the metrics printed while priming are dropped).
 
 - Under Lambda SnapStart the runtime provides `snapshot_restore_py`: priming is registered as a
   before-snapshot hook, and an after-restore hook re-seeds `random` and drops cached secrets so each
@@ -21,8 +31,10 @@ import os
 import random
 import sys
 import threading
+import time
 import warnings
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Iterator
 from typing import Any
 
 try:  # present only in Lambda's Python runtimes (3.12+), where SnapStart can call these hooks
@@ -30,89 +42,8 @@ try:  # present only in Lambda's Python runtimes (3.12+), where SnapStart can ca
 except ImportError:
     snapshot_restore_py = None
 
-# What the canned reads answer: one item no request asks for (so every handler refuses it as not
-# found) holding every attribute type, so botocore's parser builds what real items need.
-_SAMPLE = {
-    "pk": {"S": "PRIMING"},
-    "sk": {"S": "PRIMING"},
-    "n": {"N": "1.5"},
-    "b": {"BOOL": True},
-    "z": {"NULL": True},
-    "m": {"M": {"l": {"L": [{"S": "x"}, {"N": "1"}]}, "ss": {"SS": ["x"]}, "ns": {"NS": ["1"]}}},
-}
-_ANSWERS = {
-    "GetItem": {},
-    "BatchGetItem": {"Responses": {"PRIMING": [_SAMPLE]}, "UnprocessedKeys": {}},
-    "TransactGetItems": {"Responses": [{"Item": _SAMPLE}]},
-    "Query": {"Items": [_SAMPLE], "Count": 1, "ScannedCount": 1},
-    "PutItem": {},
-    "UpdateItem": {"Attributes": _SAMPLE},
-    "DeleteItem": {},
-    "TransactWriteItems": {},
-    "BatchWriteItem": {"UnprocessedItems": {}},
-}
-_KEY = {"pk": {"S": "PRIMING"}, "sk": {"S": "PRIMING"}}
-# Calls a handler makes only on its success path, exercised directly on its table (answered in memory, never sent).
-_CALLS = {
-    "Query": lambda client, table: client.query(
-        TableName=table,
-        KeyConditionExpression="#pk = :pk",
-        ExpressionAttributeNames={"#pk": "pk"},
-        ExpressionAttributeValues={":pk": {"S": "PRIMING"}},
-        Limit=1,
-    ),
-    # Shaped like the swap's commit (3 updates, 2 puts, 1 check): botocore caches endpoint resolution per table list.
-    "TransactWriteItems": lambda client, table: client.transact_write_items(
-        TransactItems=[
-            {
-                "Update": {
-                    "TableName": table,
-                    "Key": _KEY,
-                    "UpdateExpression": "SET #n = #n + :d",
-                    "ConditionExpression": "#n >= :d",
-                    "ExpressionAttributeNames": {"#n": "n"},
-                    "ExpressionAttributeValues": {":d": {"N": "1"}},
-                }
-            }
-        ]
-        * 3
-        + [
-            {
-                "Put": {
-                    "TableName": table,
-                    "Item": _SAMPLE,
-                    "ConditionExpression": "attribute_not_exists(#pk) OR #n < :d",
-                    "ExpressionAttributeNames": {"#pk": "pk", "#n": "n"},
-                    "ExpressionAttributeValues": {":d": {"N": "1"}},
-                }
-            }
-        ]
-        * 2
-        + [
-            {
-                "ConditionCheck": {
-                    "TableName": table,
-                    "Key": _KEY,
-                    "ConditionExpression": "#n = :d",
-                    "ExpressionAttributeNames": {"#n": "n"},
-                    "ExpressionAttributeValues": {":d": {"N": "1"}},
-                }
-            }
-        ],
-        ClientRequestToken="priming",
-    ),
-    "UpdateItem": lambda client, table: client.update_item(
-        TableName=table,
-        Key=_KEY,
-        UpdateExpression="SET #n = :n",
-        ExpressionAttributeNames={"#n": "n"},
-        ExpressionAttributeValues={":n": {"N": "1"}},
-        ReturnValues="ALL_NEW",
-    ),
-}
-
-
 PRIMING_ROUNDS = 10
+_WRITES = {"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem"}
 
 
 class _PrimingContext:
@@ -127,42 +58,94 @@ class _PrimingContext:
 
 
 class CannedDynamoDB:
-    """While open, answers this thread's DynamoDB calls on a client with canned answers, before anything is sent.
+    """While open, answers this thread's DynamoDB calls on a client from `items`, before anything is sent.
+
+    `items` maps a table name to its items (Python values, as the repositories read them). Reads
+    (BatchGetItem, GetItem, TransactGetItems, Query on the partition key) answer what they ask for;
+    writes answer "done" and change nothing. BatchGetItem and TransactWriteItems also answer the
+    ConsumedCapacity and ItemCollectionMetrics that moto (the benchmarks' recorder) sends unasked, so
+    their shapes are parsed once here too (DynamoDB itself sends them only when asked).
 
     The hook stays registered once closed, answering nothing: unregistering would empty botocore's
-    handler lookup cache and hand that work back to the first real request. The active flag is
-    per thread, so priming one environment never answers another thread's real request.
+    handler lookup cache and hand that work back to the first real request. The active flag is per
+    thread, so priming one environment never answers another thread's real request.
     """
 
     _state = threading.local()
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, items: dict[str, list[dict[str, Any]]] | None = None) -> None:
+        from payments.repositories import codec
+        from payments.repositories.keys import PK, SK
+
         self._events = client.meta.events
         self.calls: list[str] = []
+        self._items: dict[tuple[str, str, str], dict[str, Any]] = {
+            (table, item[PK], item[SK]): codec.to_item(item) for table, found in (items or {}).items() for item in found
+        }
 
     @classmethod
     def _send(cls, request: Any, **_: Any) -> Any:
-        calls = getattr(cls._state, "calls", None)
-        if calls is None:
+        canned: CannedDynamoDB | None = getattr(cls._state, "canned", None)
+        if canned is None:
             return None  # not priming on this thread: botocore sends the request as usual
         from botocore.awsrequest import AWSResponse
 
         target = request.headers.get("X-Amz-Target", b"")
         operation = (target.decode() if isinstance(target, bytes) else target).rpartition(".")[2]
-        calls.append(operation)
-        body = json.dumps(_ANSWERS.get(operation, {})).encode()
-        return AWSResponse("https://priming", 200, {"Content-Type": "application/x-amz-json-1.0"}, _Raw(body))
+        canned.calls.append(operation)
+        body = json.dumps(canned.answer(operation, json.loads(request.body or b"{}"))).encode()
+        # The headers DynamoDB answers with: botocore checks the CRC32 and reads the request id.
+        headers = {
+            "Content-Type": "application/x-amz-json-1.0",
+            "Content-Length": str(len(body)),
+            "x-amzn-RequestId": "PRIMING",
+            "x-amz-crc32": str(zlib.crc32(body)),
+        }
+        return AWSResponse("https://priming", 200, headers, _Raw(body))
+
+    def _get(self, table: str, key: dict[str, Any]) -> dict[str, Any] | None:
+        return self._items.get((table, key["pk"]["S"], key["sk"]["S"]))
+
+    def answer(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
+        """The DynamoDB JSON answer of one call, from the canned items."""
+        if operation == "BatchGetItem":
+            responses = {
+                table: [item for key in spec["Keys"] if (item := self._get(table, key)) is not None]
+                for table, spec in params["RequestItems"].items()
+            }
+            capacity = [{"TableName": table, "CapacityUnits": 1.0} for table in responses]
+            return {"Responses": responses, "UnprocessedKeys": {}, "ConsumedCapacity": capacity}
+        if operation == "GetItem":
+            item = self._get(params["TableName"], params["Key"])
+            return {} if item is None else {"Item": item}
+        if operation == "TransactGetItems":
+            found = [self._get(entry["Get"]["TableName"], entry["Get"]["Key"]) for entry in params["TransactItems"]]
+            return {"Responses": [{} if item is None else {"Item": item} for item in found]}
+        if operation == "Query":  # on the partition key only ("#pk = :pk"), as the repositories query
+            (partition,) = params["ExpressionAttributeValues"].values()
+            items = sorted(
+                (sk, item)
+                for (table, pk, sk), item in self._items.items()
+                if table == params["TableName"] and pk == partition["S"]
+            )
+            page = [item for _, item in items][: params.get("Limit", len(items))]
+            return {"Items": page, "Count": len(page), "ScannedCount": len(page)}
+        if operation == "TransactWriteItems":
+            return {"ConsumedCapacity": [], "ItemCollectionMetrics": {}}
+        if operation in _WRITES:
+            return {"UnprocessedItems": {}} if operation == "BatchWriteItem" else {}
+        raise ValueError(f"priming has no canned answer for DynamoDB {operation}")
 
     def __enter__(self) -> CannedDynamoDB:
         # One registration per client (and per load of this module: a reloaded module brings its own hook).
         self._events.register_first(
             "before-send.dynamodb", CannedDynamoDB._send, unique_id=f"payments-priming-{id(CannedDynamoDB)}"
         )
-        CannedDynamoDB._state.calls = self.calls
+        CannedDynamoDB._state.canned = self
         return self
 
     def __exit__(self, *_: object) -> None:
-        CannedDynamoDB._state.calls = None
+        CannedDynamoDB._state.canned = None
 
 
 class _Raw:
@@ -174,8 +157,17 @@ class _Raw:
 
 
 def api_event(path: str, body: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
-    """A minimal API Gateway REST proxy event (POST) with a JSON body."""
-    headers = {"Content-Type": "application/json", **headers}
+    """An API Gateway REST proxy event (POST) with a JSON body and the headers API Gateway adds."""
+    headers = {
+        "Accept": "*/*",
+        "Content-Type": "application/json",
+        "Host": "priming.execute-api.invalid",
+        "User-Agent": "priming",
+        "X-Forwarded-For": "127.0.0.1",
+        "X-Forwarded-Port": "443",
+        "X-Forwarded-Proto": "https",
+        **headers,
+    }
     return {
         "resource": path,
         "path": path,
@@ -186,7 +178,7 @@ def api_event(path: str, body: dict[str, Any], headers: dict[str, str]) -> dict[
         "multiValueQueryStringParameters": None,
         "pathParameters": None,
         "stageVariables": None,
-        "body": json.dumps(body),
+        "body": json.dumps(body, ensure_ascii=False),
         "isBase64Encoded": False,
         "requestContext": {
             "requestId": "priming",
@@ -199,37 +191,78 @@ def api_event(path: str, body: dict[str, Any], headers: dict[str, str]) -> dict[
     }
 
 
-def prime(
-    handler: Callable[..., Any],
-    path: str,
-    body: dict[str, Any],
-    headers: dict[str, str],
-    success_calls: dict[str, str] | None = None,
-) -> list[str]:
-    """Invoke `handler` once, then make `success_calls` ({operation: table}; DynamoDB answered in memory).
-
-    Returns the DynamoDB operations made.
-
-    `headers` values may hold "{token}", replaced by a token signed with the configured secret.
-    """
-    from payments.auth import issue_access_token
-    from payments.aws import dynamodb_client
+def synthetic_items() -> dict[str, list[dict[str, Any]]]:
+    """The synthetic items (payments.priming_items) by the table names of this environment's settings."""
+    from payments import priming_items
     from payments.config import get_settings
-    from payments.http import jwt_secret
 
-    token = issue_access_token(1, jwt_secret(get_settings()), 60)
-    event = api_event(path, body, {name: value.replace("{token}", token) for name, value in headers.items()})
+    settings = get_settings()
+    return {
+        settings.willson_table: priming_items.willson_items(),
+        settings.ledger_table: priming_items.ledger_items(settings.honeypot_app_id, settings.honeypot_point_id),
+        settings.otp_secret_table: priming_items.otp_secret_items(),
+    }
+
+
+def _fill(value: Any, fields: dict[str, str]) -> Any:
+    """`value` with every "{name}" string of it (at any depth) formatted from `fields`."""
+    if isinstance(value, str):
+        return value.format(**fields)
+    if isinstance(value, dict):
+        return {name: _fill(item, fields) for name, item in value.items()}
+    return [_fill(item, fields) for item in value] if isinstance(value, list) else value
+
+
+@contextlib.contextmanager
+def _throwaway_secret() -> Iterator[str]:
+    """A fresh JWT secret that `payments.http.jwt_secret` returns on this thread while open."""
+    import secrets
+
+    from payments import http
+
+    secret = secrets.token_urlsafe(32)
+    reset = http.PRIMING_JWT_SECRET.set(secret)
+    try:
+        yield secret
+    finally:
+        http.PRIMING_JWT_SECRET.reset(reset)
+
+
+def prime(handler: Callable[..., Any], path: str, body: dict[str, Any], headers: dict[str, str]) -> list[str]:
+    """Invoke `handler` PRIMING_ROUNDS times on its success path, DynamoDB answered from the synthetic items.
+
+    Returns the DynamoDB operations made. In `body` and `headers`, "{token}" is replaced by a token
+    of priming_items.CALLER signed with a throwaway secret (a new token each round, so each round
+    verifies one), "{otp}" by the current code of priming_items.OTP_SECRET. Raises RuntimeError if
+    the handler did not answer 200: priming that silently took a refusal path would prime the wrong code.
+    """
+    import pyotp
+
+    from payments import auth, priming_items
+    from payments.aws import dynamodb_client, secrets_provider
+    from payments.config import get_settings
+
+    if get_settings().jwt_secret_arn:
+        secrets_provider()  # its client built now; the secret itself is fetched by the first real request
     with (
-        CannedDynamoDB(dynamodb_client()) as canned,
+        CannedDynamoDB(dynamodb_client(), synthetic_items()) as canned,
+        _throwaway_secret() as secret,
         contextlib.redirect_stdout(io.StringIO()),
         warnings.catch_warnings(),
     ):
-        warnings.simplefilter("ignore")  # e.g. Powertools' "no application metrics" on a refusal
-        # Several times: CPython specialises a function's bytecode only after it has run a few times.
-        for _ in range(PRIMING_ROUNDS):
-            handler(event, _PrimingContext())  # its metrics are printed into this buffer, then dropped
-            for operation, table in (success_calls or {}).items():
-                _CALLS[operation](dynamodb_client(), table)
+        warnings.simplefilter("ignore")
+        try:
+            # Several times: CPython specialises a function's bytecode only after it has run a few times.
+            for number in range(PRIMING_ROUNDS):
+                token = auth.issue_access_token(priming_items.CALLER, secret, 60 + number)
+                fields = {"token": token, "otp": pyotp.TOTP(priming_items.OTP_SECRET).at(time.time())}
+                event = api_event(path, _fill(body, fields), _fill(headers, fields))
+                response = handler(event, _PrimingContext())  # its metrics are printed into the buffer, then dropped
+                if response["statusCode"] != 200:
+                    raise RuntimeError(f"priming {path} answered {response['statusCode']}: {response['body']}")
+        finally:
+            # No token signed with the throwaway secret stays where a real request could look it up.
+            auth.forget_verified_tokens()
     return canned.calls
 
 
@@ -241,16 +274,10 @@ def after_restore() -> None:
         parameters.clear_caches()
 
 
-def prime_on_init(
-    handler: Callable[..., Any],
-    path: str,
-    body: dict[str, Any],
-    headers: dict[str, str],
-    success_calls: dict[str, str] | None = None,
-) -> None:
+def prime_on_init(handler: Callable[..., Any], path: str, body: dict[str, Any], headers: dict[str, str]) -> None:
     """Register priming with SnapStart's runtime hooks when present, else prime now if asked to."""
     if snapshot_restore_py is not None:
-        snapshot_restore_py.register_before_snapshot(prime, handler, path, body, headers, success_calls)
+        snapshot_restore_py.register_before_snapshot(prime, handler, path, body, headers)
         snapshot_restore_py.register_after_restore(after_restore)
     elif os.environ.get("PAYMENTS_PRIME_AT_INIT", "").lower() == "true":
-        prime(handler, path, body, headers, success_calls)
+        prime(handler, path, body, headers)
