@@ -246,6 +246,19 @@ def test_after_restore_reseeds_random(snapstart: dict[str, list[Any]]) -> None:
     assert random.getstate() != seeded
 
 
+def test_after_restore_forgets_the_cached_signing_secret(snapstart: dict[str, list[Any]], monkeypatch) -> None:
+    from payments.aws import secrets_provider
+
+    fresh_load("swap")
+    provider = secrets_provider()
+    cleared: list[bool] = []
+    monkeypatch.setattr(provider, "clear_cache", lambda: cleared.append(True))
+    func, args, kwargs = snapstart["after"][0]
+    func(*args, **kwargs)
+    # a restored environment fetches the secret again (it may have been rotated since the snapshot)
+    assert cleared == [True]
+
+
 def test_without_the_runtime_priming_runs_only_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
     import payments.priming
 

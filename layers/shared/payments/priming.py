@@ -272,6 +272,9 @@ def after_restore() -> None:
     parameters = sys.modules.get("aws_lambda_powertools.utilities.parameters")
     if parameters is not None:
         parameters.clear_caches()
+    aws = sys.modules.get("payments.aws")
+    if aws is not None and aws.secrets_provider.cache_info().currsize:
+        aws.secrets_provider().clear_cache()
 
 
 def prime_on_init(handler: Callable[..., Any], path: str, body: dict[str, Any], headers: dict[str, str]) -> None:
