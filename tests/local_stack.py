@@ -106,6 +106,19 @@ class LocalStack:
         self.stop()
 
 
+def dynamodb_at(endpoint: str) -> Any:
+    """A boto3 DynamoDB client for a local endpoint (DynamoDB Local, moto's server, serve's emulator)."""
+    import boto3
+
+    return boto3.client(
+        "dynamodb",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
+
+
 def wait_for_calm_otp_step(margin: float = 6.0) -> float:
     """Sleep until at least `margin` seconds remain in the current 30 s step and 2 s have passed in it."""
     while True:

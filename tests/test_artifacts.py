@@ -21,12 +21,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pyotp
 import pytest
 
 from conftest import DEMO_FIXTURE, EVENTS, LEDGER_TABLE, ROOT, api_event, load, token
-from local_stack import moto_server, wait_for_calm_otp_step
+from local_stack import dynamodb_at, moto_server, wait_for_calm_otp_step
 from payments.repositories import codec
 from payments_cli.tables import create_tables
 
@@ -78,13 +77,7 @@ def endpoint() -> Iterator[str]:
 
 
 def seeded_client(endpoint: str, fixture: Path) -> Any:
-    client = boto3.client(
-        "dynamodb",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    client = dynamodb_at(endpoint)
     create_tables(client)
     load(client, fixture)
     return client

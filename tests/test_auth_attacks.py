@@ -17,7 +17,6 @@ from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any
 
-import boto3
 import jwt
 import pyotp
 import pytest
@@ -28,7 +27,7 @@ import payments.auth
 from conftest import SECRET, api_event, call, demo_fixture, load, token
 from functions.payment_progress import app as progress_app
 from functions.swap import app as swap_app
-from local_stack import LocalStack, wait_for_calm_otp_step
+from local_stack import LocalStack, dynamodb_at, wait_for_calm_otp_step
 from payments.repositories import codec
 from swap_helpers import DEMO_SECRET, T0, balances, code_at, error, swap_body, swap_logs
 
@@ -374,13 +373,7 @@ def test_the_lockout_is_per_account(dynamodb, frozen):
 
 def ledger_client(stack: LocalStack) -> Any:
     endpoint = next(line.split()[1] for line in stack.banner if line.startswith("DynamoDB: "))
-    return boto3.client(
-        "dynamodb",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    )
+    return dynamodb_at(endpoint)
 
 
 def account_items(client: Any, au_id: int) -> dict[str, dict[str, Any]]:

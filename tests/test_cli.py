@@ -10,13 +10,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import boto3
 import jwt
 import pyotp
 import pytest
 
 from conftest import DEMO_FIXTURE, SECRET
-from local_stack import moto_server
+from local_stack import dynamodb_at, moto_server
 
 PAYMENTS = Path(sys.executable).with_name("payments")
 
@@ -34,9 +33,7 @@ def endpoint() -> Iterator[str]:
 
 
 def scan_all(endpoint: str) -> dict[str, list]:
-    client = boto3.client(
-        "dynamodb", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="y"
-    )
+    client = dynamodb_at(endpoint)
     return {
         table: sorted(json.dumps(item, sort_keys=True) for item in client.scan(TableName=table)["Items"])
         for table in ("WillsonTable", "LedgerTable", "OtpSecretTable")
@@ -87,9 +84,7 @@ def test_tables_fixture_otp_and_reconcile(endpoint, tmp_path):
     assert code == pyotp.parse_uri(uri).now() or code == pyotp.parse_uri(uri).at(time.time() - 1)
 
     # ops lift a lock: the guard is replaced by an empty one whose version is newer than any before
-    client = boto3.client(
-        "dynamodb", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="y"
-    )
+    client = dynamodb_at(endpoint)
     now_ms = int(time.time() * 1000)
     client.put_item(
         TableName="LedgerTable",

@@ -6,12 +6,11 @@ import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import boto3
 import pyotp
 import pytest
 
 from conftest import DEMO_FIXTURE, ROOT, token
-from local_stack import LocalStack, wait_for_calm_otp_step
+from local_stack import LocalStack, dynamodb_at, wait_for_calm_otp_step
 from payments_cli.dynamodb_local import DynamoDBLocal, is_installed
 
 DEMO_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
@@ -112,13 +111,7 @@ def test_request_records_are_shared_by_every_execution_environment():
         with ThreadPoolExecutor(max_workers=3) as pool:
             again = list(pool.map(lambda body: stack.post("/v1.0/db/swap", body, headers), bodies))
         assert again == first
-        client = boto3.client(
-            "dynamodb",
-            endpoint_url=endpoint,
-            region_name="us-east-1",
-            aws_access_key_id="local",
-            aws_secret_access_key="local",
-        )
+        client = dynamodb_at(endpoint)
         items = client.scan(TableName="LedgerTable")["Items"]
         records = [item for item in items if item["sk"]["S"].startswith("REQUEST#")]
         assert len(records) == 3

@@ -13,12 +13,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pyotp
 import pytest
 
 from conftest import DEMO_FIXTURE, token
-from local_stack import LocalStack, moto_server, wait_for_calm_otp_step
+from local_stack import LocalStack, dynamodb_at, moto_server, wait_for_calm_otp_step
 from payments.repositories import codec
 from payments_cli.dynamodb_local import DynamoDBLocal, is_installed
 
@@ -90,13 +89,7 @@ def summary(answers: list[tuple[int, Any]]) -> list[tuple[int, int, Any, Any]]:
 
 
 def ledger_of(endpoint: str, au_id: int = 19) -> dict[str, dict[str, Any]]:
-    client = boto3.client(
-        "dynamodb",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    )
+    client = dynamodb_at(endpoint)
     items = client.query(
         TableName="LedgerTable",
         KeyConditionExpression="pk = :pk",
