@@ -283,3 +283,33 @@ def test_after_priming_real_requests_reach_dynamodb(demo: Any, monkeypatch: pyte
     )
     assert response["statusCode"] == 200
     assert [w["idx"] for w in json.loads(response["body"])["data"]["willsoners"]] == [15, 12, 18]
+
+
+def test_the_first_real_request_after_priming_is_the_cold_start(demo: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Priming's own requests do not spend Powertools' cold-start flags (Logger, Tracer, Metrics)."""
+    from aws_lambda_powertools.logging import logger as logging_logger
+    from aws_lambda_powertools.metrics.provider import cold_start as metrics_cold_start
+
+    from conftest import LambdaContext, api_event, token
+    from payments.observability import logger
+
+    tracing_tracer = sys.modules["aws_lambda_powertools.tracing.tracer"]
+    monkeypatch.setattr(logging_logger, "is_cold_start", True)
+    monkeypatch.setattr(tracing_tracer, "is_cold_start", True)
+    monkeypatch.setattr(metrics_cold_start, "is_cold_start", True)
+    monkeypatch.setenv("PAYMENTS_PRIME_AT_INIT", "true")
+    module = fresh_load("payment_progress")
+    # Ten primed requests ran, and every flag is still up for the first real one ...
+    assert (logging_logger.is_cold_start, tracing_tracer.is_cold_start, metrics_cold_start.is_cold_start) == (
+        True,
+        True,
+        True,
+    )
+    seen = []
+    for _ in range(2):
+        event = api_event("/api/v1/asker/payment/progress", {"concern_idx": 1577}, {"x-token": token(149)})
+        assert module.lambda_handler(event, LambdaContext())["statusCode"] == 200
+        seen.append(logger.get_current_keys()["cold_start"])
+    # ... which is logged as the cold start, and the next one is not.
+    assert seen == [True, False]
+    assert logging_logger.is_cold_start is False and tracing_tracer.is_cold_start is False

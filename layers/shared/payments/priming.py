@@ -14,7 +14,8 @@ in memory, so no request leaves the process and nothing is written:
   is emptied afterwards, and the real JWT secret is neither fetched nor cached;
 - the swap's OTP code is the current code of the synthetic secret;
 - pydantic builds and serialises the response models, Powertools its resolver, logger, tracer and
-  metrics paths (the metrics printed while priming are dropped).
+  metrics paths (the metrics printed while priming are dropped); Powertools' cold-start flags, which
+  priming's requests spend, are set again, so the first real request is the one reported as the cold start.
 
 - Under Lambda SnapStart the runtime provides `snapshot_restore_py`: priming is registered as a
   before-snapshot hook, and an after-restore hook re-seeds `random` and drops cached secrets so each
@@ -263,7 +264,25 @@ def prime(handler: Callable[..., Any], path: str, body: dict[str, Any], headers:
         finally:
             # No token signed with the throwaway secret stays where a real request could look it up.
             auth.forget_verified_tokens()
+            _restore_cold_start_flags()
     return canned.calls
+
+
+def _restore_cold_start_flags() -> None:
+    """Priming's requests spent Powertools' cold-start flags: give them back to the first real request.
+
+    Logger (the `cold_start` key), Tracer (the `ColdStart` annotation) and Metrics (the ColdStart
+    metric, when captured) each keep one per execution environment; under SnapStart the snapshot
+    would otherwise hold them spent, and no restored environment would ever report a cold start.
+    """
+    for name in (
+        "aws_lambda_powertools.logging.logger",
+        "aws_lambda_powertools.tracing.tracer",
+        "aws_lambda_powertools.metrics.provider.cold_start",
+    ):
+        module = sys.modules.get(name)
+        if module is not None and hasattr(module, "is_cold_start"):
+            setattr(module, "is_cold_start", True)  # noqa: B010 - a module global of Powertools, not an attribute
 
 
 def after_restore() -> None:
