@@ -8,7 +8,7 @@ from typing import Any
 import jwt
 import pytest
 
-from conftest import ROOT, api_event, call, demo_fixture, load, token
+from conftest import ROOT, LambdaContext, api_event, call, demo_fixture, load, token
 from functions.payment_progress import app as payment_progress
 
 PATH = "/api/v1/asker/payment/progress"
@@ -354,3 +354,63 @@ def test_ranking_uses_the_stored_rating_to_many_decimals(dynamodb):
     fixture["willsoners"][2]["avg_rating"] = 4.12345  # idx 18, shown "4.1": ties with 15, then idx
     load(dynamodb, fixture)
     assert listed(progress({"concern_idx": 1577})[1]) == [(15, "4.1"), (18, "4.1"), (12, "4.1")]
+
+
+class SlowDynamoDBContext(LambdaContext):
+    """A Lambda context whose clock loses a DynamoDB call's worst case (payments.aws) per call made."""
+
+    def __init__(self, start_ms: int, hook: CountingHook) -> None:
+        self.start_ms, self.hook = start_ms, hook
+
+    def get_remaining_time_in_millis(self) -> int:
+        from payments.aws import DYNAMODB_CALL_WORST_CASE_MS
+
+        return self.start_ms - DYNAMODB_CALL_WORST_CASE_MS * len(self.hook.operations)
+
+
+def sessions_whose_latest_100_are_waiting(dynamodb: Any) -> None:
+    """match_type 1 then needs a second chunk of cards: 3 DynamoDB calls."""
+    fixture = many_willsoners_fixture(150)
+    for n, willsoner in enumerate(fixture["willsoners"][-150:]):
+        if n >= 50:
+            willsoner["status"] = "waiting"
+    fixture["sessions"] = [
+        {
+            "asker_au_id": 149,
+            "willsoner_idx": 1_000 + n,
+            "concern_idx": 1500,
+            "completed_at": f"2021-01-01T00:{n // 60:02d}:{n % 60:02d}Z",
+        }
+        for n in range(150)
+    ]
+    load(dynamodb, fixture)
+
+
+@pytest.mark.parametrize(
+    ("start_ms", "status", "calls"),
+    [
+        # the function's Timeout (22 s): a third call could outlive the invocation, so it is not sent
+        (22_000, 500, ["BatchGetItem", "BatchGetItem"]),
+        # with time for all three: the listing
+        (28_000, 200, ["BatchGetItem", "BatchGetItem", "BatchGetItem"]),
+        # not even the first call fits
+        (9_499, 500, []),
+    ],
+)
+def test_no_dynamodb_call_starts_that_could_outlive_the_invocation(dynamodb, start_ms, status, calls):
+    sessions_whose_latest_100_are_waiting(dynamodb)
+    hook = CountingHook()
+    dynamodb.meta.events.register("before-call.dynamodb", hook)
+    try:
+        event = api_event(PATH, {"concern_idx": 1577, "match_type": 1}, {"x-token": token(149)})
+        response = payment_progress.lambda_handler(event, SlowDynamoDBContext(start_ms, hook))
+    finally:
+        dynamodb.meta.events.unregister("before-call.dynamodb", hook)
+    body = json.loads(response["body"])
+    assert (response["statusCode"], hook.operations) == (status, calls)
+    if status == 500:
+        # the catalogued answer, not a function timeout (which API Gateway answers with its own 502 body)
+        assert body == {"code": "internal_error", "message": "Internal server error"}
+    else:
+        met = [1_000 + n for n in range(49, -1, -1) if n % 5]
+        assert [w["idx"] for w in body["data"]["willsoners"]] == met[:30]

@@ -617,7 +617,7 @@ def test_after_a_lost_answer_no_refusal_is_final_and_the_retry_is_judged_on_what
 
 
 def test_no_dynamodb_call_starts_that_could_outlive_the_function(ledger, monkeypatch):
-    from payments.services.swap import TimeBudget
+    from payments.services.time_budget import TimeBudget
 
     # Given a context whose remaining time only fits the first read
     sent = []

@@ -10,7 +10,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import ValidationError
 
 from payments import priming_items
-from payments.aws import dynamodb_client
+from payments.aws import DYNAMODB_CALL_WORST_CASE_MS, dynamodb_client
 from payments.config import get_settings
 from payments.errors import InternalError, InvalidParameter, PaymentsError
 from payments.http import PaymentsResolver, caller_from_x_token, json_response, request_json, willson_error_response
@@ -19,6 +19,7 @@ from payments.observability import logger, metrics, tracer
 from payments.priming import prime_on_init
 from payments.repositories.willson import WillsonRepository
 from payments.services.payment_progress import progress_payment
+from payments.services.time_budget import TimeBudget
 
 app = PaymentsResolver(get_settings())
 settings = get_settings()
@@ -37,6 +38,7 @@ def payment_progress() -> Response[str]:
         honeypot_app_id=settings.honeypot_app_id,
         honeypot_point_id=settings.honeypot_point_id,
         max_listed=settings.max_listed_willsoners,
+        budget=TimeBudget(app.lambda_context.get_remaining_time_in_millis, DYNAMODB_CALL_WORST_CASE_MS),
     )
     metrics.add_metric(name="PaymentProgressServed", unit=MetricUnit.Count, value=1)
     return json_response(200, {"code": "success", "message": "success", "data": data.model_dump()})
@@ -57,6 +59,8 @@ def _parse_request(body: dict[str, Any]) -> PaymentProgressRequest:
 
 @app.exception_handler(PaymentsError)  # type: ignore[untyped-decorator]  # Powertools leaves it unannotated
 def refused(error: PaymentsError) -> Response[str]:
+    if isinstance(error, InternalError):
+        logger.error("payment progress failed", extra={"reason": str(error)})
     return willson_error_response(error)
 
 

@@ -26,7 +26,8 @@ from payments.observability import logger, metrics, tracer
 from payments.priming import prime_on_init
 from payments.repositories.ledger import LedgerRepository
 from payments.services.otp import LockoutPolicy
-from payments.services.swap import SwapPolicy, TimeBudget, execute_swap, request_fingerprint
+from payments.services.swap import SwapPolicy, execute_swap, request_fingerprint
+from payments.services.time_budget import TimeBudget
 
 app = PaymentsResolver(get_settings())
 settings = get_settings()

@@ -62,6 +62,14 @@ class InternalError(PaymentsError):
     kind = "internal"
 
 
+class OutOfTime(InternalError):
+    """The invocation has too little time left for another DynamoDB call: nothing more is sent.
+
+    Answered as an internal error rather than left to the function's timeout, whose answer would be
+    API Gateway's own 502 body instead of the catalogued one.
+    """
+
+
 class SwapOutcomeUndetermined(InternalError):
     """A swap transaction was sent and nothing could tell whether it committed (its retry will)."""
 

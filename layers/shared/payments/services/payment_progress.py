@@ -23,6 +23,7 @@ from payments.models.payment_progress import (
     WillsonerView,
 )
 from payments.repositories.willson import PaymentContext, WillsonRepository
+from payments.services.time_budget import TimeBudget
 
 MATCH_SAME_WILLSONER = 1
 MATCH_DIFFERENT_WILLSONER = 2
@@ -41,17 +42,25 @@ def progress_payment(
     honeypot_app_id: int,
     honeypot_point_id: int,
     max_listed: int,
+    budget: TimeBudget,
 ) -> PaymentProgressData:
-    """Step 1 of paying for a concern: what the caller has, what it costs, who can answer."""
-    context = repository.load_payment_context(caller.au_id, request.concern_idx, honeypot_app_id, honeypot_point_id)
+    """Step 1 of paying for a concern: what the caller has, what it costs, who can answer.
+
+    Every DynamoDB call starts only if its worst case fits in `budget` (else OutOfTime: read-only,
+    a retry is safe): 2 calls, 3 for match_type 1 past the 100 most recently met willsoners.
+    """
+    budget.before_call()
+    context = repository.load_payment_context(
+        caller.au_id, request.concern_idx, honeypot_app_id, honeypot_point_id, may_ask_again=budget.allows_call
+    )
     concern = context.concern
     if concern is None or int(concern["au_id"]) != caller.au_id:
         raise ConcernNotFound()
     if request.match_type == MATCH_SAME_WILLSONER:
-        cards = _previous_willsoners(repository, caller, context, max_listed)
+        cards = _previous_willsoners(repository, caller, context, max_listed, budget)
     else:
         excluded = set(context.past_willsoners) if request.match_type == MATCH_DIFFERENT_WILLSONER else set()
-        cards = _candidates(repository, caller, concern, excluded, max_listed)
+        cards = _candidates(repository, caller, concern, excluded, max_listed, budget)
     if not cards:
         raise WillsonerNotFound()
     return PaymentProgressData(
@@ -63,12 +72,19 @@ def progress_payment(
 
 
 def _candidates(
-    repository: WillsonRepository, caller: Caller, concern: dict[str, Any], excluded: set[int], max_listed: int
+    repository: WillsonRepository,
+    caller: Caller,
+    concern: dict[str, Any],
+    excluded: set[int],
+    max_listed: int,
+    budget: TimeBudget,
 ) -> list[dict[str, Any]]:
     # The listing holds only complete willsoners of the subcategory and gender, in rank order;
     # reading `max_listed` plus everyone who may be filtered out is always enough.
     wanted = max_listed + 1 + len(excluded)
-    entries = repository.list_candidates(int(concern["subcategory_idx"]), str(concern["wil_gender"]), wanted)
+    entries = repository.list_candidates(
+        int(concern["subcategory_idx"]), str(concern["wil_gender"]), wanted, before_call=budget.before_call
+    )
     cards = [
         entry["card"]
         for entry in entries
@@ -78,14 +94,15 @@ def _candidates(
 
 
 def _previous_willsoners(
-    repository: WillsonRepository, caller: Caller, context: PaymentContext, max_listed: int
+    repository: WillsonRepository, caller: Caller, context: PaymentContext, max_listed: int, budget: TimeBudget
 ) -> list[dict[str, Any]]:
     by_recency = sorted(context.past_willsoners.items(), key=lambda pair: (-_timestamp(pair[1]), pair[0]))
     ordered = [idx for idx, _ in by_recency][: _CARD_CHUNK * _MAX_CARD_CHUNKS]
     listed: list[dict[str, Any]] = []
     for start in range(0, len(ordered), _CARD_CHUNK):
         chunk = ordered[start : start + _CARD_CHUNK]
-        found = repository.get_cards(chunk)
+        budget.before_call()
+        found = repository.get_cards(chunk, may_ask_again=budget.allows_call)
         for idx in chunk:
             item = found.get(idx)
             if item and item.get("status") == COMPLETE and int(item["au_id"]) != caller.au_id:

@@ -60,6 +60,7 @@ from payments.repositories.ledger import (
     WalletReadFailed,
 )
 from payments.services import otp
+from payments.services.time_budget import TimeBudget
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 COIN_LIMIT = Decimal(10) ** 18
@@ -80,18 +81,6 @@ class SwapPolicy:
     max_unknown_outcomes: int = 2
     # rounds of judging one wrong code against concurrent ones, before answering "locked"
     max_guard_attempts: int = 8
-
-
-@dataclass(frozen=True)
-class TimeBudget:
-    """What is left of the invocation: a DynamoDB call starts only if its worst case still fits."""
-
-    remaining_ms: Callable[[], int]
-    call_ms: int
-    margin_ms: int = 500
-
-    def allows_call(self) -> bool:
-        return self.remaining_ms() - self.margin_ms >= self.call_ms
 
 
 @dataclass(frozen=True)
