@@ -1,6 +1,7 @@
 """`make bench`: cold start, warm CPU beside its floor, DynamoDB cost, contention; every target with its verdict.
 
-    .venv/bin/python bench/run.py [--rounds-cold 6] [--rounds-warm 5] [--values 150] [--only cold,warm,costs,contention]
+    .venv/bin/python bench/run.py [--rounds-cold 12] [--rounds-warm 5] [--values 150]
+                                   [--only cold,warm,costs,contention]
 
 pyperf does the runs, warm-ups and statistics (bench/cold.py, bench/warm.py). Each round runs every
 benchmark once, in one fresh worker process each, so handler and floor alternate through the run
@@ -207,15 +208,7 @@ def warm(work: Path, answers: Path, count: int, values: int, firsts: dict[str, A
                     common.ms(firsts[name]),
                     f"{ratio:.2f}",
                     f"{same['primed']:.2f}",
-                    common.verdict(max(ratio, same["primed"]), FIRST_TARGET),
-                ]
-            )
-            TARGETS.append(
-                [
-                    f"first request after init / warm p50, {name} (primed)",
-                    f"{ratio:.2f}",
-                    f"≤ {FIRST_TARGET}",
-                    common.verdict(ratio, FIRST_TARGET),
+                    common.verdict(same["primed"], FIRST_TARGET),
                 ]
             )
             TARGETS.append(
@@ -224,6 +217,14 @@ def warm(work: Path, answers: Path, count: int, values: int, firsts: dict[str, A
                     f"{same['primed']:.2f}",
                     f"≤ {FIRST_TARGET}",
                     common.verdict(same["primed"], FIRST_TARGET),
+                ]
+            )
+            TARGETS.append(
+                [
+                    f"  the same against section 2's warm p50 (other processes), {name}",
+                    f"{ratio:.2f}",
+                    f"≤ {FIRST_TARGET}",
+                    common.verdict(ratio, FIRST_TARGET),
                 ]
             )
         say(
@@ -237,7 +238,7 @@ def warm(work: Path, answers: Path, count: int, values: int, firsts: dict[str, A
                     "1st request, primed at init",
                     "ratio",
                     "own process",
-                    f"both ≤ {FIRST_TARGET}×",
+                    f"own process ≤ {FIRST_TARGET}×",
                 ],
                 rows,
             )
@@ -248,7 +249,7 @@ def warm(work: Path, answers: Path, count: int, values: int, firsts: dict[str, A
             "import, as SnapStart's before-snapshot hook does). ratio: against the warm p50 above (other "
             "processes). own process: median over the processes of the first request against the median of that "
             f"process's own later requests ({cold_script.LATER_VALUES} after {cold_script.LATER_WARMUPS} warm-ups), "
-            "free of the offsets between processes.\n"
+            "free of the offsets between processes, and the verdict's measure.\n"
         )
 
 
@@ -350,7 +351,7 @@ def contention(work: Path, sizes: tuple[int, ...] = (3, 12, 48)) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds-cold", type=int, default=6, help="fresh processes per cold benchmark")
+    parser.add_argument("--rounds-cold", type=int, default=12, help="fresh processes per cold benchmark")
     parser.add_argument("--rounds-warm", type=int, default=5, help="worker processes per warm benchmark")
     parser.add_argument("--values", type=int, default=150, help="timed invocations per warm worker")
     parser.add_argument("--only", default="cold,warm,costs,contention")
