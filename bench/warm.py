@@ -9,6 +9,10 @@ For each scenario two benchmarks, registered side by side:
   parameters, and answering `json.dumps` of the same response body.
 Both get identical DynamoDB answers, replayed from memory (common.MemoryAnswers on the one client).
 Each value is the CPU time of this thread (time.thread_time) for `loops` invocations.
+
+With `--paired FILE`, each `handler` worker also builds the floor and calls it just before every
+handler invocation, appending one line per value to FILE (pid, scenario, floor and handler CPU
+time): the handler / floor ratio within one process, free of the offsets between processes.
 """
 
 from __future__ import annotations
@@ -100,30 +104,47 @@ def _setup(answers_file: str, name: str, kind: str) -> tuple[Callable[..., Any],
     return handler, event_builder(name, recorded), memory, recorded["status"]
 
 
-def time_requests(loops: int, answers_file: str, name: str, kind: str) -> float:
+def _timed(handler: Callable[..., Any], memory: Any, request: Any, status: int, label: str) -> float:
+    with memory:
+        started = time.thread_time()
+        response = handler(request, common.LambdaContext())
+        spent = time.thread_time() - started
+    if response["statusCode"] != status:
+        raise RuntimeError(f"{label} answered {response['statusCode']}: {response['body']}")
+    return spent
+
+
+def time_requests(loops: int, answers_file: str, name: str, kind: str, paired: str | None) -> float:
     handler, event, memory, status = _setup(answers_file, name, kind)
-    context, spent = common.LambdaContext(), 0.0
-    with memory, open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):  # EMF metrics go to stdout
+    floor = _setup(answers_file, name, "floor") if paired and kind == "handler" else None
+    spent = floor_spent = 0.0
+    with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):  # EMF metrics go to stdout
         for _ in range(loops):
             request = event()
-            started = time.thread_time()
-            response = handler(request, context)
-            spent += time.thread_time() - started
-            if response["statusCode"] != status:
-                raise RuntimeError(f"{kind} {name} answered {response['statusCode']}: {response['body']}")
+            if floor is not None:
+                floor_spent += _timed(floor[0], floor[2], request, status, f"floor {name}")
+            spent += _timed(handler, memory, request, status, f"{kind} {name}")
+    if floor is not None and paired:
+        with open(paired, "a", encoding="utf-8") as lines:
+            lines.write(
+                json.dumps({"pid": os.getpid(), "scenario": name, "floor": floor_spent, "handler": spent}) + "\n"
+            )
     return spent
 
 
 def main() -> None:
     def pass_answers(cmd: list[str], args: Any) -> None:
         cmd.extend(("--answers", args.answers))
+        if args.paired:
+            cmd.extend(("--paired", args.paired))
 
     runner = pyperf.Runner(add_cmdline_args=pass_answers)
     runner.argparser.add_argument("--answers", required=True)
+    runner.argparser.add_argument("--paired", help="append each handler worker's paired floor/handler values here")
     args = runner.parse_args()
     for name in SCENARIOS:
         for kind in ("floor", "handler"):
-            runner.bench_time_func(f"{kind} {name}", time_requests, args.answers, name, kind)
+            runner.bench_time_func(f"{kind} {name}", time_requests, args.answers, name, kind, args.paired)
 
 
 if __name__ == "__main__":
