@@ -241,6 +241,11 @@ def load(client: Any, fixture: dict[str, Any]) -> None:
     )
 
 
+def json_lines(path: Path) -> list[Any]:
+    """The values of a file of one JSON value per line (what the pyperf workers append beside pyperf's own files)."""
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
 # --- output -----------------------------------------------------------------------------------------
 
 
