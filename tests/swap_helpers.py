@@ -13,7 +13,6 @@ from payments.repositories import codec
 
 PATH = "/v1.0/db/swap"
 DEMO_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
-WALLET = "0x0cE183FBE350BE042c9F456Da78CfADAA5Cf1225"
 T0 = 1_795_000_000.0  # a fixed instant, in the middle of a 30 s step
 
 

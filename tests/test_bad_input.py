@@ -32,7 +32,8 @@ from functions.swap import app as swap_app
 from local_stack import LocalStack
 from payments.errors import DASHBOARD_CATALOGUE, WILLSON_CATALOGUE
 from payments.json_body import MAX_BODY_BYTES, MAX_NESTING
-from swap_helpers import T0, WALLET, balances, code_at, error, swap_body, swap_logs
+from seed_values import WALLET
+from swap_helpers import T0, balances, code_at, error, swap_body, swap_logs
 
 DOC_PATH = ROOT / "docs" / "openapi.json"
 PROGRESS = "/api/v1/asker/payment/progress"

@@ -14,6 +14,7 @@ from conftest import ROOT
 from local_stack import LocalStack
 from payments.errors import DASHBOARD_CATALOGUE, WILLSON_CATALOGUE
 from payments_cli import openapi
+from seed_values import SEED_SWAP_VALUE
 
 DOC_PATH = ROOT / "docs" / "openapi.json"
 PROGRESS = "/api/v1/asker/payment/progress"
@@ -21,31 +22,7 @@ SWAP = "/v1.0/db/swap"
 SEED_PROGRESS_RESPONSE = json.loads(
     (ROOT / "tests" / "data" / "seed_payment_progress_response.json").read_text(encoding="utf-8")
 )
-SEED_SWAP_RESPONSE = {
-    "return": 0,
-    "message": "success",
-    "value": {
-        "au_id": 19,
-        "point": {
-            "mu_id": 28,
-            "app_id": 1,
-            "database_id": 1,
-            "point_id": 1,
-            "previous_point_quantity": 2100,
-            "adjust_point_quantity": -110,
-            "point_quantity": 1990,
-        },
-        "coin": {
-            "coin_id": 2,
-            "walletaddress": "0x0cE183FBE350BE042c9F456Da78CfADAA5Cf1225",
-            "previous_coin_quantity": 0,
-            "adjust_coin_quantity": 11,
-            "coin_quantity": 11,
-        },
-        "log_id": 1,
-        "event_id": 3,
-    },
-}
+SEED_SWAP_RESPONSE = {"return": 0, "message": "success", "value": SEED_SWAP_VALUE}
 
 
 @pytest.fixture(scope="module")

@@ -12,29 +12,8 @@ import pytest
 from conftest import demo_fixture, load
 from functions.swap import app as swap_app
 from payments.repositories.ledger import CommitResult, SwapOutcomeUnknown
-from swap_helpers import T0, WALLET, balances, code_at, error, ledger_items, swap, swap_body, swap_logs
-
-SEED_VALUE = {
-    "au_id": 19,
-    "point": {
-        "mu_id": 28,
-        "app_id": 1,
-        "database_id": 1,
-        "point_id": 1,
-        "previous_point_quantity": 2100,
-        "adjust_point_quantity": -110,
-        "point_quantity": 1990,
-    },
-    "coin": {
-        "coin_id": 2,
-        "walletaddress": WALLET,
-        "previous_coin_quantity": 0,
-        "adjust_coin_quantity": 11,
-        "coin_quantity": 11,
-    },
-    "log_id": 1,
-    "event_id": 3,
-}
+from seed_values import SEED_SWAP_VALUE, WALLET
+from swap_helpers import T0, balances, code_at, error, ledger_items, swap, swap_body, swap_logs
 
 
 @pytest.fixture
@@ -55,10 +34,10 @@ def test_seed_example_point_to_coin(ledger):
     status, body = swap(swap_body())
     # Then the answer carries exactly the seed's value fields (log_id 1: it is this account's first swap)
     assert status == 200
-    assert body == {"return": 0, "message": "success", "value": SEED_VALUE}
+    assert body == {"return": 0, "message": "success", "value": SEED_SWAP_VALUE}
     assert balances(ledger) == (1990, Decimal("11"))
     [log] = swap_logs(ledger)
-    assert log["value"] == json.loads(json.dumps(SEED_VALUE), parse_float=Decimal)
+    assert log["value"] == json.loads(json.dumps(SEED_SWAP_VALUE), parse_float=Decimal)
 
 
 def test_coin_to_point_back_again(ledger, at_t0):
@@ -411,7 +390,7 @@ def test_crash_after_commit_never_applies_twice(ledger, monkeypatch):
     assert swap(swap_body()) == (500, error(32202, "Unknown swap error"))
     monkeypatch.setattr(swap_app.ledger, "commit_swap", original)
     status, body = swap(swap_body())
-    assert (status, body) == (200, {"return": 0, "message": "success", "value": SEED_VALUE})
+    assert (status, body) == (200, {"return": 0, "message": "success", "value": SEED_SWAP_VALUE})
     assert len(swap_logs(ledger)) == 1
     assert balances(ledger) == (1990, Decimal("11"))
 
@@ -521,7 +500,7 @@ def test_the_request_record_is_written_by_the_swaps_own_transaction(ledger):
     assert record["log_id"] == 1
     assert record["expires_at_ms"] == int(T0 * 1000) + 600_000
     assert record["expires_at"] == int(T0) + 601  # TTL clean-up, after the window
-    assert record["value"] == json.loads(json.dumps(SEED_VALUE), parse_float=Decimal)
+    assert record["value"] == json.loads(json.dumps(SEED_SWAP_VALUE), parse_float=Decimal)
 
 
 # --- lost answers: the swap resolves what happened before it answers ---
@@ -552,7 +531,7 @@ def test_a_lost_answer_of_a_committed_swap_is_resolved_before_answering(ledger, 
     # When the swap is sent once
     status, body = swap(swap_body())
     # Then the swap itself finds out it committed (its request record) and says so
-    assert (status, body) == (200, {"return": 0, "message": "success", "value": SEED_VALUE})
+    assert (status, body) == (200, {"return": 0, "message": "success", "value": SEED_SWAP_VALUE})
     assert len(swap_logs(ledger)) == 1
     assert balances(ledger) == (1990, Decimal("11"))
     # every resend was the same transaction for DynamoDB: the same ClientRequestToken
@@ -580,7 +559,7 @@ def test_a_swap_that_cannot_tell_answers_32202_and_the_retry_learns_the_truth(le
     # Then the client's retry, a minute later when the code has expired, gets the committed answer
     monkeypatch.setattr(swap_app.ledger, "read_swap_state", real_read)
     at_t0["t"] = T0 + 60
-    assert swap(swap_body()) == (200, {"return": 0, "message": "success", "value": SEED_VALUE})
+    assert swap(swap_body()) == (200, {"return": 0, "message": "success", "value": SEED_SWAP_VALUE})
     assert len(swap_logs(ledger)) == 1
 
 
@@ -760,7 +739,7 @@ def test_a_balance_written_by_a_swap_the_account_item_does_not_show_yet_is_read_
 
     monkeypatch.setattr(swap_app.ledger, "read_swap_state", half_seen_once)
     # When the swap runs: it does not refuse on a balance it saw half-written; it reads again
-    assert swap(swap_body()) == (200, {"return": 0, "message": "success", "value": SEED_VALUE})
+    assert swap(swap_body()) == (200, {"return": 0, "message": "success", "value": SEED_SWAP_VALUE})
     assert len(reads) == 2
 
 
