@@ -27,7 +27,8 @@ CHROMIUM := /usr/bin/chromium
 
 help:
 	@echo "make run        start the local stack on the embedded DynamoDB emulator (http://$(HOST):$(PORT))"
-	@echo "make test       install everything and run the whole test suite"
+	@echo "make test       install everything, lint, and run the whole test suite"
+	@echo "make test-fast  the fast tier only: no subprocess, no local stack, no linters (under a minute)"
 	@echo "make lint       ruff, ruff format --check, mypy --strict, cfn-lint and sam validate --lint"
 	@echo "make build      sam build: the arm64 / python3.13 layer and functions in $(BUILD_DIR), sizes against Lambda's limits"
 	@echo "make lock       re-resolve the layer's hashed lock (layers/shared/requirements.lock) from its requirements.txt"
@@ -113,9 +114,16 @@ lock: install
 	$(BIN)/uv pip compile --quiet layers/shared/requirements.txt --python-platform aarch64-manylinux2014 \
 		--python-version 3.13 --generate-hashes --custom-compile-command "make lock" -o $(LAYER_LOCK)
 
-# Lint first (ruff, ruff format --check, mypy --strict, cfn-lint, sam validate), so CI enforces it.
+# Lint first (ruff, ruff format --check, mypy --strict, cfn-lint, sam validate): the linters run here only, never
+# inside pytest. Then the whole suite, both tiers.
 test: lint dev-tools build
 	SAM_BIN=$(abspath $(SAM_VENV)/bin/sam) DYNAMODB_LOCAL_DIR=$(abspath $(DDB_LOCAL)) $(BIN)/pytest
+
+# The fast tier (well under a minute): handlers on moto and everything else in-process. No `payments serve`, no
+# DynamoDB Local, no SAM CLI, no browser, no linters: tests that start a process are marked `slow` (tests/conftest.py
+# fails any other test that starts one).
+test-fast: install
+	$(BIN)/pytest -m "not slow"
 
 bench: install dynamodb-local
 	DYNAMODB_LOCAL_DIR=$(abspath $(DDB_LOCAL)) $(BIN)/python bench/run.py

@@ -1,4 +1,13 @@
-"""Shared test set-up: environment, moto tables built from template.yaml, API Gateway events."""
+"""Shared test set-up: environment, the two tiers, moto tables built from template.yaml, the demo data.
+
+Tiers: a test (or module, with `pytestmark`) that starts a process — `payments serve`, DynamoDB Local, moto's
+server, the `payments` command, the SAM CLI, make, Chromium — is marked `slow` (`local_stack` implies it).
+`make test-fast` runs `pytest -m "not slow"`; `make test` runs everything. Any test not marked `slow` that starts
+a process fails, in either run (see `pytest_runtest_setup` and friends below).
+
+Helpers (events, contexts, tokens, OTP codes, routes, the ledger, processes) live in the helpers package;
+the names below are re-exported for the modules that import them from here.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +15,7 @@ import json
 import os
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,22 +40,94 @@ os.environ.update(
 os.environ.pop("AWS_ENDPOINT_URL_DYNAMODB", None)
 os.environ.pop("AWS_ENDPOINT_URL", None)
 
+import _posixsubprocess
+
 import pytest
 from moto import mock_aws
 
-from payments.auth import issue_access_token
-from payments_cli.events import api_event  # noqa: F401 - shared by the test modules
+from helpers.events import LambdaContext, api_event, call  # noqa: F401 - re-exported
+from helpers.tokens import SECRET, token  # noqa: F401 - re-exported
 from payments_cli.fixture_loader import load_fixture, parse_fixture_text
 from payments_cli.tables import create_tables
 
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS = ROOT / "events"
-SHARED = ROOT.parent / "shared"
 DEMO_FIXTURE = ROOT / "cli" / "payments_cli" / "demo_fixture.json"
-SECRET = DEVELOPMENT_JWT_SECRET
 WILLSON_TABLE = "WillsonTable"
 LEDGER_TABLE = "LedgerTable"
 OTP_SECRET_TABLE = "OtpSecretTable"
+
+
+# --- tiers -----------------------------------------------------------------------------------------
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that starts `payments serve` (`local_stack`) is a slow one."""
+    for item in items:
+        if item.get_closest_marker("local_stack") and not item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.slow)
+
+
+class ProcessStarted(AssertionError):
+    """A test outside the slow tier started a process."""
+
+
+@contextmanager
+def _no_processes(item: pytest.Item) -> Iterator[list[str]]:
+    """Every way this interpreter starts a process (subprocess, asyncio and multiprocessing go through
+    _posixsubprocess.fork_exec or os.posix_spawn; os.fork, os.system) raises, and is recorded."""
+    started: list[str] = []
+
+    def refuse(name: str) -> Any:
+        def refused(*args: Any, **_: Any) -> Any:
+            what = args[0] if args and name in ("fork_exec", "posix_spawn", "posix_spawnp", "system") else ""
+            started.append(f"{name}({what!r})")
+            raise ProcessStarted(
+                f"{item.nodeid} started a process ({name} {what!r}) but is not marked slow: "
+                "mark it (or its module) with @pytest.mark.slow, or do the work in-process"
+            )
+
+        return refused
+
+    patches = [(_posixsubprocess, "fork_exec")] + [
+        (os, name) for name in ("fork", "forkpty", "posix_spawn", "posix_spawnp", "system") if hasattr(os, name)
+    ]
+    saved = [(module, name, getattr(module, name)) for module, name in patches]
+    for module, name in patches:
+        setattr(module, name, refuse(name))
+    try:
+        yield started
+    finally:
+        for module, name, original in saved:
+            setattr(module, name, original)
+
+
+def _guarded(item: pytest.Item) -> Any:
+    if item.get_closest_marker("slow"):
+        return (yield)
+    with _no_processes(item) as started:
+        result = yield
+    if started:  # even if the test caught the error: it must not pass
+        raise ProcessStarted(f"{item.nodeid} is not marked slow but started: {', '.join(started)}")
+    return result
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Any:
+    return (yield from _guarded(item))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Any:
+    return (yield from _guarded(item))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Any:
+    return (yield from _guarded(item))
+
+
+# --- moto and the demo data ------------------------------------------------------------------------
 
 
 @pytest.fixture
@@ -78,23 +160,3 @@ def demo(dynamodb: Any) -> Any:
 
 def demo_fixture() -> dict[str, Any]:
     return json.loads(DEMO_FIXTURE.read_text(encoding="utf-8"))
-
-
-def token(au_id: int, ttl: int = 3600, **kwargs: Any) -> str:
-    return issue_access_token(au_id, SECRET, ttl, **kwargs)
-
-
-class LambdaContext:
-    function_name = "test-function"
-    function_version = "$LATEST"
-    memory_limit_in_mb = 512
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:test-function"
-    aws_request_id = "test-request"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 10_000
-
-
-def call(handler: Any, event: dict[str, Any]) -> tuple[int, Any]:
-    response = handler(event, LambdaContext())
-    return response["statusCode"], json.loads(response["body"])

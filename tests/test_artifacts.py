@@ -141,6 +141,7 @@ def invoke(built: Path, logical_id: str, endpoint: str, events: list[dict[str, A
 # --- what was built ---------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_layer_is_laid_out_as_lambda_expects(built):
     layer = built / "opt" / "python"
     assert (layer / "payments" / "__init__.py").is_file()
@@ -177,6 +178,7 @@ def test_the_lock_pins_every_package_with_hashes():
 # --- both routes through the built handlers ---------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_payment_progress_artifact_serves_the_seed_and_its_errors(built, endpoint):
     seeded_client(endpoint, SEED_FIXTURE)
     path = "/api/v1/asker/payment/progress"
@@ -197,6 +199,7 @@ def test_payment_progress_artifact_serves_the_seed_and_its_errors(built, endpoin
     assert answers[3] == (400, {"code": "invalid_parameter", "message": "Request body must be a JSON object"})
 
 
+@pytest.mark.slow
 def test_swap_artifact_swaps_and_refuses(built, endpoint):
     client = seeded_client(endpoint, DEMO_FIXTURE)
     path = "/v1.0/db/swap"

@@ -2,6 +2,7 @@
 
 Tokens are forged with PyJWT (and by hand where PyJWT refuses to forge), against a frozen clock:
 the signature is checked first, with HS256 pinned; then `au_id` and `exp`; then expiry.
+One code sent by 16 requests at once, over HTTP, is test_swap_concurrency's first test.
 """
 
 from __future__ import annotations
@@ -10,26 +11,21 @@ import base64
 import hashlib
 import hmac
 import json
-import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any
 
 import jwt
-import pyotp
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 import payments.auth
-from conftest import SECRET, api_event, call, demo_fixture, load, token
+from conftest import demo_fixture, load
 from functions.payment_progress import app as progress_app
 from functions.swap import app as swap_app
-from local_stack import LocalStack, dynamodb_at, wait_for_calm_otp_step
-from payments.repositories import codec
-from swap_helpers import DEMO_SECRET, T0, balances, code_at, error, swap_body, swap_logs
+from helpers import DEMO_SECRET, SECRET, T0, api_event, balances, call, code_at, error, swap_body, swap_logs, token
 
 # HS384/HS512 with the 34-byte development secret are forged on purpose
 pytestmark = pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
@@ -366,64 +362,3 @@ def test_the_lockout_is_per_account(dynamodb, frozen):
     # Then account 20 still swaps with its right code
     status, body = send_swap(token(20), body=swap_body())
     assert (status, body["value"]["au_id"]) == (200, 20)
-
-
-# --- the same OTP code, 16 requests at once, over HTTP ---
-
-
-def ledger_client(stack: LocalStack) -> Any:
-    endpoint = next(line.split()[1] for line in stack.banner if line.startswith("DynamoDB: "))
-    return dynamodb_at(endpoint)
-
-
-def account_items(client: Any, au_id: int) -> dict[str, dict[str, Any]]:
-    response = client.query(
-        TableName="LedgerTable",
-        KeyConditionExpression="pk = :pk",
-        ExpressionAttributeValues={":pk": {"S": f"ACCOUNT#{au_id}"}},
-    )
-    return {item["sk"]: item for item in (codec.from_item(raw) for raw in response["Items"])}
-
-
-@pytest.mark.local_stack
-def test_one_code_sixteen_concurrent_requests_exactly_one_swap():
-    requests_at_once = 16
-    with LocalStack() as stack:
-        # Given a fresh local stack and a code valid for several more seconds
-        wait_for_calm_otp_step()
-        code = pyotp.TOTP(DEMO_SECRET).now()
-        bearer = {"Authorization": f"Bearer {token(DASHBOARD)}"}
-        bodies = [swap_body(adjust_point=-10 * n, adjust_coin=n, otp_code=code) for n in range(1, requests_at_once + 1)]
-        start = threading.Barrier(requests_at_once)
-
-        def send(body: dict[str, Any]) -> tuple[int, Any]:
-            start.wait(timeout=30)
-            return stack.post(SWAP, body, bearer)
-
-        # When 16 different swaps carrying that same code arrive at once
-        with ThreadPoolExecutor(max_workers=requests_at_once) as pool:
-            answers = list(pool.map(send, bodies))
-
-        # Then exactly one is accepted, the others refused as a reused code or a lost race
-        winners = [(body, answer) for body, (status, answer) in zip(bodies, answers, strict=True) if status == 200]
-        assert len(winners) == 1, answers
-        refusals = [(status, answer) for status, answer in answers if status != 200]
-        assert all(
-            (status, answer)
-            in ((409, error(32108, "OTP code already used")), (409, error(32203, "Swap conflict, try again")))
-            for status, answer in refusals
-        ), refusals
-        # and the ledger shows one swap log, matching the winner and the balances
-        won_body, won = winners[0]
-        items = account_items(ledger_client(stack), DASHBOARD)
-        logs = [item for sk, item in items.items() if sk.startswith("SWAPLOG#")]
-        assert len(logs) == 1
-        assert logs[0]["value"] == json.loads(json.dumps(won["value"]), parse_float=Decimal)
-        moved = won_body["point"]["adjust_point_quantity"]
-        assert items["POINT#1#1"]["quantity"] == 2100 + moved
-        assert items["WALLET#2"]["quantity"] == Decimal(-moved) / 10
-        assert won["value"]["log_id"] == 1
-
-        # When the winner's request is retried (a network retry), it is replayed, not applied again
-        assert stack.post(SWAP, won_body, bearer) == (200, won)
-        assert len([sk for sk in account_items(ledger_client(stack), DASHBOARD) if sk.startswith("SWAPLOG#")]) == 1

@@ -18,6 +18,7 @@ from conftest import DEMO_FIXTURE, SECRET
 from local_stack import dynamodb_at, moto_server
 
 PAYMENTS = Path(sys.executable).with_name("payments")
+pytestmark = pytest.mark.slow
 
 
 def run(*args: str, endpoint: str | None = None) -> subprocess.CompletedProcess[str]:

@@ -1,8 +1,8 @@
-"""template.yaml hardening: linters pass, and the properties ops rely on hold.
+"""template.yaml hardening: the properties ops rely on hold.
 
-Linters: cfn-lint (the project venv) and `sam validate --lint` (the SAM CLI lives in its own
-venv: SAM_BIN, set by `make test`). The rest reads the template with
-payments_cli.template.load_template, which keeps the short-form intrinsics as `Ref` / `Fn::…`.
+The linters (cfn-lint, `sam validate --lint`) run in `make lint`, not here. These tests read the template with
+payments_cli.template.load_template, which keeps the short-form intrinsics as `Ref` / `Fn::…`; the ones after the
+SAM transform run the SAM CLI's translator in its own interpreter (.venv-sam, or SAM_BIN's): marked `slow`.
 """
 
 from __future__ import annotations
@@ -10,9 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +21,7 @@ from conftest import ROOT
 from payments_cli.template import load_template
 
 TEMPLATE = ROOT / "template.yaml"
-LINT_TIMEOUT = 300
+TRANSFORM_TIMEOUT = 300
 # Runtimes AWS supports through 2027 at least (python3.11 is deprecated in 2026).
 SUPPORTED_RUNTIMES = re.compile(r"^python3\.(1[2-9]|[2-9][0-9])$")
 WRITE_ACTIONS = {
@@ -126,40 +124,6 @@ def function_for_path(template: dict[str, Any], path: str) -> dict[str, Any]:
             if event.get("Type") == "Api" and event["Properties"]["Path"] == path:
                 return function
     raise AssertionError(f"no function serves {path}")
-
-
-# --- linters -------------------------------------------------------------------------------------
-
-
-def sam_binary() -> str | None:
-    for candidate in (os.environ.get("SAM_BIN"), str(ROOT / ".venv-sam" / "bin" / "sam"), shutil.which("sam")):
-        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
-            return candidate
-    return None
-
-
-def test_cfn_lint_passes():
-    cfn_lint = Path(sys.executable).with_name("cfn-lint")
-    assert cfn_lint.exists(), "cfn-lint is a dev dependency of the project venv"
-    result = subprocess.run([str(cfn_lint), str(TEMPLATE)], capture_output=True, text=True, timeout=LINT_TIMEOUT)
-    assert result.returncode == 0, result.stdout + result.stderr
-
-
-def test_sam_validate_lint_passes(tmp_path):
-    sam = sam_binary()
-    if sam is None:
-        pytest.skip("no SAM CLI: SAM_BIN is unset and no sam was found (`make test` installs one in .venv-sam)")
-    env = {**os.environ, "SAM_CLI_TELEMETRY": "0", "HOME": os.environ.get("HOME") or str(tmp_path)}
-    result = subprocess.run(
-        [sam, "validate", "--lint", "--template", str(TEMPLATE), "--region", "us-east-1"],
-        capture_output=True,
-        text=True,
-        timeout=LINT_TIMEOUT,
-        cwd=ROOT,
-        env=env,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "is a valid SAM Template" in result.stdout + result.stderr
 
 
 # --- API, functions, concurrency ------------------------------------------------------------------
@@ -414,7 +378,7 @@ def transform(parameters: dict[str, str] | None = None, new_code: dict[str, str]
         ],
         capture_output=True,
         text=True,
-        timeout=LINT_TIMEOUT,
+        timeout=TRANSFORM_TIMEOUT,
         cwd=ROOT,
         env={**os.environ, "AWS_DEFAULT_REGION": "us-east-1", "SAM_CLI_TELEMETRY": "0"},
     )
@@ -458,6 +422,7 @@ def lambda_functions(deployed: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return resources(deployed, "AWS::Lambda::Function")
 
 
+@pytest.mark.slow
 def test_exactly_one_stage_and_it_is_throttled(deployed):
     stages = resources(deployed, "AWS::ApiGateway::Stage")
     assert len(stages) == 1, f"stages: {sorted(stages)}"
@@ -475,6 +440,7 @@ def test_exactly_one_stage_and_it_is_throttled(deployed):
     assert setting["MetricsEnabled"] is True  # the per-route metrics of the dashboard
 
 
+@pytest.mark.slow
 def test_api_alarms_watch_the_real_stage_and_api(deployed):
     [stage_id] = resources(deployed, "AWS::ApiGateway::Stage")
     [api] = resources(deployed, "AWS::ApiGateway::RestApi").values()
@@ -490,6 +456,7 @@ def test_api_alarms_watch_the_real_stage_and_api(deployed):
         assert dimensions["ApiName"] == api["Properties"]["Name"]
 
 
+@pytest.mark.slow
 def test_every_function_is_on_the_layer(deployed):
     [layer] = resources(deployed, "AWS::Lambda::LayerVersion")
     assert lambda_functions(deployed)
@@ -497,6 +464,7 @@ def test_every_function_is_on_the_layer(deployed):
         assert function["Properties"]["Layers"] == [{"Ref": layer}], name
 
 
+@pytest.mark.slow
 def test_least_privilege_iam(deployed):
     roles = resources(deployed, "AWS::IAM::Role")
     assert len(roles) >= len(lambda_functions(deployed))
@@ -516,6 +484,7 @@ def test_least_privilege_iam(deployed):
                     assert resource != "*", f"{name}: {actions} on every resource"
 
 
+@pytest.mark.slow
 def test_each_function_writes_only_its_own_log_group(deployed):
     for name, function in lambda_functions(deployed).items():
         [role] = refs(function["Properties"]["Role"])
@@ -530,6 +499,7 @@ def test_each_function_writes_only_its_own_log_group(deployed):
         assert logging and all(refs(statement["Resource"]) == {group} for statement in logging), name
 
 
+@pytest.mark.slow
 def test_no_reserved_concurrency_unless_a_parameter_asks(deployed):
     def reserved(parameters: dict[str, str]) -> dict[str, Any]:
         found = {}
@@ -543,6 +513,7 @@ def test_no_reserved_concurrency_unless_a_parameter_asks(deployed):
     assert reserved({"SwapReservedConcurrency": "20"}) == {"SwapFunction": "20"}
 
 
+@pytest.mark.slow
 def test_snapstart_on_published_versions_and_the_api_invokes_the_alias(deployed):
     aliases = resources(deployed, "AWS::Lambda::Alias")
     versions = resources(deployed, "AWS::Lambda::Version")
@@ -569,6 +540,7 @@ def test_snapstart_on_published_versions_and_the_api_invokes_the_alias(deployed)
         assert not [p for p in permissions if p["Properties"]["FunctionName"] == {"Ref": name}], "$LATEST is invocable"
 
 
+@pytest.mark.slow
 def test_a_deploy_that_changes_only_the_layer_publishes_new_versions(deployed):
     def versions(template: dict[str, Any]) -> dict[str, str]:
         return {
@@ -584,6 +556,7 @@ def test_a_deploy_that_changes_only_the_layer_publishes_new_versions(deployed):
     assert versions(transform()) == before, "an unchanged deploy publishes nothing"
 
 
+@pytest.mark.slow
 def test_access_logs_are_json_with_request_id_route_status_latency_and_no_token(deployed):
     [stage] = resources(deployed, "AWS::ApiGateway::Stage").values()
     setting = stage["Properties"]["AccessLogSetting"]
@@ -607,6 +580,7 @@ def test_access_logs_are_json_with_request_id_route_status_latency_and_no_token(
     assert deployed["Resources"][api_id].get("DependsOn") in ("ApiGatewayAccount", ["ApiGatewayAccount"])
 
 
+@pytest.mark.slow
 def test_custom_domain_serves_the_seeds_urls_with_no_stage_prefix(deployed):
     parameters = deployed["Parameters"]
     for name in ("DomainName", "CertificateArn", "HostedZoneId"):
@@ -680,6 +654,7 @@ def dashboard_metrics(body: dict[str, Any]) -> list[tuple[str, str, dict[str, st
     return found
 
 
+@pytest.mark.slow
 def test_dashboard_shows_routes_swap_outcomes_otp_and_dynamodb(deployed):
     from payments.errors import DASHBOARD_CATALOGUE
 

@@ -1,0 +1,49 @@
+"""The ledger table as stored, read through any DynamoDB client (moto, moto's server, DynamoDB Local)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from payments.repositories import codec
+
+LEDGER_TABLE = "LedgerTable"
+
+
+def ledger_items(client: Any) -> list[dict[str, Any]]:
+    """Every item of the ledger, decoded, in key order (strongly consistent)."""
+    items = []
+    for page in client.get_paginator("scan").paginate(TableName=LEDGER_TABLE, ConsistentRead=True):
+        items.extend(codec.from_item(item) for item in page["Items"])
+    return sorted(items, key=lambda item: (item["pk"], item["sk"]))
+
+
+def account_items(client: Any, au_id: int) -> dict[str, dict[str, Any]]:
+    """One account's items, decoded, by sort key (strongly consistent)."""
+    items: dict[str, dict[str, Any]] = {}
+    for page in client.get_paginator("query").paginate(
+        TableName=LEDGER_TABLE,
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": f"ACCOUNT#{au_id}"}},
+        ConsistentRead=True,
+    ):
+        items.update((item["sk"], item) for item in (codec.from_item(raw) for raw in page["Items"]))
+    return items
+
+
+def balances(client: Any, au_id: int = 19) -> tuple[Any, Decimal]:
+    """(points of app 1 / point 1, coins of coin 2) of the account."""
+    items = account_items(client, au_id)
+    return items["POINT#1#1"]["quantity"], items["WALLET#2"]["quantity"]
+
+
+def swap_logs(client: Any, au_id: int = 19) -> list[dict[str, Any]]:
+    """The account's swap logs, in log order."""
+    return [item for sk, item in sorted(account_items(client, au_id).items()) if sk.startswith("SWAPLOG#")]
+
+
+def reconciliation_problems(client: Any) -> list[Any]:
+    """What `payments reconcile` finds wrong in the whole ledger (in-process: the command has its own tests)."""
+    from payments_cli.reconcile import reconcile
+
+    return list(reconcile(ledger_items(client)).problems)
