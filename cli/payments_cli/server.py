@@ -11,6 +11,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import ModuleType
 from typing import Any
@@ -22,6 +23,10 @@ STAGE = "local"
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's own payload limit
 # Like Lambda, one execution environment handles one event at a time; this many run at once.
 ENVIRONMENTS_PER_FUNCTION = 8
+# API Gateway's own answers, as template.yaml's gateway responses (DEFAULT_4XX, DEFAULT_5XX) shape them.
+MISSING_AUTHENTICATION_TOKEN = (403, "Missing Authentication Token")
+REQUEST_TOO_LARGE = (413, "Request Too Long")
+FUNCTION_FAILED = (502, "Internal server error")
 
 
 class LambdaContext:
@@ -130,10 +135,29 @@ class LocalApiServer(ThreadingHTTPServer):
         address: tuple[str, int],
         pools: dict[tuple[str, str], FunctionPool],
         extra_pages: dict[str, tuple[str, bytes]] | None = None,
+        cors_origins: tuple[str, ...] | None = None,
     ) -> None:
         self.pools = pools
         self.extra_pages = extra_pages or {}
+        if cors_origins is None:
+            from payments.config import get_settings
+
+            cors_origins = tuple(get_settings().cors_allowed_origins)
+        self.cors_origins = cors_origins
         super().__init__(address, _RequestHandler)
+
+
+def gateway_response(status: int, message: str, cors_origins: tuple[str, ...]) -> tuple[dict[str, str], bytes]:
+    """Headers and body of an answer API Gateway makes itself, as template.yaml's gateway responses shape it.
+
+    Body `{"message": …}` (API Gateway's own); with CORS on, Access-Control-Allow-Origin names the FIRST allowed
+    origin whatever the request's Origin (a gateway response cannot choose by the request), and Vary: Origin.
+    """
+    headers = {"Content-Type": "application/json"}
+    if cors_origins:
+        headers["Access-Control-Allow-Origin"] = cors_origins[0]
+        headers["Vary"] = "Origin"
+    return headers, json.dumps({"message": message}, separators=(",", ":")).encode("utf-8")
 
 
 class _RequestHandler(BaseHTTPRequestHandler):
@@ -143,16 +167,46 @@ class _RequestHandler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - BaseHTTPRequestHandler's name
         return
 
+    def __getattr__(self, name: str) -> Any:
+        """Every method goes to _handle: BaseHTTPRequestHandler answers 501 and an HTML page for a method it has
+        no `do_<METHOD>` for (TRACE, CONNECT, any token), where API Gateway answers 403 Missing Authentication Token.
+        """
+        if name.startswith("do_"):
+            return self._handle
+        raise AttributeError(name)
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """What http.server refuses itself (a malformed request line, a URI or headers too long): JSON, as API
+        Gateway's own answers are, not Python's HTML error page."""
+        self.close_connection = True
+        self.request_version = self.protocol_version  # a status line and headers, even to a request line unparsed
+        try:
+            phrase = message or HTTPStatus(code).phrase
+        except ValueError:
+            phrase = message or "Error"
+        headers, body = gateway_response(code, phrase, self.server.cors_origins)
+        self._respond(code, headers, body, time.perf_counter())
+
+    def _gateway_answer(self, answer: tuple[int, str], started: float) -> None:
+        status, message = answer
+        headers, body = gateway_response(status, message, self.server.cors_origins)
+        self._respond(status, headers, body, started)
+
     def _respond(self, status: int, headers: dict[str, str], body: bytes, started: float) -> None:
         self.send_response(status)
         for name, value in headers.items():
             if name.lower() not in {"content-length", "connection"}:
                 self.send_header(name, value)
         self.send_header("Content-Length", str(len(body)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.end_headers()
-        self.wfile.write(body)
+        if self.command != "HEAD":  # a HEAD answer has the headers of the body it does not send
+            self.wfile.write(body)
         elapsed = (time.perf_counter() - started) * 1000
-        sys.stderr.write(f"{self.client_address[0]} {self.command} {self.path} {status} {elapsed:.1f}ms\n")
+        sys.stderr.write(
+            f"{self.client_address[0]} {self.command} {getattr(self, 'path', '')} {status} {elapsed:.1f}ms\n"
+        )
         sys.stderr.flush()
 
     def _handle(self) -> None:
@@ -160,12 +214,12 @@ class _RequestHandler(BaseHTTPRequestHandler):
         declared = (self.headers.get("Content-Length") or "0").strip()
         if not declared.isdigit():
             self.close_connection = True
-            self._respond(400, {"Content-Type": "application/json"}, b'{"message":"Bad Request"}', started)
+            self._gateway_answer((400, "Bad Request"), started)
             return
         length = int(declared)
         if length > MAX_BODY_BYTES:
             self.close_connection = True
-            self._respond(413, {"Content-Type": "application/json"}, b'{"message":"Request Too Long"}', started)
+            self._gateway_answer(REQUEST_TOO_LARGE, started)
             return
         body = self.rfile.read(length) if length else b""
         path = urlsplit(self.path).path
@@ -175,9 +229,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
             return
         pool = self.server.pools.get((self.command, path))
         if pool is None:
-            # What API Gateway answers for a route it does not have.
-            body_out = b'{"message":"Missing Authentication Token"}'
-            self._respond(403, {"Content-Type": "application/json"}, body_out, started)
+            # What API Gateway answers for a path it does not have, or a method with no integration on a path it has.
+            self._gateway_answer(MISSING_AUTHENTICATION_TOKEN, started)
             return
         headers: dict[str, list[str]] = {}
         for name, value in self.headers.items():
@@ -186,7 +239,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         try:
             result = pool.invoke(event)
         except Exception:  # noqa: BLE001 - what API Gateway answers when the function itself fails
-            self._respond(502, {"Content-Type": "application/json"}, b'{"message": "Internal server error"}', started)
+            self._gateway_answer(FUNCTION_FAILED, started)
             return
         out = result.get("body") or ""
         payload = base64.b64decode(out) if result.get("isBase64Encoded") else out.encode("utf-8")
@@ -195,12 +248,11 @@ class _RequestHandler(BaseHTTPRequestHandler):
             response_headers.setdefault(name, ",".join(str(v) for v in values))
         self._respond(int(result.get("statusCode", 502)), response_headers, payload, started)
 
+    # Every other method too (__getattr__). Preflights (OPTIONS) go to the handlers, as the template's OPTIONS
+    # events send them deployed.
     do_GET = _handle
     do_POST = _handle
-    do_PUT = _handle
-    do_DELETE = _handle
-    do_PATCH = _handle
-    do_OPTIONS = _handle  # preflights go to the handlers, as the template's OPTIONS events send them deployed
+    do_OPTIONS = _handle
 
 
 def json_page(value: Any) -> tuple[str, bytes]:
