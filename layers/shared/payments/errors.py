@@ -70,6 +70,10 @@ class OutOfTime(InternalError):
     """
 
 
+class WillsonReadFailed(InternalError):
+    """DynamoDB could not give what a payment-progress request reads (answered without internals)."""
+
+
 class SwapOutcomeUndetermined(InternalError):
     """A swap transaction was sent and nothing could tell whether it committed (its retry will)."""
 

@@ -12,8 +12,6 @@ from decimal import Decimal
 from types import MappingProxyType
 from typing import NamedTuple
 
-from payments.models.swap import SwapValue
-
 _NO_STEPS: Mapping[int, int] = MappingProxyType({})
 
 
@@ -80,11 +78,40 @@ class OtpGuard(NamedTuple):
         return any(failure.failure_id == failure_id for failure in self.failures)
 
 
+class SwapResult(NamedTuple):
+    """What one committed swap did: the balances it replaced and wrote, and its log id."""
+
+    au_id: int
+    event_id: int
+    log_id: int
+    app_id: int
+    database_id: int
+    point_id: int
+    mu_id: int
+    previous_point: int
+    adjust_point: int
+    new_point: int
+    coin_id: int
+    walletaddress: str
+    previous_coin: Decimal
+    adjust_coin: Decimal
+    new_coin: Decimal
+
+
+class SwapLog(NamedTuple):
+    """The audit-trail entry of one swap: its result and the request (fingerprint, OTP step) that made it."""
+
+    fingerprint: str
+    otp_step: int
+    created_at_ms: int
+    result: SwapResult
+
+
 class RequestRecord(NamedTuple):
     """The committed answer of one request (account + fingerprint), replayed until it expires."""
 
     fingerprint: str
-    value: SwapValue
+    value: SwapResult
     created_at_ms: int
     expires_at_ms: int
 

@@ -14,21 +14,21 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from payments.models.ledger import (
-    Account,
-    Coin,
-    OtpFailure,
-    OtpGuard,
-    PointAccount,
-    RequestRecord,
-    SwapCommit,
-    SwappableApp,
-    SwapState,
-    Wallet,
-)
-from payments.models.swap import SwapValue
+from payments.models.ledger import OtpGuard, SwapCommit, SwapLog, SwapState
 from payments.repositories import codec, keys
 from payments.repositories.batch import batch_get
+from payments.repositories.ledger_items import (
+    AccountItem,
+    AppItem,
+    CoinItem,
+    OtpGuardItem,
+    OtpSecretItem,
+    PointBalanceItem,
+    RateItem,
+    RequestRecordItem,
+    SwapLogItem,
+    WalletItem,
+)
 
 # Cancellation reasons that mean "what was read has changed": read again and decide again.
 _STALE_READ_REASONS = {"ConditionalCheckFailed", "TransactionConflict"}
@@ -89,20 +89,20 @@ class LedgerRepository:
         still be judged in the error order; the request record is always read.
         """
         wanted = {
-            "account": keys.account(au_id),
-            "otp_guard": keys.otp_guard(au_id),
-            "request": keys.request_record(au_id, fingerprint),
+            "account": AccountItem.key(au_id),
+            "otp_guard": OtpGuardItem.key(au_id),
+            "request": RequestRecordItem.key(au_id, fingerprint),
         }
         if app_id is not None:
-            wanted["app"] = keys.app(app_id)
+            wanted["app"] = AppItem.key(app_id)
             if point_id is not None:
-                wanted["point"] = keys.point_balance(au_id, app_id, point_id)
+                wanted["point"] = PointBalanceItem.key(au_id, app_id, point_id)
             if coin_id is not None:
-                wanted["wallet"] = keys.wallet(au_id, coin_id)
-                wanted["coin"] = keys.coin(coin_id)
+                wanted["wallet"] = WalletItem.key(au_id, coin_id)
+                wanted["coin"] = CoinItem.key(coin_id)
             if point_id is not None and coin_id is not None:
-                wanted["rate"] = keys.swap_rate(app_id, point_id, coin_id)
-        secret_key = keys.otp_secret(au_id)
+                wanted["rate"] = RateItem.key(app_id, point_id, coin_id)
+        secret_key = OtpSecretItem.key(au_id)
         try:
             found = batch_get(
                 self._client,
@@ -115,20 +115,20 @@ class LedgerRepository:
         items = {name: found.get((self._table, key[keys.PK], key[keys.SK])) for name, key in wanted.items()}
         secret = found.get((self._secrets, secret_key[keys.PK], secret_key[keys.SK]))
         try:
-            wallet = _wallet(items.get("wallet"))
+            wallet = WalletItem.read(items.get("wallet"))
         except (KeyError, TypeError, ValueError, ArithmeticError) as error:
             raise WalletReadFailed(f"malformed wallet item: {error!r}") from error
         try:
             return SwapState(
-                account=_account(items["account"]),
-                point=_point(items.get("point")),
+                account=AccountItem.read(items["account"]),
+                point=PointBalanceItem.read(items.get("point")),
                 wallet=wallet,
-                otp_secret=str(secret["otp_secret"]) if secret and secret.get("otp_secret") else None,
-                otp_guard=_otp_guard(items["otp_guard"]),
-                app=_app(items.get("app")),
-                coin=_coin(items.get("coin")),
-                rate=_rate(items.get("rate")),
-                request=_request_record(items["request"]),
+                otp_secret=OtpSecretItem.read(secret),
+                otp_guard=OtpGuardItem.read(items["otp_guard"]),
+                app=AppItem.read(items.get("app")),
+                coin=CoinItem.read(items.get("coin")),
+                rate=RateItem.read(items.get("rate")),
+                request=RequestRecordItem.read(items["request"]),
             )
         except (KeyError, TypeError, ValueError, ArithmeticError) as error:
             raise LedgerReadFailed(f"malformed ledger item: {error!r}") from error
@@ -163,33 +163,13 @@ class LedgerRepository:
         record = commit.record
         # the swap's own clock, fixed with the plan, so that a resend is the very same transaction
         now_ms = record.created_at_ms
-        log_item = {
-            **keys.swap_log(commit.au_id, commit.log_id),
-            "entity": "swap_log",
-            "au_id": commit.au_id,
-            "log_id": commit.log_id,
-            "fingerprint": record.fingerprint,
-            "otp_step": commit.otp_step,
-            "created_at_ms": record.created_at_ms,
-            "value": record.value.model_dump(),
-        }
-        record_item = {
-            **keys.request_record(commit.au_id, record.fingerprint),
-            "entity": "request",
-            "au_id": commit.au_id,
-            "fingerprint": record.fingerprint,
-            "log_id": commit.log_id,
-            "created_at_ms": record.created_at_ms,
-            "expires_at_ms": record.expires_at_ms,
-            # TTL clean-up only (late by design); readers judge expiry by expires_at_ms themselves
-            "expires_at": record.expires_at_ms // 1000 + 1,
-            "value": record.value.model_dump(),
-        }
+        log_item = SwapLogItem.write(SwapLog(record.fingerprint, commit.otp_step, record.created_at_ms, record.value))
+        record_item = RequestRecordItem.write(record)
         return [
             {
                 "Update": {
                     "TableName": self._table,
-                    "Key": codec.to_item(keys.account(commit.au_id)),
+                    "Key": codec.to_item(AccountItem.key(commit.au_id)),
                     "UpdateExpression": (
                         "SET #entity = :entity, #au_id = :au_id, #version = :next_version, #log_seq = :log_id, "
                         "#otp_steps = :otp_steps"
@@ -201,32 +181,30 @@ class LedgerRepository:
                         **({} if commit.account_exists else {"#pk": keys.PK}),
                         "#entity": "entity",
                         "#au_id": "au_id",
-                        "#version": "version",
-                        "#log_seq": "log_seq",
-                        "#otp_steps": "otp_steps",
+                        "#version": AccountItem.VERSION,
+                        "#log_seq": AccountItem.LOG_SEQ,
+                        "#otp_steps": AccountItem.OTP_STEPS,
                     },
                     "ExpressionAttributeValues": {
-                        ":entity": codec.to_attribute("account"),
+                        ":entity": codec.to_attribute(AccountItem.ENTITY),
                         ":au_id": codec.to_attribute(commit.au_id),
                         **({":version": codec.to_attribute(commit.account_version)} if commit.account_exists else {}),
                         ":next_version": codec.to_attribute(commit.account_version + 1),
                         ":log_id": codec.to_attribute(commit.log_id),
-                        ":otp_steps": codec.to_attribute(
-                            {str(step): log_id for step, log_id in commit.consumed_otp_steps.items()}
-                        ),
+                        ":otp_steps": codec.to_attribute(AccountItem.steps_attribute(commit.consumed_otp_steps)),
                     },
                 }
             },
             _balance_update(
                 self._table,
-                keys.point_balance(commit.au_id, commit.app_id, commit.point_id),
+                PointBalanceItem.key(commit.au_id, commit.app_id, commit.point_id),
                 commit.previous_point,
                 commit.new_point,
                 commit.log_id,
             ),
             _balance_update(
                 self._table,
-                keys.wallet(commit.au_id, commit.coin_id),
+                WalletItem.key(commit.au_id, commit.coin_id),
                 commit.previous_coin,
                 commit.new_coin,
                 commit.log_id,
@@ -245,7 +223,7 @@ class LedgerRepository:
                     "Item": codec.to_item(record_item),
                     # an expired record of the same request may be replaced, a live one never
                     "ConditionExpression": "attribute_not_exists(#pk) OR #expires_at_ms <= :now_ms",
-                    "ExpressionAttributeNames": {"#pk": keys.PK, "#expires_at_ms": "expires_at_ms"},
+                    "ExpressionAttributeNames": {"#pk": keys.PK, "#expires_at_ms": RequestRecordItem.EXPIRES_AT_MS},
                     "ExpressionAttributeValues": {":now_ms": codec.to_attribute(now_ms)},
                 }
             },
@@ -253,16 +231,16 @@ class LedgerRepository:
                 # no swap commits while OTP is locked, whatever was read
                 "ConditionCheck": {
                     "TableName": self._table,
-                    "Key": codec.to_item(keys.otp_guard(commit.au_id)),
+                    "Key": codec.to_item(OtpGuardItem.key(commit.au_id)),
                     "ConditionExpression": "attribute_not_exists(#pk) OR #locked_until_ms <= :now_ms",
-                    "ExpressionAttributeNames": {"#pk": keys.PK, "#locked_until_ms": "locked_until_ms"},
+                    "ExpressionAttributeNames": {"#pk": keys.PK, "#locked_until_ms": OtpGuardItem.LOCKED_UNTIL_MS},
                     "ExpressionAttributeValues": {":now_ms": codec.to_attribute(now_ms)},
                 }
             },
         ]
 
-    def get_logged_swap(self, au_id: int, log_id: int) -> tuple[str, SwapValue] | None:
-        """(request fingerprint, answer) of one logged swap, read consistently.
+    def get_logged_swap(self, au_id: int, log_id: int) -> SwapLog | None:
+        """One logged swap (its request's fingerprint and result), read consistently.
 
         A GetItem is serializable with transactions (a BatchGetItem as a whole is not: it may see
         one item of a transaction committed and another not yet), so this settles what a
@@ -270,14 +248,14 @@ class LedgerRepository:
         """
         try:
             response = self._client.get_item(
-                TableName=self._table, Key=codec.to_item(keys.swap_log(au_id, log_id)), ConsistentRead=True
+                TableName=self._table, Key=codec.to_item(SwapLogItem.key(au_id, log_id)), ConsistentRead=True
             )
+            item = codec.from_item(response.get("Item"))
+            return None if item is None else SwapLogItem.read(item)
         except (ClientError, BotoCoreError) as error:
             raise LedgerReadFailed(str(error)) from error
-        item = codec.from_item(response.get("Item"))
-        if item is None:
-            return None
-        return str(item.get("fingerprint", "")), SwapValue.model_validate(item["value"])
+        except (KeyError, TypeError, ValueError, ArithmeticError) as error:
+            raise LedgerReadFailed(f"malformed swap log item: {error!r}") from error
 
     # --- OTP guard ------------------------------------------------------------------------
 
@@ -286,17 +264,7 @@ class LedgerRepository:
         try:
             self._client.put_item(
                 TableName=self._table,
-                Item=codec.to_item(
-                    {
-                        **keys.otp_guard(au_id),
-                        "entity": "otp_guard",
-                        "au_id": au_id,
-                        "version": guard.version,
-                        "failures": [{"id": f.failure_id, "at_ms": f.at_ms} for f in guard.failures],
-                        "locked_until_ms": guard.locked_until_ms,
-                        "expires_at": expires_at,
-                    }
-                ),
+                Item=codec.to_item(OtpGuardItem.write(au_id, guard, expires_at)),
                 **_expected_version(expected_version),
             )
         except ClientError as error:
@@ -314,11 +282,13 @@ class LedgerRepository:
     def get_otp_guard(self, au_id: int) -> OtpGuard:
         try:
             response = self._client.get_item(
-                TableName=self._table, Key=codec.to_item(keys.otp_guard(au_id)), ConsistentRead=True
+                TableName=self._table, Key=codec.to_item(OtpGuardItem.key(au_id)), ConsistentRead=True
             )
+            return OtpGuardItem.read(codec.from_item(response.get("Item")))
         except (ClientError, BotoCoreError) as error:
             raise LedgerReadFailed(str(error)) from error
-        return _otp_guard(codec.from_item(response.get("Item")))
+        except (KeyError, TypeError, ValueError) as error:
+            raise LedgerReadFailed(f"malformed OTP guard item: {error!r}") from error
 
     def unlock_otp(self, au_id: int, now_ms: int) -> None:
         """Ops: forget an account's wrong codes and lift its lock.
@@ -327,43 +297,29 @@ class LedgerRepository:
         are at least the time of the write in ms), so a wrong code judged meanwhile cannot
         overwrite the unlock with a stale version, nor the unlock resurrect an old version.
         """
+        unlocked = OtpGuard(version=now_ms, failures=(), locked_until_ms=0)
         self._client.put_item(
-            TableName=self._table,
-            Item=codec.to_item(
-                {
-                    **keys.otp_guard(au_id),
-                    "entity": "otp_guard",
-                    "au_id": au_id,
-                    "version": now_ms,
-                    "failures": [],
-                    "locked_until_ms": 0,
-                    "expires_at": now_ms // 1000 + 1,
-                }
-            ),
+            TableName=self._table, Item=codec.to_item(OtpGuardItem.write(au_id, unlocked, now_ms // 1000 + 1))
         )
 
     # --- ops tools ------------------------------------------------------------------------
 
     def get_otp_secret(self, au_id: int) -> str | None:
         response = self._client.get_item(
-            TableName=self._secrets, Key=codec.to_item(keys.otp_secret(au_id)), ConsistentRead=True
+            TableName=self._secrets, Key=codec.to_item(OtpSecretItem.key(au_id)), ConsistentRead=True
         )
-        item = codec.from_item(response.get("Item"))
-        return str(item["otp_secret"]) if item and item.get("otp_secret") else None
+        return OtpSecretItem.read(codec.from_item(response.get("Item")))
 
     def enroll_otp(self, au_id: int, secret: str) -> None:
         """Set the account's TOTP secret; the account item is created (never reset) as well."""
         self.ensure_account(au_id)
-        self._client.put_item(
-            TableName=self._secrets,
-            Item=codec.to_item({**keys.otp_secret(au_id), "au_id": au_id, "otp_secret": secret}),
-        )
+        self._client.put_item(TableName=self._secrets, Item=codec.to_item(OtpSecretItem.write(au_id, secret)))
 
     def ensure_account(self, au_id: int) -> None:
         """Create the account item if it is missing; an existing one keeps its counters."""
         self._client.update_item(
             TableName=self._table,
-            Key=codec.to_item(keys.account(au_id)),
+            Key=codec.to_item(AccountItem.key(au_id)),
             UpdateExpression=(
                 "SET #entity = :entity, #au_id = :au_id, #version = if_not_exists(#version, :zero), "
                 "#log_seq = if_not_exists(#log_seq, :zero), #otp_steps = if_not_exists(#otp_steps, :empty)"
@@ -371,12 +327,12 @@ class LedgerRepository:
             ExpressionAttributeNames={
                 "#entity": "entity",
                 "#au_id": "au_id",
-                "#version": "version",
-                "#log_seq": "log_seq",
-                "#otp_steps": "otp_steps",
+                "#version": AccountItem.VERSION,
+                "#log_seq": AccountItem.LOG_SEQ,
+                "#otp_steps": AccountItem.OTP_STEPS,
             },
             ExpressionAttributeValues={
-                ":entity": codec.to_attribute("account"),
+                ":entity": codec.to_attribute(AccountItem.ENTITY),
                 ":au_id": codec.to_attribute(au_id),
                 ":zero": codec.to_attribute(0),
                 ":empty": codec.to_attribute({}),
@@ -399,7 +355,7 @@ def _expected_version(version: int) -> dict[str, Any]:
         return {"ConditionExpression": "attribute_not_exists(#pk)", "ExpressionAttributeNames": {"#pk": keys.PK}}
     return {
         "ConditionExpression": "#version = :expected",
-        "ExpressionAttributeNames": {"#version": "version"},
+        "ExpressionAttributeNames": {"#version": AccountItem.VERSION},
         "ExpressionAttributeValues": {":expected": codec.to_attribute(version)},
     }
 
@@ -408,79 +364,6 @@ def _client_token(commit: SwapCommit) -> str:
     """36 characters naming this attempt of this request: a resend of it is the same transaction."""
     text = f"{commit.au_id}:{commit.record.fingerprint}:{commit.account_version}:{commit.record.created_at_ms}"
     return hashlib.sha256(text.encode()).hexdigest()[:36]
-
-
-def _account(item: dict[str, Any] | None) -> Account | None:
-    if item is None:
-        return None
-    return Account(
-        au_id=int(item["au_id"]),
-        version=int(item.get("version", 0)),
-        log_seq=int(item.get("log_seq", 0)),
-        consumed_otp_steps={int(step): int(log_id) for step, log_id in _steps(item.get("otp_steps")).items()},
-    )
-
-
-def _steps(stored: Any) -> dict[str, Any]:
-    # Older items kept {"log_id", "fingerprint"} per step; the log id is what matters.
-    return {step: (value["log_id"] if isinstance(value, dict) else value) for step, value in (stored or {}).items()}
-
-
-def _point(item: dict[str, Any] | None) -> PointAccount | None:
-    if item is None:
-        return None
-    return PointAccount(
-        mu_id=int(item["mu_id"]), quantity=int(item["quantity"]), last_log_id=int(item.get("last_log_id", 0))
-    )
-
-
-def _wallet(item: dict[str, Any] | None) -> Wallet | None:
-    if item is None:
-        return None
-    return Wallet(
-        walletaddress=str(item["walletaddress"]),
-        quantity=Decimal(str(item["quantity"])),
-        last_log_id=int(item.get("last_log_id", 0)),
-    )
-
-
-def _app(item: dict[str, Any] | None) -> SwappableApp | None:
-    if item is None:
-        return None
-    return SwappableApp(
-        app_id=int(item["app_id"]),
-        database_id=int(item["database_id"]),
-        point_ids=frozenset(int(point_id) for point_id in item.get("points", {})),
-    )
-
-
-def _rate(item: dict[str, Any] | None) -> Decimal | None:
-    return None if item is None else Decimal(str(item["rate"]))
-
-
-def _coin(item: dict[str, Any] | None) -> Coin | None:
-    return None if item is None else Coin(coin_id=int(item["coin_id"]), decimals=int(item["decimals"]))
-
-
-def _otp_guard(item: dict[str, Any] | None) -> OtpGuard:
-    if item is None:
-        return OtpGuard()
-    return OtpGuard(
-        version=int(item.get("version", 0)),
-        failures=tuple(OtpFailure(str(f["id"]), int(f["at_ms"])) for f in item.get("failures", [])),
-        locked_until_ms=int(item.get("locked_until_ms", 0)),
-    )
-
-
-def _request_record(item: dict[str, Any] | None) -> RequestRecord | None:
-    if item is None:
-        return None
-    return RequestRecord(
-        fingerprint=str(item["fingerprint"]),
-        value=SwapValue.model_validate(item["value"]),
-        created_at_ms=int(item["created_at_ms"]),
-        expires_at_ms=int(item["expires_at_ms"]),
-    )
 
 
 def _balance_update(
@@ -494,7 +377,10 @@ def _balance_update(
             # item has seen this transaction only in part
             "UpdateExpression": "SET #quantity = :new, #last_log_id = :log_id",
             "ConditionExpression": "#quantity = :previous",
-            "ExpressionAttributeNames": {"#quantity": "quantity", "#last_log_id": "last_log_id"},
+            "ExpressionAttributeNames": {
+                "#quantity": PointBalanceItem.QUANTITY,
+                "#last_log_id": PointBalanceItem.LAST_LOG_ID,
+            },
             "ExpressionAttributeValues": {
                 ":new": codec.to_attribute(new),
                 ":previous": codec.to_attribute(previous),

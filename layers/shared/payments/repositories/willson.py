@@ -1,25 +1,42 @@
-"""Reads of the Willson table (and the caller's honeypot balance) for payment progress."""
+"""Reads of the Willson table (and the caller's honeypot balance) for payment progress.
+
+The service gets typed values (payments.models.willson); item shapes are in willson_items and
+ledger_items. Every DynamoDB failure is raised as WillsonReadFailed, a catalogued internal error.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
+from payments.errors import WillsonReadFailed
+from payments.models.willson import ListingPage, PaymentContext, WillsonerCard
 from payments.repositories import codec, keys
 from payments.repositories.batch import batch_get
+from payments.repositories.ledger_items import PointBalanceItem
+from payments.repositories.willson_items import (
+    AskerSessionsItem,
+    CardItem,
+    ConcernItem,
+    ListingEntryItem,
+    TicketCatalogItem,
+)
 
 _BATCH_GET_LIMIT = 100
 
 
-@dataclass(frozen=True)
-class PaymentContext:
-    """What one payment-progress request needs before choosing willsoners."""
-
-    concern: dict[str, Any] | None
-    tickets: dict[str, Any]
-    past_willsoners: dict[int, str]
-    honeypot: int
+@contextmanager
+def _reading(what: str) -> Iterator[None]:
+    """DynamoDB's refusals and malformed items become the catalogued WillsonReadFailed."""
+    try:
+        yield
+    except (ClientError, BotoCoreError, RuntimeError) as error:
+        raise WillsonReadFailed(f"reading {what} failed: {error}") from error
+    except (KeyError, TypeError, ValueError, ArithmeticError) as error:
+        raise WillsonReadFailed(f"malformed {what} item: {error!r}") from error
 
 
 class WillsonRepository:
@@ -42,66 +59,70 @@ class WillsonRepository:
 
         Unprocessed keys are asked again while `may_ask_again()` (a caller's time budget) allows.
         """
-        concern_key = keys.concern(concern_idx)
-        tickets_key = keys.ticket_catalog()
-        sessions_key = keys.asker_sessions(au_id)
-        balance_key = keys.point_balance(au_id, app_id, point_id)
-        found = batch_get(
-            self._client,
-            {self._willson_table: [concern_key, tickets_key, sessions_key], self._ledger_table: [balance_key]},
-            consistent=False,
-            may_ask_again=may_ask_again,
-        )
+        concern_key = ConcernItem.key(concern_idx)
+        tickets_key = TicketCatalogItem.key()
+        sessions_key = AskerSessionsItem.key(au_id)
+        balance_key = PointBalanceItem.key(au_id, app_id, point_id)
+        with _reading("the payment context"):
+            found = batch_get(
+                self._client,
+                {self._willson_table: [concern_key, tickets_key, sessions_key], self._ledger_table: [balance_key]},
+                consistent=False,
+                may_ask_again=may_ask_again,
+            )
 
-        def pick(table: str, key: dict[str, str]) -> dict[str, Any] | None:
-            return found.get((table, key[keys.PK], key[keys.SK]))
+            def pick(table: str, key: dict[str, str]) -> dict[str, Any] | None:
+                return found.get((table, key[keys.PK], key[keys.SK]))
 
-        tickets = pick(self._willson_table, tickets_key) or {}
-        sessions = pick(self._willson_table, sessions_key) or {}
-        balance = pick(self._ledger_table, balance_key) or {}
-        return PaymentContext(
-            concern=pick(self._willson_table, concern_key),
-            tickets=tickets.get("tickets", {}),
-            past_willsoners={int(idx): str(when) for idx, when in sessions.get("willsoners", {}).items()},
-            honeypot=int(balance.get("quantity", 0)),
-        )
+            concern = pick(self._willson_table, concern_key)
+            return PaymentContext(
+                concern=None if concern is None else ConcernItem.read(concern),
+                tickets=TicketCatalogItem.read(pick(self._willson_table, tickets_key)),
+                past_willsoners=AskerSessionsItem.read(pick(self._willson_table, sessions_key)),
+                honeypot=PointBalanceItem.quantity_of(pick(self._ledger_table, balance_key)),
+            )
 
     def list_candidates(
         self, subcategory_idx: int, gender: str, wanted: int, before_call: Callable[[], None] = lambda: None
-    ) -> list[dict[str, Any]]:
-        """Listing entries of complete willsoners in rank order; at least `wanted` when there are.
+    ) -> ListingPage:
+        """Complete willsoners of the subcategory and concern gender in rank order; at least `wanted` when there are.
 
         `before_call` runs before each page is asked for (a caller's time budget may raise there).
         """
-        entries: list[dict[str, Any]] = []
+        cards: list[WillsonerCard] = []
         request: dict[str, Any] = {
             "TableName": self._willson_table,
             "KeyConditionExpression": "#pk = :pk",
             "ExpressionAttributeNames": {"#pk": keys.PK},
-            "ExpressionAttributeValues": {":pk": codec.to_attribute(keys.listing_partition(subcategory_idx, gender))},
+            "ExpressionAttributeValues": {
+                ":pk": codec.to_attribute(ListingEntryItem.partition(subcategory_idx, gender))
+            },
             "Limit": wanted,
         }
         while True:
             before_call()
-            response = self._client.query(**request)
-            entries.extend(entry for entry in map(codec.from_item, response.get("Items", [])) if entry is not None)
+            with _reading("the listing"):
+                response = self._client.query(**request)
+                cards.extend(ListingEntryItem.read(codec.from_item(raw) or {}) for raw in response.get("Items", []))
             last_key = response.get("LastEvaluatedKey")
-            if not last_key or len(entries) >= wanted:
-                return entries
+            if not last_key or len(cards) >= wanted:
+                return ListingPage(cards=tuple(cards))
             request["ExclusiveStartKey"] = last_key
 
     def get_cards(
         self, willsoner_idxs: list[int], may_ask_again: Callable[[], bool] = lambda: True
-    ) -> dict[int, dict[str, Any]]:
+    ) -> dict[int, WillsonerCard]:
         """The cards of these willsoners, by idx (absent ones left out): one BatchGetItem per 100.
 
         Unprocessed keys are asked again while `may_ask_again()` (a caller's time budget) allows.
         """
-        cards: dict[int, dict[str, Any]] = {}
+        cards: dict[int, WillsonerCard] = {}
         for start in range(0, len(willsoner_idxs), _BATCH_GET_LIMIT):
             chunk = willsoner_idxs[start : start + _BATCH_GET_LIMIT]
-            wanted = {self._willson_table: [keys.willsoner_card(i) for i in chunk]}
-            found = batch_get(self._client, wanted, consistent=False, may_ask_again=may_ask_again)
-            for item in found.values():
-                cards[int(item["card"]["idx"])] = item
+            wanted = {self._willson_table: [CardItem.key(idx) for idx in chunk]}
+            with _reading("willsoner cards"):
+                found = batch_get(self._client, wanted, consistent=False, may_ask_again=may_ask_again)
+                for item in found.values():
+                    card = CardItem.read(item)
+                    cards[card.idx] = card
         return cards

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import Protocol
 
 from payments.auth import Caller
 from payments.errors import ConcernNotFound, WillsonerNotFound
@@ -22,7 +23,7 @@ from payments.models.payment_progress import (
     WillsonerAsker,
     WillsonerView,
 )
-from payments.repositories.willson import PaymentContext, WillsonRepository
+from payments.models.willson import Concern, ListingPage, PaymentContext, Ticket, WillsonerCard
 from payments.services.time_budget import TimeBudget
 
 MATCH_SAME_WILLSONER = 1
@@ -34,8 +35,24 @@ _CARD_CHUNK = 100
 _MAX_CARD_CHUNKS = 2
 
 
+class WillsonReader(Protocol):
+    """What payment progress reads (payments.repositories.willson.WillsonRepository in production)."""
+
+    def load_payment_context(
+        self, au_id: int, concern_idx: int, app_id: int, point_id: int, may_ask_again: Callable[[], bool] = ...
+    ) -> PaymentContext: ...
+
+    def list_candidates(
+        self, subcategory_idx: int, gender: str, wanted: int, before_call: Callable[[], None] = ...
+    ) -> ListingPage: ...
+
+    def get_cards(
+        self, willsoner_idxs: list[int], may_ask_again: Callable[[], bool] = ...
+    ) -> dict[int, WillsonerCard]: ...
+
+
 def progress_payment(
-    repository: WillsonRepository,
+    repository: WillsonReader,
     caller: Caller,
     request: PaymentProgressRequest,
     *,
@@ -54,7 +71,7 @@ def progress_payment(
         caller.au_id, request.concern_idx, honeypot_app_id, honeypot_point_id, may_ask_again=budget.allows_call
     )
     concern = context.concern
-    if concern is None or int(concern["au_id"]) != caller.au_id:
+    if concern is None or concern.au_id != caller.au_id:
         raise ConcernNotFound()
     if request.match_type == MATCH_SAME_WILLSONER:
         cards = _previous_willsoners(repository, caller, context, max_listed, budget)
@@ -66,47 +83,43 @@ def progress_payment(
     return PaymentProgressData(
         point=Honeypot(honeypot=f"{context.honeypot}개"),
         willsoners=[_willsoner_view(card) for card in cards],
-        tickets=_ticket_views(context.tickets),
+        tickets=[_ticket_view(ticket) for ticket in context.tickets if ticket.active],
         concern=_concern_view(concern),
     )
 
 
 def _candidates(
-    repository: WillsonRepository,
+    repository: WillsonReader,
     caller: Caller,
-    concern: dict[str, Any],
+    concern: Concern,
     excluded: set[int],
     max_listed: int,
     budget: TimeBudget,
-) -> list[dict[str, Any]]:
+) -> list[WillsonerCard]:
     # The listing holds only complete willsoners of the subcategory and gender, in rank order;
     # reading `max_listed` plus everyone who may be filtered out is always enough.
     wanted = max_listed + 1 + len(excluded)
-    entries = repository.list_candidates(
-        int(concern["subcategory_idx"]), str(concern["wil_gender"]), wanted, before_call=budget.before_call
+    page = repository.list_candidates(
+        concern.subcategory_idx, concern.wil_gender, wanted, before_call=budget.before_call
     )
-    cards = [
-        entry["card"]
-        for entry in entries
-        if int(entry["au_id"]) != caller.au_id and int(entry["card"]["idx"]) not in excluded
-    ]
+    cards = [card for card in page.cards if card.au_id != caller.au_id and card.idx not in excluded]
     return cards[:max_listed]
 
 
 def _previous_willsoners(
-    repository: WillsonRepository, caller: Caller, context: PaymentContext, max_listed: int, budget: TimeBudget
-) -> list[dict[str, Any]]:
+    repository: WillsonReader, caller: Caller, context: PaymentContext, max_listed: int, budget: TimeBudget
+) -> list[WillsonerCard]:
     by_recency = sorted(context.past_willsoners.items(), key=lambda pair: (-_timestamp(pair[1]), pair[0]))
     ordered = [idx for idx, _ in by_recency][: _CARD_CHUNK * _MAX_CARD_CHUNKS]
-    listed: list[dict[str, Any]] = []
+    listed: list[WillsonerCard] = []
     for start in range(0, len(ordered), _CARD_CHUNK):
         chunk = ordered[start : start + _CARD_CHUNK]
         budget.before_call()
         found = repository.get_cards(chunk, may_ask_again=budget.allows_call)
         for idx in chunk:
-            item = found.get(idx)
-            if item and item.get("status") == COMPLETE and int(item["au_id"]) != caller.au_id:
-                listed.append(item["card"])
+            card = found.get(idx)
+            if card is not None and card.status == COMPLETE and card.au_id != caller.au_id:
+                listed.append(card)
         if len(listed) >= max_listed:
             break
     return listed[:max_listed]
@@ -122,48 +135,40 @@ def format_rating(avg_rating: Decimal | None) -> str:
     return str(value.quantize(Decimal("0.1"), rounding=ROUND_HALF_UP))
 
 
-def _willsoner_view(card: dict[str, Any]) -> WillsonerView:
-    asker = card["asker"]
+def _willsoner_view(card: WillsonerCard) -> WillsonerView:
     return WillsonerView(
-        avg_rating=format_rating(card.get("avg_rating")),
-        idx=int(card["idx"]),
-        experience=card["experience"],
-        introduction=card["introduction"],
-        asker_idx=int(card["asker_idx"]),
-        status=card["status"],
-        asker=WillsonerAsker(gender=asker["gender"], age=asker["age"], pic=asker["pic"], nickname=asker["nickname"]),
-        subcategories=[Name(name=name) for name in card["subcategories"]],
-        keywords=[Name(name=name) for name in card["keywords"]],
-        image=Picture(pic=card["image"]),
+        avg_rating=format_rating(card.avg_rating),
+        idx=card.idx,
+        experience=card.experience,
+        introduction=card.introduction,
+        asker_idx=card.au_id,
+        status=card.status,
+        asker=WillsonerAsker(gender=card.gender, age=card.age, pic=card.pic, nickname=card.nickname),
+        subcategories=[Name(name=name) for name in card.subcategories],
+        keywords=[Name(name=name) for name in card.keywords],
+        image=Picture(pic=card.image),
     )
 
 
-def _ticket_views(tickets: dict[str, Any]) -> list[TicketView]:
-    ordered = sorted(tickets.items(), key=lambda pair: int(pair[0]))
-    return [
-        TicketView(
-            type=f"고민나누기 {int(ticket['minutes'])}분", amount=f"꿀단지 {int(ticket['price'])}개", idx=int(idx)
-        )
-        for idx, ticket in ordered
-        if ticket.get("active", True)
-    ]
+def _ticket_view(ticket: Ticket) -> TicketView:
+    return TicketView(type=f"고민나누기 {ticket.minutes}분", amount=f"꿀단지 {ticket.price}개", idx=ticket.idx)
 
 
-def _concern_view(concern: dict[str, Any]) -> ConcernView:
+def _concern_view(concern: Concern) -> ConcernView:
     return ConcernView(
-        time=concern["time"],
-        idx=int(concern["idx"]),
-        content=concern["content"],
-        wil_gender=concern["wil_gender"],
-        subcategory_idx=int(concern["subcategory_idx"]),
-        asker_idx=int(concern["au_id"]),
-        asker=ConcernAsker(pic=concern["asker_pic"], nickname=concern["asker_nickname"]),
+        time=concern.time,
+        idx=concern.idx,
+        content=concern.content,
+        wil_gender=concern.wil_gender,
+        subcategory_idx=concern.subcategory_idx,
+        asker_idx=concern.au_id,
+        asker=ConcernAsker(pic=concern.asker_pic, nickname=concern.asker_nickname),
         subcategory=SubcategoryView(
-            idx=int(concern["subcategory_idx"]),
-            name=concern["subcategory_name"],
-            category_idx=int(concern["category_idx"]),
-            category=CategoryView(name=concern["category_name"]),
+            idx=concern.subcategory_idx,
+            name=concern.subcategory_name,
+            category_idx=concern.category_idx,
+            category=CategoryView(name=concern.category_name),
         ),
-        personalities=[Name(name=name) for name in concern.get("personalities", [])],
-        direction=Name(name=concern["direction"]),
+        personalities=[Name(name=name) for name in concern.personalities],
+        direction=Name(name=concern.direction),
     )

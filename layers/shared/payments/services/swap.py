@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Context, Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from payments.auth import Caller
 from payments.errors import (
@@ -41,7 +41,17 @@ from payments.errors import (
     SwapOutcomeUndetermined,
 )
 from payments.json_body import canonical_json, without_trailing_zeros
-from payments.models.ledger import OtpFailure, OtpGuard, PointAccount, RequestRecord, SwapCommit, SwapState, Wallet
+from payments.models.ledger import (
+    OtpFailure,
+    OtpGuard,
+    PointAccount,
+    RequestRecord,
+    SwapCommit,
+    SwapLog,
+    SwapResult,
+    SwapState,
+    Wallet,
+)
 from payments.models.swap import (
     EVENT_COIN_TO_POINT,
     EVENT_POINT_TO_COIN,
@@ -54,7 +64,6 @@ from payments.repositories.ledger import (
     CommitResult,
     GuardWriteResult,
     LedgerReadFailed,
-    LedgerRepository,
     SwapOutcomeUnknown,
     SwapRejected,
     WalletReadFailed,
@@ -68,6 +77,30 @@ COIN_LIMIT = Decimal(10) ** 18
 _EXACT = Context(prec=80)
 _RETRY_BASE_SECONDS = 0.01
 _log = logging.getLogger(__name__)
+
+
+class Ledger(Protocol):
+    """What the swap reads and writes (payments.repositories.ledger.LedgerRepository in production)."""
+
+    def read_swap_state(
+        self,
+        au_id: int,
+        app_id: int | None,
+        point_id: int | None,
+        coin_id: int | None,
+        fingerprint: str,
+        may_ask_again: Callable[[], bool] = ...,
+    ) -> SwapState: ...
+
+    def commit_swap(self, commit: SwapCommit) -> CommitResult: ...
+
+    def get_logged_swap(self, au_id: int, log_id: int) -> SwapLog | None: ...
+
+    def save_otp_guard(
+        self, au_id: int, expected_version: int, guard: OtpGuard, expires_at: int
+    ) -> GuardWriteResult: ...
+
+    def get_otp_guard(self, au_id: int) -> OtpGuard: ...
 
 
 @dataclass(frozen=True)
@@ -85,17 +118,46 @@ class SwapPolicy:
 
 @dataclass(frozen=True)
 class SwapOutcome:
-    value: SwapValue
+    result: SwapResult
     replayed: bool
     race_retries: int = 0
+
+    @property
+    def value(self) -> SwapValue:
+        """The answer's `value`, in the seed page's shape."""
+        return swap_value(self.result)
+
+
+def swap_value(result: SwapResult) -> SwapValue:
+    return SwapValue(
+        au_id=result.au_id,
+        point=SwapPointView(
+            mu_id=result.mu_id,
+            app_id=result.app_id,
+            database_id=result.database_id,
+            point_id=result.point_id,
+            previous_point_quantity=result.previous_point,
+            adjust_point_quantity=result.adjust_point,
+            point_quantity=result.new_point,
+        ),
+        coin=SwapCoinView(
+            coin_id=result.coin_id,
+            walletaddress=result.walletaddress,
+            previous_coin_quantity=result.previous_coin,
+            adjust_coin_quantity=result.adjust_coin,
+            coin_quantity=result.new_coin,
+        ),
+        log_id=result.log_id,
+        event_id=result.event_id,
+    )
 
 
 class _AlreadyCommitted(Exception):
     """This very request's swap is committed (seen through its consumed OTP step)."""
 
-    def __init__(self, value: SwapValue) -> None:
+    def __init__(self, result: SwapResult) -> None:
         super().__init__("already committed")
-        self.value = value
+        self.result = result
 
 
 @dataclass(frozen=True)
@@ -121,7 +183,7 @@ def _is_id(value: Any) -> bool:
 
 
 def execute_swap(
-    ledger: LedgerRepository,
+    ledger: Ledger,
     caller: Caller,
     request: SwapRequest,
     fingerprint: str,
@@ -162,7 +224,7 @@ def execute_swap(
                 raise _PartialRead()
             commit = _judge(ledger, caller, request, state, fingerprint, arrival, now_ms, policy, budget)
         except _AlreadyCommitted as committed:
-            return SwapOutcome(committed.value, replayed=True, race_retries=attempt)
+            return SwapOutcome(committed.result, replayed=True, race_retries=attempt)
         except _PartialRead:
             # another swap's transaction seen half-applied: read again
             _jitter(pause, attempt, policy)
@@ -212,7 +274,7 @@ def _is_partial(state: SwapState) -> bool:
 
 
 def _resolve_by_reading(
-    ledger: LedgerRepository,
+    ledger: Ledger,
     caller: Caller,
     app_id: int | None,
     point_id: int | None,
@@ -234,7 +296,7 @@ def _resolve_by_reading(
 
 
 def _send(
-    ledger: LedgerRepository, commit: SwapCommit, policy: SwapPolicy, budget: TimeBudget
+    ledger: Ledger, commit: SwapCommit, policy: SwapPolicy, budget: TimeBudget
 ) -> tuple[CommitResult | None, bool]:
     """Send the transaction, resending it while its answer is lost.
 
@@ -253,7 +315,7 @@ def _send(
 
 
 def _judge(
-    ledger: LedgerRepository,
+    ledger: Ledger,
     caller: Caller,
     request: SwapRequest,
     state: SwapState,
@@ -324,7 +386,7 @@ def _check_accounts(state: SwapState) -> tuple[PointAccount, Wallet]:
 
 
 def _check_otp(
-    ledger: LedgerRepository,
+    ledger: Ledger,
     caller: Caller,
     request: SwapRequest,
     state: SwapState,
@@ -358,13 +420,13 @@ def _check_otp(
             raise MemberDataReadFailed(str(error)) from error
         if logged is None:
             raise _PartialRead()  # the swap that took the step is still landing: read again
-        if logged[0] == fingerprint:
-            raise _AlreadyCommitted(logged[1])
+        if logged.fingerprint == fingerprint:
+            raise _AlreadyCommitted(logged.result)
     raise OtpAlreadyUsed()
 
 
 def _count_wrong_code(
-    ledger: LedgerRepository, au_id: int, guard: OtpGuard, now_ms: int, policy: SwapPolicy, budget: TimeBudget
+    ledger: Ledger, au_id: int, guard: OtpGuard, now_ms: int, policy: SwapPolicy, budget: TimeBudget
 ) -> None:
     """Record one wrong code with a conditional write, then answer it; raise OtpInvalid or OtpLocked.
 
@@ -417,30 +479,26 @@ def _plan(
     oldest_usable = otp.current_step(arrival) - 2
     consumed = {s: log for s, log in (account.consumed_otp_steps if account else {}).items() if s >= oldest_usable}
     consumed[step] = log_id
-    value = SwapValue(
+    result = SwapResult(
         au_id=caller.au_id,
-        point=SwapPointView(
-            mu_id=point.mu_id,
-            app_id=checked.app_id,
-            database_id=state.app.database_id if state.app else 0,
-            point_id=checked.point_id,
-            previous_point_quantity=point.quantity,
-            adjust_point_quantity=checked.adjust_point,
-            point_quantity=new_point,
-        ),
-        coin=SwapCoinView(
-            coin_id=checked.coin_id,
-            walletaddress=wallet.walletaddress,
-            previous_coin_quantity=wallet.quantity,
-            adjust_coin_quantity=checked.adjust_coin,
-            coin_quantity=new_coin,
-        ),
-        log_id=log_id,
         event_id=checked.event_id,
+        log_id=log_id,
+        app_id=checked.app_id,
+        database_id=state.app.database_id if state.app else 0,
+        point_id=checked.point_id,
+        mu_id=point.mu_id,
+        previous_point=point.quantity,
+        adjust_point=checked.adjust_point,
+        new_point=new_point,
+        coin_id=checked.coin_id,
+        walletaddress=wallet.walletaddress,
+        previous_coin=wallet.quantity,
+        adjust_coin=checked.adjust_coin,
+        new_coin=new_coin,
     )
     record = RequestRecord(
         fingerprint=fingerprint,
-        value=value,
+        value=result,
         created_at_ms=now_ms,
         expires_at_ms=now_ms + policy.replay_seconds * 1000,
     )
