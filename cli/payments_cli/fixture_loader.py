@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Hashable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -12,13 +11,29 @@ from decimal import Decimal, DecimalException
 from typing import Annotated, Any, Literal, TypeVar
 
 import pyotp
+from boto3.dynamodb.table import BatchWriter
 from boto3.dynamodb.types import DYNAMODB_CONTEXT
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
-from pydantic_core import ErrorDetails
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import ErrorDetails, PydanticCustomError
 
+from payments.models.willson import Concern as ConcernValue
+from payments.models.willson import Ticket as TicketValue
+from payments.models.willson import WillsonerCard
 from payments.repositories import codec, keys
 from payments.repositories.batch import batch_get
 from payments.repositories.ledger import LedgerRepository
+from payments.repositories.ledger_items import AppItem, CoinItem, PointBalanceItem, RateItem, WalletItem
+from payments.repositories.willson_items import (
+    AskerSessionsItem,
+    CardItem,
+    CategoryItem,
+    ConcernItem,
+    FieldsItem,
+    ListingEntryItem,
+    TicketCatalogItem,
+    UserItem,
+    WillsonerProfileItem,
+)
 
 
 class FixtureError(Exception):
@@ -206,6 +221,42 @@ class Fixture(_Entry):
     swap_rates: list[SwapRate] = []
     accounts: list[Account] = []
 
+    @model_validator(mode="after")
+    def _identities_are_unique(self) -> Fixture:
+        """Each id appears once per section (subcategories: once across categories)."""
+        for entries in self._identities():
+            first: dict[Hashable, str] = {}
+            for path, identity in entries:
+                if identity in first:
+                    raise PydanticCustomError(
+                        "duplicate", "{path}: duplicate of {first}", {"path": path, "first": first[identity]}
+                    )
+                first[identity] = path
+        return self
+
+    def _identities(self) -> Iterator[Iterable[tuple[str, Hashable]]]:
+        yield ((f"categories[{i}].idx", c.idx) for i, c in enumerate(self.categories))
+        yield (
+            (f"categories[{i}].subcategories[{j}].idx", s.idx)
+            for i, c in enumerate(self.categories)
+            for j, s in enumerate(c.subcategories)
+        )
+        yield ((f"users[{i}].au_id", u.au_id) for i, u in enumerate(self.users))
+        yield ((f"willsoners[{i}].idx", w.idx) for i, w in enumerate(self.willsoners))
+        for i, willsoner in enumerate(self.willsoners):
+            yield ((f"willsoners[{i}].subcategory_idx[{j}]", s) for j, s in enumerate(willsoner.subcategory_idx))
+        yield ((f"tickets[{i}].idx", t.idx) for i, t in enumerate(self.tickets))
+        yield ((f"concerns[{i}].idx", c.idx) for i, c in enumerate(self.concerns))
+        yield ((f"apps[{i}].app_id", a.app_id) for i, a in enumerate(self.apps))
+        for i, app in enumerate(self.apps):
+            yield ((f"apps[{i}].points[{j}].point_id", p.point_id) for j, p in enumerate(app.points))
+        yield ((f"coins[{i}].coin_id", c.coin_id) for i, c in enumerate(self.coins))
+        yield ((f"swap_rates[{i}]", (r.app_id, r.point_id, r.coin_id)) for i, r in enumerate(self.swap_rates))
+        yield ((f"accounts[{i}].au_id", a.au_id) for i, a in enumerate(self.accounts))
+        for i, account in enumerate(self.accounts):
+            yield ((f"accounts[{i}].points[{j}]", (p.app_id, p.point_id)) for j, p in enumerate(account.points))
+            yield ((f"accounts[{i}].wallets[{j}].coin_id", w.coin_id) for j, w in enumerate(account.wallets))
+
 
 # --- Parsing --------------------------------------------------------------------------------
 
@@ -252,6 +303,8 @@ def _find_repeated_key(value: Any, location: tuple[str | int, ...] = ()) -> str 
 
 
 def _describe(problem: ErrorDetails, prefix: str = "") -> str:
+    if problem["type"] == "duplicate":
+        return problem["msg"]  # names both paths itself
     # Our own validators' messages read better without pydantic's "Value error, " prefix.
     message = str(problem["ctx"]["error"]) if problem["type"] == "value_error" else problem["msg"]
     location = (prefix, *problem["loc"]) if prefix else problem["loc"]
@@ -271,40 +324,7 @@ def parse_fixture_text(text: str) -> Fixture:
         fixture = Fixture.model_validate(document)
     except ValidationError as error:
         raise FixtureError("; ".join(_describe(problem) for problem in error.errors())) from None
-    _check_unique(fixture)
     return fixture
-
-
-def _unique(entries: Iterable[tuple[str, Hashable]]) -> None:
-    first: dict[Hashable, str] = {}
-    for path, identity in entries:
-        if identity in first:
-            raise FixtureError(f"{path}: duplicate of {first[identity]}")
-        first[identity] = path
-
-
-def _check_unique(fixture: Fixture) -> None:
-    _unique((f"categories[{i}].idx", c.idx) for i, c in enumerate(fixture.categories))
-    _unique(
-        (f"categories[{i}].subcategories[{j}].idx", s.idx)
-        for i, c in enumerate(fixture.categories)
-        for j, s in enumerate(c.subcategories)
-    )
-    _unique((f"users[{i}].au_id", u.au_id) for i, u in enumerate(fixture.users))
-    _unique((f"willsoners[{i}].idx", w.idx) for i, w in enumerate(fixture.willsoners))
-    for i, willsoner in enumerate(fixture.willsoners):
-        _unique((f"willsoners[{i}].subcategory_idx[{j}]", s) for j, s in enumerate(willsoner.subcategory_idx))
-    _unique((f"tickets[{i}].idx", t.idx) for i, t in enumerate(fixture.tickets))
-    _unique((f"concerns[{i}].idx", c.idx) for i, c in enumerate(fixture.concerns))
-    _unique((f"apps[{i}].app_id", a.app_id) for i, a in enumerate(fixture.apps))
-    for i, app in enumerate(fixture.apps):
-        _unique((f"apps[{i}].points[{j}].point_id", p.point_id) for j, p in enumerate(app.points))
-    _unique((f"coins[{i}].coin_id", c.coin_id) for i, c in enumerate(fixture.coins))
-    _unique((f"swap_rates[{i}]", (r.app_id, r.point_id, r.coin_id)) for i, r in enumerate(fixture.swap_rates))
-    _unique((f"accounts[{i}].au_id", a.au_id) for i, a in enumerate(fixture.accounts))
-    for i, account in enumerate(fixture.accounts):
-        _unique((f"accounts[{i}].points[{j}]", (p.app_id, p.point_id)) for j, p in enumerate(account.points))
-        _unique((f"accounts[{i}].wallets[{j}].coin_id", w.coin_id) for j, w in enumerate(account.wallets))
 
 
 # --- DynamoDB access ------------------------------------------------------------------------
@@ -313,11 +333,7 @@ ItemKey = tuple[str, str]
 Item = dict[str, Any]
 
 _BATCH_GET_LIMIT = 100
-_BATCH_WRITE_LIMIT = 25
-# DynamoDB may leave writes unprocessed under throttling; they are sent again a bounded number of times.
-_UNPROCESSED_ATTEMPTS = 8
-_STORED_WILLSON_ENTITIES = ("user", "category", "willsoner", "willsoner_card", "concern", "listing")
-_COMPLETE = "complete"
+_STORED_WILLSON_ITEMS = (UserItem, CategoryItem, WillsonerProfileItem, ConcernItem)
 
 
 def _item_key(item: Item) -> ItemKey:
@@ -325,6 +341,7 @@ def _item_key(item: Item) -> ItemKey:
 
 
 def _scan(client: Any, table: str, entities: Iterable[str]) -> dict[ItemKey, Item]:
+    """Every item of these entities (an ops tool's read: no request path scans)."""
     values = {f":entity{n}": codec.to_attribute(entity) for n, entity in enumerate(entities)}
     pages = client.get_paginator("scan").paginate(
         TableName=table,
@@ -352,31 +369,19 @@ def _get_all(client: Any, table: str, wanted: Iterable[dict[str, str]]) -> dict[
     return found
 
 
-def _write(client: Any, requests: list[tuple[str, dict[str, Any]]]) -> None:
-    for start in range(0, len(requests), _BATCH_WRITE_LIMIT):
-        pending: dict[str, list[dict[str, Any]]] = {}
-        for table, request in requests[start : start + _BATCH_WRITE_LIMIT]:
-            pending.setdefault(table, []).append(request)
-        for attempt in range(_UNPROCESSED_ATTEMPTS):
-            if attempt:
-                time.sleep(0.05 * 2**attempt)
-            pending = client.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
-            if not pending:
-                break
-        else:
-            raise RuntimeError("DynamoDB left writes unprocessed after retries; the fixture is partly loaded")
-
-
 @dataclass
 class _Changes:
     """What one table needs so that it holds the fixture: items to put and keys to delete."""
 
+    stored: dict[ItemKey, Item]
     puts: list[Item] = field(default_factory=list)
     deletes: list[ItemKey] = field(default_factory=list)
+    wanted: set[ItemKey] = field(default_factory=set)
 
-    def upsert(self, stored: dict[ItemKey, Item], item: Item) -> None:
+    def upsert(self, item: Item) -> None:
         # Attributes the loader does not own (written by the services) survive the upsert.
-        previous = stored.get(_item_key(item))
+        self.wanted.add(_item_key(item))
+        previous = self.stored.get(_item_key(item))
         merged = {**(previous or {}), **item}
         if merged != previous:
             self.puts.append(merged)
@@ -391,21 +396,16 @@ def load_fixture(
     they are only ever created, never overwritten, so loading over a live account rolls nothing back.
     Returns how many entries each section of the fixture had.
     """
-    _check_unique(fixture)
     willson = _plan_willson(client, fixture, willson_table)
     ledger = _plan_ledger(client, fixture, ledger_table)
-    puts = [
-        (table, {"PutRequest": {"Item": codec.to_item(item)}})
-        for table, changes in ((willson_table, willson), (ledger_table, ledger))
-        for item in changes.puts
-    ]
-    deletes = [
-        (willson_table, {"DeleteRequest": {"Key": codec.to_item({keys.PK: pk, keys.SK: sk})}})
-        for pk, sk in willson.deletes
-    ]
     # New listing entries go in before stale ones go, so a listing is never briefly empty.
-    _write(client, puts)
-    _write(client, deletes)
+    for table, changes in ((willson_table, willson), (ledger_table, ledger)):
+        with BatchWriter(table, client) as writer:
+            for item in changes.puts:
+                writer.put_item(Item=codec.to_item(item))
+    with BatchWriter(willson_table, client) as writer:
+        for pk, sk in willson.deletes:
+            writer.delete_item(Key=codec.to_item({keys.PK: pk, keys.SK: sk}))
     accounts = LedgerRepository(client, ledger_table, otp_secret_table)
     for account in fixture.accounts:
         if account.otp_secret is not None:
@@ -422,27 +422,23 @@ _T = TypeVar("_T", bound=_Entry)
 _Placed = tuple[_T, str]
 
 
-def _from_stored(model: type[_T], item: Item, label: str) -> _T:
-    fields = {name: item[name] for name in model.model_fields if name in item}
-    try:
-        return model.model_validate(fields, strict=False)
-    except ValidationError as error:
-        raise FixtureError(_describe(error.errors()[0], label)) from None
-
-
 def _merge(
     stored: dict[ItemKey, Item],
-    entity: str,
+    stored_as: type[FieldsItem],
     model: type[_T],
     id_field: str,
     section: str,
     given: list[_T],
 ) -> dict[int, _Placed[_T]]:
+    """The stored entries of one kind with the fixture's laid over them, by id."""
     merged: dict[int, _Placed[_T]] = {}
     for item in stored.values():
-        if item.get("entity") == entity:
-            label = f"{entity} {item[id_field]} (stored)"
-            entry = _from_stored(model, item, label)
+        if stored_as.holds(item):
+            label = f"{stored_as.ENTITY} {item[id_field]} (stored)"
+            try:
+                entry = model.model_validate(stored_as.fields(item), strict=False)
+            except ValidationError as error:
+                raise FixtureError(_describe(error.errors()[0], label)) from None
             merged[getattr(entry, id_field)] = (entry, label)
     for index, entry in enumerate(given):
         # Fixture entries go last, so a conflict with a stored entry is reported at the fixture's path.
@@ -475,73 +471,50 @@ def _require(found: bool, path: str, what: str) -> None:
         raise FixtureError(f"{path}: {what} does not exist")
 
 
-def _card(willsoner: Willsoner, user: User, subcategories: dict[int, _Placement]) -> Item:
-    return {
-        "idx": willsoner.idx,
-        "avg_rating": willsoner.avg_rating,
-        "experience": willsoner.experience,
-        "introduction": willsoner.introduction,
-        "asker_idx": willsoner.au_id,
-        "status": willsoner.status,
-        "asker": {"gender": user.gender, "age": user.age, "pic": user.pic, "nickname": user.nickname},
-        "subcategories": [subcategories[idx].subcategory.name for idx in willsoner.subcategory_idx],
-        "keywords": list(willsoner.keywords),
-        "image": willsoner.image,
-    }
+def _card(willsoner: Willsoner, user: User, subcategories: dict[int, _Placement]) -> WillsonerCard:
+    return WillsonerCard(
+        idx=willsoner.idx,
+        au_id=willsoner.au_id,
+        status=willsoner.status,
+        avg_rating=willsoner.avg_rating,
+        experience=willsoner.experience,
+        introduction=willsoner.introduction,
+        gender=user.gender,
+        age=user.age,
+        pic=user.pic,
+        nickname=user.nickname,
+        subcategories=tuple(subcategories[idx].subcategory.name for idx in willsoner.subcategory_idx),
+        keywords=tuple(willsoner.keywords),
+        image=willsoner.image,
+    )
 
 
 def _willsoner_items(willsoner: Willsoner, user: User, subcategories: dict[int, _Placement]) -> Iterator[Item]:
     card = _card(willsoner, user, subcategories)
-    listing: list[Item] = []
-    if willsoner.status == _COMPLETE:
-        rank = keys.listing_rank(willsoner.avg_rating, willsoner.idx)
-        listing = [
-            {
-                keys.PK: keys.listing_partition(subcategory_idx, gender),
-                keys.SK: rank,
-                "entity": "listing",
-                "au_id": willsoner.au_id,
-                "willsoner_idx": willsoner.idx,
-                "card": card,
-            }
-            for subcategory_idx in willsoner.subcategory_idx
-            for gender in ("ALL", user.gender)
-        ]
+    listing = ListingEntryItem.write_all(card, willsoner.subcategory_idx)
     yield from listing
-    yield {
-        **keys.willsoner_card(willsoner.idx),
-        "entity": "willsoner_card",
-        "au_id": willsoner.au_id,
-        "status": willsoner.status,
-        "card": card,
-    }
-    yield {
-        **keys.willsoner_profile(willsoner.idx),
-        "entity": "willsoner",
-        **willsoner.model_dump(),
-        "listing_keys": [[entry[keys.PK], entry[keys.SK]] for entry in listing],
-    }
+    yield CardItem.write(card)
+    yield WillsonerProfileItem.with_listing(willsoner.model_dump(), listing)
 
 
 def _concern_item(concern: Concern, asker: User, placement: _Placement) -> Item:
-    return {
-        **keys.concern(concern.idx),
-        "entity": "concern",
-        **concern.model_dump(),
-        "asker_pic": asker.pic,
-        "asker_nickname": asker.nickname,
-        "subcategory_name": placement.subcategory.name,
-        "category_idx": placement.category.idx,
-        "category_name": placement.category.name,
-    }
-
-
-def _ticket_catalog(fixture: Fixture, stored: Item | None) -> Item:
-    tickets: dict[str, Any] = dict((stored or {}).get("tickets", {}))
-    for ticket in fixture.tickets:
-        key = str(ticket.idx)
-        tickets[key] = {**tickets.get(key, {}), "minutes": ticket.minutes, "price": ticket.price}
-    return {**keys.ticket_catalog(), "entity": "tickets", "tickets": tickets}
+    return ConcernItem.write(
+        ConcernValue(
+            idx=concern.idx,
+            au_id=concern.au_id,
+            content=concern.content,
+            time=concern.time,
+            wil_gender=concern.wil_gender,
+            subcategory_idx=concern.subcategory_idx,
+            subcategory_name=placement.subcategory.name,
+            category_idx=placement.category.idx,
+            category_name=placement.category.name,
+            asker_pic=asker.pic,
+            asker_nickname=asker.nickname,
+            personalities=tuple(concern.personalities),
+            direction=concern.direction,
+        )
+    )
 
 
 def _latest(first: str | None, second: str) -> str:
@@ -551,29 +524,29 @@ def _latest(first: str | None, second: str) -> str:
 
 
 def _session_items(fixture: Fixture, stored: dict[ItemKey, Item]) -> Iterator[Item]:
-    by_asker: dict[int, dict[str, str]] = {}
+    by_asker: dict[int, dict[int, str]] = {}
     for session in fixture.sessions:
         if session.asker_au_id not in by_asker:
-            previous = stored.get(_item_key(keys.asker_sessions(session.asker_au_id))) or {}
-            by_asker[session.asker_au_id] = dict(previous.get("willsoners", {}))
+            previous = stored.get(_item_key(AskerSessionsItem.key(session.asker_au_id)))
+            by_asker[session.asker_au_id] = AskerSessionsItem.read(previous)
         willsoners = by_asker[session.asker_au_id]
-        key = str(session.willsoner_idx)
-        willsoners[key] = _latest(willsoners.get(key), session.completed_at)
+        willsoners[session.willsoner_idx] = _latest(willsoners.get(session.willsoner_idx), session.completed_at)
     for asker_au_id, willsoners in by_asker.items():
-        yield {**keys.asker_sessions(asker_au_id), "entity": "sessions", "willsoners": willsoners}
+        yield AskerSessionsItem.write(asker_au_id, willsoners)
 
 
 def _plan_willson(client: Any, fixture: Fixture, table: str) -> _Changes:
     # Cards, listings and concerns copy names from users and categories, so every one of them is
     # recomputed from the stored base items with the fixture laid over them.
-    stored = _scan(client, table, _STORED_WILLSON_ENTITIES)
-    singles = [keys.ticket_catalog()] if fixture.tickets else []
-    stored |= _get_all(client, table, singles + [keys.asker_sessions(s.asker_au_id) for s in fixture.sessions])
+    entities = [kind.ENTITY for kind in _STORED_WILLSON_ITEMS] + [CardItem.ENTITY, ListingEntryItem.ENTITY]
+    stored = _scan(client, table, entities)
+    singles = [TicketCatalogItem.key()] if fixture.tickets else []
+    stored |= _get_all(client, table, singles + [AskerSessionsItem.key(s.asker_au_id) for s in fixture.sessions])
 
-    users = _merge(stored, "user", User, "au_id", "users", fixture.users)
-    categories = _merge(stored, "category", Category, "idx", "categories", fixture.categories)
-    willsoners = _merge(stored, "willsoner", Willsoner, "idx", "willsoners", fixture.willsoners)
-    concerns = _merge(stored, "concern", Concern, "idx", "concerns", fixture.concerns)
+    users = _merge(stored, UserItem, User, "au_id", "users", fixture.users)
+    categories = _merge(stored, CategoryItem, Category, "idx", "categories", fixture.categories)
+    willsoners = _merge(stored, WillsonerProfileItem, Willsoner, "idx", "willsoners", fixture.willsoners)
+    concerns = _merge(stored, ConcernItem, Concern, "idx", "concerns", fixture.concerns)
     subcategories = _subcategory_index(categories)
 
     for willsoner, where in willsoners.values():
@@ -593,34 +566,29 @@ def _plan_willson(client: Any, fixture: Fixture, table: str) -> _Changes:
         willsoner_idx = session.willsoner_idx
         _require(willsoner_idx in willsoners, f"sessions[{index}].willsoner_idx", f"willsoner {willsoner_idx}")
 
-    changes = _Changes()
-    wanted: set[ItemKey] = set()
-
-    def upsert(item: Item) -> None:
-        wanted.add(_item_key(item))
-        changes.upsert(stored, item)
-
+    changes = _Changes(stored)
     for user, _ in users.values():
-        upsert({**keys.user(user.au_id), "entity": "user", **user.model_dump()})
+        changes.upsert(UserItem.to_item(UserItem.key(user.au_id), user.model_dump()))
     for category, _ in categories.values():
-        upsert({**keys.category(category.idx), "entity": "category", **category.model_dump()})
+        changes.upsert(CategoryItem.to_item(CategoryItem.key(category.idx), category.model_dump()))
     for willsoner, _ in willsoners.values():
         for item in _willsoner_items(willsoner, users[willsoner.au_id][0], subcategories):
-            upsert(item)
+            changes.upsert(item)
     for concern, _ in concerns.values():
-        upsert(_concern_item(concern, users[concern.au_id][0], subcategories[concern.subcategory_idx]))
+        changes.upsert(_concern_item(concern, users[concern.au_id][0], subcategories[concern.subcategory_idx]))
     if fixture.tickets:
-        upsert(_ticket_catalog(fixture, stored.get(_item_key(keys.ticket_catalog()))))
+        tickets = [TicketValue(idx=t.idx, minutes=t.minutes, price=t.price) for t in fixture.tickets]
+        changes.upsert(TicketCatalogItem.write(tickets, stored.get(_item_key(TicketCatalogItem.key()))))
     for item in _session_items(fixture, stored):
-        upsert(item)
+        changes.upsert(item)
 
     listed: set[ItemKey] = set()
     for item in stored.values():
-        if item.get("entity") == "listing":
+        if item.get("entity") == ListingEntryItem.ENTITY:
             listed.add(_item_key(item))
-        elif item.get("entity") == "willsoner":
-            listed.update((pk, sk) for pk, sk in item.get("listing_keys", []))
-    changes.deletes = sorted(listed - wanted)
+        elif WillsonerProfileItem.holds(item):
+            listed.update(WillsonerProfileItem.listing_keys(item))
+    changes.deletes = sorted(listed - changes.wanted)
     return changes
 
 
@@ -632,31 +600,31 @@ def _plan_ledger(client: Any, fixture: Fixture, table: str) -> _Changes:
     app_ids |= {p.app_id for account in fixture.accounts for p in account.points}
     coin_ids = {c.coin_id for c in fixture.coins} | {r.coin_id for r in fixture.swap_rates}
     coin_ids |= {w.coin_id for account in fixture.accounts for w in account.wallets}
-    wanted = [keys.app(app_id) for app_id in sorted(app_ids)]
-    wanted += [keys.coin(coin_id) for coin_id in sorted(coin_ids)]
-    wanted += [keys.swap_rate(r.app_id, r.point_id, r.coin_id) for r in fixture.swap_rates]
+    wanted = [AppItem.key(app_id) for app_id in sorted(app_ids)]
+    wanted += [CoinItem.key(coin_id) for coin_id in sorted(coin_ids)]
+    wanted += [RateItem.key(r.app_id, r.point_id, r.coin_id) for r in fixture.swap_rates]
     for account in fixture.accounts:
-        wanted += [keys.point_balance(account.au_id, p.app_id, p.point_id) for p in account.points]
-        wanted += [keys.wallet(account.au_id, w.coin_id) for w in account.wallets]
+        wanted += [PointBalanceItem.key(account.au_id, p.app_id, p.point_id) for p in account.points]
+        wanted += [WalletItem.key(account.au_id, w.coin_id) for w in account.wallets]
     stored = _get_all(client, table, wanted)
 
-    app_points: dict[int, dict[str, str]] = {}
+    app_points: dict[int, dict[int, str]] = {}
     for app_id in app_ids:
-        app_item = stored.get(_item_key(keys.app(app_id)))
+        app_item = stored.get(_item_key(AppItem.key(app_id)))
         if app_item is not None:
-            app_points[app_id] = dict(app_item.get("points", {}))
+            app_points[app_id] = AppItem.point_names(app_item)
     for app in fixture.apps:
-        app_points[app.app_id] = {**app_points.get(app.app_id, {}), **{str(p.point_id): p.name for p in app.points}}
+        app_points[app.app_id] = {**app_points.get(app.app_id, {}), **{p.point_id: p.name for p in app.points}}
     coin_decimals: dict[int, int] = {}
     for coin_id in coin_ids:
-        coin_item = stored.get(_item_key(keys.coin(coin_id)))
-        if coin_item is not None:
-            coin_decimals[coin_id] = int(coin_item["decimals"])
+        stored_coin = CoinItem.read(stored.get(_item_key(CoinItem.key(coin_id))))
+        if stored_coin is not None:
+            coin_decimals[coin_id] = stored_coin.decimals
     coin_decimals |= {coin.coin_id: coin.decimals for coin in fixture.coins}
 
     def require_point(path: str, app_id: int, point_id: int) -> None:
         _require(app_id in app_points, f"{path}.app_id", f"app {app_id}")
-        _require(str(point_id) in app_points[app_id], f"{path}.point_id", f"point {point_id} of app {app_id}")
+        _require(point_id in app_points[app_id], f"{path}.point_id", f"point {point_id} of app {app_id}")
 
     for index, rate in enumerate(fixture.swap_rates):
         require_point(f"swap_rates[{index}]", rate.app_id, rate.point_id)
@@ -676,49 +644,18 @@ def _plan_ledger(client: Any, fixture: Fixture, table: str) -> _Changes:
                     f"(coin {wallet.coin_id})"
                 )
 
-    changes = _Changes()
+    changes = _Changes(stored)
     for app in fixture.apps:
-        changes.upsert(
-            stored,
-            {
-                **keys.app(app.app_id),
-                "entity": "app",
-                "app_id": app.app_id,
-                "database_id": app.database_id,
-                "name": app.name,
-                "points": app_points[app.app_id],
-            },
-        )
+        changes.upsert(AppItem.write(app.app_id, app.database_id, app.name, app_points[app.app_id]))
     for coin in fixture.coins:
-        changes.upsert(stored, {**keys.coin(coin.coin_id), "entity": "coin", **coin.model_dump()})
+        changes.upsert(CoinItem.write(coin.coin_id, coin.symbol, coin.decimals))
     for rate in fixture.swap_rates:
-        changes.upsert(
-            stored,
-            {
-                **keys.swap_rate(rate.app_id, rate.point_id, rate.coin_id),
-                "entity": "rate",
-                **rate.model_dump(),
-            },
-        )
+        changes.upsert(RateItem.write(rate.app_id, rate.point_id, rate.coin_id, rate.rate))
     for account in fixture.accounts:
         for point in account.points:
             changes.upsert(
-                stored,
-                {
-                    **keys.point_balance(account.au_id, point.app_id, point.point_id),
-                    "entity": "point",
-                    "au_id": account.au_id,
-                    **point.model_dump(),
-                },
+                PointBalanceItem.write(account.au_id, point.app_id, point.point_id, point.mu_id, point.quantity)
             )
         for wallet in account.wallets:
-            changes.upsert(
-                stored,
-                {
-                    **keys.wallet(account.au_id, wallet.coin_id),
-                    "entity": "wallet",
-                    "au_id": account.au_id,
-                    **wallet.model_dump(),
-                },
-            )
+            changes.upsert(WalletItem.write(account.au_id, wallet.coin_id, wallet.walletaddress, wallet.quantity))
     return changes
