@@ -27,19 +27,20 @@ def _prepare_environment(endpoint: str | None, *, find_local_stack: bool = True)
     """Local defaults, set before any handler or client is created.
 
     The DynamoDB endpoint: `endpoint` (--dynamodb-endpoint), else AWS_ENDPOINT_URL_DYNAMODB (or
-    AWS_ENDPOINT_URL), else the one a running `payments serve` recorded, else AWS itself.
+    AWS_ENDPOINT_URL), else the one of the live local stack (the `payments serve` that recorded itself and still
+    answers), else AWS itself. With several live local stacks it refuses, naming them, rather than guess.
     """
     if (
         endpoint is None
         and find_local_stack
         and not (os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or os.environ.get("AWS_ENDPOINT_URL"))
     ):
-        from payments_cli.state import RecordedServeGone, recorded_endpoint
+        from payments_cli.state import SeveralLocalStacks, recorded_endpoint
 
         try:
             endpoint = recorded_endpoint()
-        except RecordedServeGone as error:
-            raise CliError(str(error)) from None
+        except SeveralLocalStacks as error:
+            raise CliError(str(error), status=2) from None
     os.environ.setdefault("AWS_DEFAULT_REGION", os.environ.get("AWS_REGION", DEFAULT_REGION))
     os.environ.setdefault("AWS_REGION", os.environ["AWS_DEFAULT_REGION"])
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
@@ -142,10 +143,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"DynamoDB: {endpoint} (one request at a time, through {emulator.endpoint})")
     else:
         print(f"DynamoDB: {endpoint}")
-    from payments_cli.state import mark_stopped, record_serve, state_file
+    from payments_cli.state import record_serve, remove_record
 
     record = record_serve(handlers_endpoint, url)
-    print(f"DynamoDB endpoint recorded for the other commands (payments otp code, load-fixture, …): {state_file()}")
+    print(f"DynamoDB endpoint recorded for the other commands (payments otp code, load-fixture, …): {record.path}")
     print(f"Local stack listening on {url}")
     print("CORS: " + (", ".join(cors_origins) + " allowed" if cors_origins else "off (no --cors-origin)"))
     print(f"Demo token (au_id {asker}): {willson_token}")
@@ -170,7 +171,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     finally:
-        mark_stopped(record)
+        remove_record(record)
         server.server_close()
         if emulator:
             emulator.stop()

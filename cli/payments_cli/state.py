@@ -1,22 +1,30 @@
-"""Where `payments serve` records its DynamoDB endpoint, so the other commands find a running local stack.
+"""Where each running `payments serve` records itself, so the other commands find the local stack.
 
-One file per user, not per directory (the command line runs from anywhere):
-`$XDG_STATE_HOME/willson-payments/serve.json`, by default `~/.local/state/willson-payments/serve.json`.
-`serve` writes it once it listens and marks it stopped when it stops; a record whose process is
-gone (a `serve` killed without a chance to mark it) counts as stopped too. With several `serve`
-processes, the record names the last one started.
+One file per serve process, per user (the command line runs from any directory):
+`$XDG_STATE_HOME/willson-payments/serve-<pid>.json`, by default `~/.local/state/willson-payments/…`. `serve`
+writes its record once it listens and removes it when it stops, so several stacks (`make run` in one terminal, a
+second `payments serve --port 3001` in another) never overwrite or stop each other's record.
+
+A record counts only while its stack is live: its process exists and its port accepts a connection. A record
+whose process is gone (a `serve` killed with SIGKILL, which removes nothing) is stale: ignored and removed. One
+whose process exists but whose port does not answer (the pid reused by another program, a stack that hangs) is
+ignored and left alone.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 APP_DIR = "willson-payments"
-FILE_NAME = "serve.json"
+PREFIX = "serve-"
+SUFFIX = ".json"
+CONNECT_TIMEOUT_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -25,20 +33,26 @@ class ServeRecord:
     dynamodb_endpoint: str
     url: str
     started_at: float
-    stopped_at: float | None = None
 
     @property
-    def running(self) -> bool:
-        return self.stopped_at is None and _process_alive(self.pid)
+    def path(self) -> Path:
+        return record_path(self.pid)
+
+    def describe(self) -> str:
+        return f"{self.url} (pid {self.pid}, DynamoDB {self.dynamodb_endpoint})"
 
 
-class RecordedServeGone(Exception):
-    """The recorded local stack is not running any more."""
+class SeveralLocalStacks(Exception):
+    """More than one local stack is live: the command cannot choose."""
 
 
-def state_file() -> Path:
+def state_dir() -> Path:
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / APP_DIR / FILE_NAME
+    return Path(base) / APP_DIR
+
+
+def record_path(pid: int) -> Path:
+    return state_dir() / f"{PREFIX}{pid}{SUFFIX}"
 
 
 def _process_alive(pid: int) -> bool:
@@ -46,48 +60,91 @@ def _process_alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:  # someone else's process with that id: alive, if not ours
+    except PermissionError:  # someone else's process with that id: it exists
         return True
+    except OverflowError:
+        return False
     return True
 
 
-def _write(record: ServeRecord) -> None:
-    path = state_file()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}")
-    temporary.write_text(json.dumps(asdict(record), indent=2) + "\n", encoding="utf-8")
-    os.replace(temporary, path)  # readers see the old record or the new one, never half of one
-
-
-def read_record() -> ServeRecord | None:
+def _port_answers(url: str) -> bool:
+    split = urlsplit(url)
+    host = split.hostname or "127.0.0.1"
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)  # noqa: S104 - connect to a stack on every address
     try:
-        data = json.loads(state_file().read_text(encoding="utf-8"))
-        return ServeRecord(**data)
-    except (OSError, ValueError, TypeError):
-        return None
+        port = split.port
+    except ValueError:
+        return False
+    if port is None:
+        return False
+    try:
+        socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_SECONDS).close()
+    except OSError:
+        return False
+    return True
 
 
 def record_serve(dynamodb_endpoint: str, url: str) -> ServeRecord:
+    """Record this process's stack (after it listens: a reader checks that its port answers)."""
     record = ServeRecord(pid=os.getpid(), dynamodb_endpoint=dynamodb_endpoint, url=url, started_at=time.time())
-    _write(record)
+    path = record.path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(json.dumps(asdict(record), indent=2) + "\n", encoding="utf-8")
+    os.replace(temporary, path)  # readers see the whole record or none
     return record
 
 
-def mark_stopped(record: ServeRecord) -> None:
-    """Mark this serve's record stopped, unless a later serve has recorded itself since."""
-    current = read_record()
-    if current is not None and current.pid == record.pid and current.started_at == record.started_at:
-        _write(ServeRecord(**{**asdict(current), "stopped_at": time.time()}))
+def remove_record(record: ServeRecord) -> None:
+    """Remove this stack's record (it stops)."""
+    current = _read(record.path)
+    if current is None or current == record:
+        record.path.unlink(missing_ok=True)
+
+
+def _read(path: Path) -> ServeRecord | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return ServeRecord(
+            pid=int(data["pid"]),
+            dynamodb_endpoint=str(data["dynamodb_endpoint"]),
+            url=str(data["url"]),
+            started_at=float(data["started_at"]),
+        )
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+
+
+def read_records() -> list[ServeRecord]:
+    """Every record on file, oldest first (unreadable ones skipped)."""
+    try:
+        paths = sorted(state_dir().glob(f"{PREFIX}*{SUFFIX}"))
+    except OSError:
+        return []
+    records = [record for record in map(_read, paths) if record is not None]
+    return sorted(records, key=lambda record: record.started_at)
+
+
+def live_records() -> list[ServeRecord]:
+    """The records of the stacks that are live now; those of processes gone are removed on the way."""
+    live = []
+    for record in read_records():
+        if not _process_alive(record.pid):
+            record.path.unlink(missing_ok=True)
+        elif _port_answers(record.url):
+            live.append(record)
+    return live
 
 
 def recorded_endpoint() -> str | None:
-    """The DynamoDB endpoint of the running local stack; None when none was ever recorded."""
-    record = read_record()
-    if record is None:
+    """The DynamoDB endpoint of the one live local stack; None when there is none; SeveralLocalStacks for more."""
+    live = live_records()
+    if not live:
         return None
-    if not record.running:
-        raise RecordedServeGone(
-            f"the local stack recorded in {state_file()} ({record.url}, pid {record.pid}) is not running: "
-            "start `payments serve`, or pass --dynamodb-endpoint URL (or set AWS_ENDPOINT_URL_DYNAMODB)"
+    if len(live) > 1:
+        raise SeveralLocalStacks(
+            f"{len(live)} local stacks are running: "
+            + "; ".join(record.describe() for record in live)
+            + ": pass --dynamodb-endpoint URL with the DynamoDB of the one to use (or set AWS_ENDPOINT_URL_DYNAMODB)"
         )
-    return record.dynamodb_endpoint
+    return live[0].dynamodb_endpoint
