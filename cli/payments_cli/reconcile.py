@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from payments.repositories.keys import SWAP_LOG_PREFIX
+from payments.models.ledger import SwapLog
+from payments.repositories import keys
+from payments.repositories.ledger_items import AccountItem, PointBalanceItem, SwapLogItem, WalletItem
 
 
 @dataclass
@@ -27,64 +29,62 @@ class ReconcileReport:
         )
 
 
-def reconcile(items: Iterable[dict[str, Any]]) -> ReconcileReport:
+@dataclass
+class _AccountBooks:
+    """One account's items, read through the ledger's item shapes."""
+
+    log_seq: int | None = None
+    logs: list[SwapLog] = field(default_factory=list)
+    # balance name (its sort key, as `POINT#1#1` / `WALLET#2`) → stored quantity
+    balances: dict[str, Decimal] = field(default_factory=dict)
+
+
+def reconcile(items: Iterable[Mapping[str, Any]]) -> ReconcileReport:
     """Check ids contiguous from 1, log_seq = last id, and each balance's chain of logs."""
-    by_account: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    books: dict[int, _AccountBooks] = defaultdict(_AccountBooks)
     for item in items:
-        if str(item["pk"]).startswith("ACCOUNT#"):
-            by_account[item["pk"]].append(item)
+        entity = item.get("entity")
+        if entity == AccountItem.ENTITY:
+            account = AccountItem.read(item)
+            if account is not None:
+                books[account.au_id].log_seq = account.log_seq
+        elif entity == SwapLogItem.ENTITY:
+            books[int(item["au_id"])].logs.append(SwapLogItem.read(item))
+        elif entity in (PointBalanceItem.ENTITY, WalletItem.ENTITY):
+            books[int(item["au_id"])].balances[str(item[keys.SK])] = Decimal(item["quantity"])
     report = ReconcileReport()
-    for pk, account_items in sorted(by_account.items()):
+    for au_id, account_books in sorted(books.items()):
         report.accounts += 1
-        name = f"au_id {pk.split('#', 1)[1]}"
-        logs = sorted(
-            (i for i in account_items if str(i["sk"]).startswith(SWAP_LOG_PREFIX)), key=lambda i: int(i["log_id"])
-        )
-        report.swap_logs += len(logs)
-        account = next((i for i in account_items if i["sk"] == "ACCOUNT"), {})
-        balances = {i["sk"]: i for i in account_items if str(i["sk"]).startswith(("POINT#", "WALLET#"))}
-        _check_account(name, account, logs, balances, report.problems)
+        report.swap_logs += len(account_books.logs)
+        _check_account(f"au_id {au_id}", account_books, report.problems)
     return report
 
 
-def _check_account(
-    name: str,
-    account: dict[str, Any],
-    logs: list[dict[str, Any]],
-    balances: dict[str, dict[str, Any]],
-    problems: list[str],
-) -> None:
-    ids = [int(log["log_id"]) for log in logs]
+def _check_account(name: str, books: _AccountBooks, problems: list[str]) -> None:
+    logs = sorted(books.logs, key=lambda log: log.log_id)
+    ids = [log.log_id for log in logs]
     if ids != list(range(1, len(ids) + 1)):
         problems.append(f"{name}: log ids are not contiguous from 1: {ids[:10]}")
-    if logs and int(account.get("log_seq", 0)) != ids[-1]:
-        problems.append(f"{name}: log_seq {account.get('log_seq')} but last log id {ids[-1]}")
-    chains: dict[str, Any] = {}
+    if logs and (books.log_seq or 0) != ids[-1]:
+        problems.append(f"{name}: log_seq {books.log_seq} but last log id {ids[-1]}")
+    chains: dict[str, Decimal] = {}
     for log in logs:
-        value = log["value"]
-        point, coin = value["point"], value["coin"]
-        for sk, previous, adjust, final in (
-            (
-                f"POINT#{point['app_id']}#{point['point_id']}",
-                point["previous_point_quantity"],
-                point["adjust_point_quantity"],
-                point["point_quantity"],
-            ),
-            (
-                f"WALLET#{coin['coin_id']}",
-                coin["previous_coin_quantity"],
-                coin["adjust_coin_quantity"],
-                coin["coin_quantity"],
-            ),
+        result = log.result
+        point = PointBalanceItem.key(result.au_id, result.app_id, result.point_id)[keys.SK]
+        wallet = WalletItem.key(result.au_id, result.coin_id)[keys.SK]
+        for balance, previous, adjust, final in (
+            (point, Decimal(result.previous_point), Decimal(result.adjust_point), Decimal(result.new_point)),
+            (wallet, result.previous_coin, result.adjust_coin, result.new_coin),
         ):
-            if Decimal(previous) + Decimal(adjust) != Decimal(final):
-                problems.append(f"{name}: log {log['log_id']} {sk}: {previous} + {adjust} != {final}")
-            if sk in chains and Decimal(chains[sk]) != Decimal(previous):
+            if previous + adjust != final:
+                problems.append(f"{name}: log {log.log_id} {balance}: {previous} + {adjust} != {final}")
+            if balance in chains and chains[balance] != previous:
                 problems.append(
-                    f"{name}: log {log['log_id']} {sk}: previous {previous} but the log before ended at {chains[sk]}"
+                    f"{name}: log {log.log_id} {balance}: previous {previous} "
+                    f"but the log before ended at {chains[balance]}"
                 )
-            chains[sk] = final
-    for sk, final in chains.items():
-        stored = balances.get(sk, {}).get("quantity")
-        if stored is None or Decimal(stored) != Decimal(final):
-            problems.append(f"{name}: {sk} balance {stored} but the last log ends at {final}")
+            chains[balance] = final
+    for balance, final in chains.items():
+        stored = books.balances.get(balance)
+        if stored is None or stored != final:
+            problems.append(f"{name}: {balance} balance {stored} but the last log ends at {final}")

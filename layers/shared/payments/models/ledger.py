@@ -101,6 +101,7 @@ class SwapResult(NamedTuple):
 class SwapLog(NamedTuple):
     """The audit-trail entry of one swap: its result and the request (fingerprint, OTP step) that made it."""
 
+    log_id: int
     fingerprint: str
     otp_step: int
     created_at_ms: int

@@ -179,10 +179,10 @@ class SwapLogItem:
     def write(cls, log: SwapLog) -> Item:
         result = log.result
         return {
-            **cls.key(result.au_id, result.log_id),
+            **cls.key(result.au_id, log.log_id),
             "entity": cls.ENTITY,
             "au_id": result.au_id,
-            "log_id": result.log_id,
+            "log_id": log.log_id,
             "fingerprint": log.fingerprint,
             "otp_step": log.otp_step,
             "created_at_ms": log.created_at_ms,
@@ -192,6 +192,7 @@ class SwapLogItem:
     @staticmethod
     def read(item: Mapping[str, Any]) -> SwapLog:
         return SwapLog(
+            log_id=int(item["log_id"]),
             fingerprint=str(item.get("fingerprint", "")),
             otp_step=int(item.get("otp_step", 0)),
             created_at_ms=int(item.get("created_at_ms", 0)),
