@@ -128,11 +128,14 @@ test-fast: install
 bench: install dynamodb-local
 	DYNAMODB_LOCAL_DIR=$(abspath $(DDB_LOCAL)) $(BIN)/python bench/run.py
 
+# Locust, bounded in users, time and requests (bench/locustfile.py --max-requests), on loopback only.
+SOAK := DYNAMODB_LOCAL_DIR=$(abspath $(DDB_LOCAL)) $(BIN)/locust -f bench/locustfile.py -u 12 -r 6 --loglevel WARNING
+
 soak: install dynamodb-local
-	DYNAMODB_LOCAL_DIR=$(abspath $(DDB_LOCAL)) $(BIN)/python bench/soak.py
+	$(SOAK) --headless --only-summary -t 60s --stop-timeout 10
 
 soak-ui: install dynamodb-local
-	DYNAMODB_LOCAL_DIR=$(abspath $(DDB_LOCAL)) $(BIN)/python bench/soak.py --ui
+	$(SOAK) --web-host 127.0.0.1
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) $(LOCAL) .aws-sam .pytest_cache .hypothesis
