@@ -19,8 +19,6 @@ from payments_cli.dynamodb_local import free_port
 PAYMENTS = Path(sys.executable).with_name("payments")
 DEMO_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"  # account 19 of the demo data
 
-pytestmark = pytest.mark.local_stack
-
 
 @pytest.fixture
 def state_home(tmp_path: Path) -> dict[str, str]:
@@ -65,6 +63,7 @@ def assert_one_line_failure(result: subprocess.CompletedProcess[str], status: in
         assert fragment in result.stderr, result.stderr
 
 
+@pytest.mark.local_stack
 def test_two_live_stacks_are_named_and_the_one_told_is_used(state_home: dict[str, str]) -> None:
     first = start(state_home)
     try:
@@ -105,6 +104,7 @@ def test_two_live_stacks_are_named_and_the_one_told_is_used(state_home: dict[str
     assert list(records_dir(state_home).glob("serve-*.json")) == [], "a stopped stack leaves no record"
 
 
+@pytest.mark.local_stack
 def test_a_killed_stack_is_ignored_beside_a_live_one(state_home: dict[str, str]) -> None:
     live = start(state_home)
     try:
@@ -133,6 +133,7 @@ def test_a_killed_stack_is_ignored_beside_a_live_one(state_home: dict[str, str])
         live.stop()
 
 
+@pytest.mark.local_stack
 def test_with_no_live_stack_the_commands_go_to_aws_as_boto3_would(state_home: dict[str, str]) -> None:
     stack = start(state_home)
     record = record_of(stack)
@@ -145,3 +146,61 @@ def test_with_no_live_stack_the_commands_go_to_aws_as_boto3_would(state_home: di
     assert_one_line_failure(result, 1, "dynamodb.xx-nowhere-1.amazonaws.com")
     assert not record["path"].exists()
     assert "127.0.0.1" not in result.stderr
+
+
+# --- the records alone, in this process (no `serve`) ----------------------------------------------------------
+
+NO_SUCH_PID = 2**22 + 1  # above Linux's largest pid_max: no process has it
+
+
+def write_record(directory: Path, pid: int, url: str, endpoint: str = "http://127.0.0.1:1") -> Path:
+    path = directory / f"serve-{pid}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {"pid": pid, "dynamodb_endpoint": endpoint, "url": url, "started_at": time.time()}
+    path.write_text(json.dumps(record), encoding="utf-8")
+    return path
+
+
+def test_only_records_of_live_answering_stacks_count(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    from payments_cli import state
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    directory = tmp_path / "willson-payments"
+    assert state.recorded_endpoint() is None  # no record at all: boto3's own endpoint
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        port = listening.getsockname()[1]
+        live = write_record(directory, os.getpid(), f"http://0.0.0.0:{port}", "http://127.0.0.1:4567")
+        dead = write_record(directory, NO_SUCH_PID, f"http://127.0.0.1:{port}")
+        (directory / "serve-broken.json").write_text("{", encoding="utf-8")
+        assert state.recorded_endpoint() == "http://127.0.0.1:4567"
+        assert live.exists() and not dead.exists(), "a record whose process is gone is removed"
+        # a second live stack: named, not chosen
+        write_record(directory, os.getppid(), f"http://127.0.0.1:{port}", "http://127.0.0.1:7654")
+        with pytest.raises(state.SeveralLocalStacks) as refused:
+            state.recorded_endpoint()
+        message = str(refused.value)
+        assert "\n" not in message and "2 local stacks are running" in message and "--dynamodb-endpoint" in message
+        assert f"(pid {os.getpid()}, DynamoDB http://127.0.0.1:4567)" in message
+        assert f"(pid {os.getppid()}, DynamoDB http://127.0.0.1:7654)" in message
+    # nothing listens any more: both records are ignored (their processes exist, so they stay on file)
+    assert state.recorded_endpoint() is None
+    assert len(list(directory.glob("serve-*.json"))) == 3
+
+
+def test_a_stopping_stack_removes_its_own_record_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from payments_cli import state
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    mine = state.record_serve("http://127.0.0.1:1111", "http://127.0.0.1:3000")
+    assert mine.path == tmp_path / "willson-payments" / f"serve-{os.getpid()}.json"
+    assert state.read_records() == [mine]
+    state.remove_record(mine)
+    assert state.read_records() == []
+    # a later record under the same pid (not this stack's) is left alone
+    newer = state.record_serve("http://127.0.0.1:2222", "http://127.0.0.1:3001")
+    state.remove_record(mine)
+    assert state.read_records() == [newer]
