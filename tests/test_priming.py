@@ -1,5 +1,5 @@
-"""Priming (payments.priming): SnapStart hooks registered when the runtime offers them, the success path
-of both handlers taken with nothing sent and no write, caches left clean, synthetic items that match the data model."""
+"""Priming (payments.priming): SnapStart hooks registered when the runtime offers them, each one-time step done by
+calling the libraries themselves, nothing sent, nothing left behind, and an import that priming can never break."""
 
 from __future__ import annotations
 
@@ -7,19 +7,19 @@ import importlib.util
 import json
 import random
 import sys
+import time
 import types
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conftest import SECRET
-
 ROOT = Path(__file__).resolve().parents[1]
 HANDLERS = {
     "payment_progress": ROOT / "functions" / "payment_progress" / "app.py",
     "swap": ROOT / "functions" / "swap" / "app.py",
 }
+PROGRESS = "/api/v1/asker/payment/progress"
 
 
 def fresh_load(name: str) -> Any:
@@ -36,12 +36,12 @@ def fresh_load(name: str) -> Any:
 
 
 @pytest.fixture
-def snapstart(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Any]]:
+def snapstart(monkeypatch: pytest.MonkeyPatch) -> Any:
     """A stand-in for the Lambda runtime's snapshot_restore_py, recording what is registered."""
     hooks: dict[str, list[Any]] = {"before": [], "after": []}
     fake = types.ModuleType("snapshot_restore_py")
-    fake.register_before_snapshot = lambda func, *a, **k: hooks["before"].append((func, a, k))
-    fake.register_after_restore = lambda func, *a, **k: hooks["after"].append((func, a, k))
+    fake.register_before_snapshot = lambda func, *a, **k: hooks["before"].append((func, a, k))  # type: ignore[attr-defined]
+    fake.register_after_restore = lambda func, *a, **k: hooks["after"].append((func, a, k))  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "snapshot_restore_py", fake)
     import payments.priming
 
@@ -66,178 +66,165 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return sent
 
 
+def calls_of(monkeypatch: pytest.MonkeyPatch, owner: Any, name: str) -> list[Any]:
+    """Record each call of `owner.name` (its first argument after self, or its first argument), still calling it."""
+    real = getattr(owner, name)
+    seen: list[Any] = []
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        seen.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, spy)
+    return seen
+
+
 @pytest.mark.parametrize("name", sorted(HANDLERS))
-def test_hooks_are_registered_and_priming_sends_nothing(
-    name: str, snapstart: dict[str, list[Any]], no_network: list[str]
+def test_hooks_are_registered_and_every_step_succeeds_with_nothing_sent(
+    name: str, snapstart: Any, no_network: list[str]
 ) -> None:
     fresh_load(name)
     assert len(snapstart["before"]) == 1 and len(snapstart["after"]) == 1
     func, args, kwargs = snapstart["before"][0]
-    made = func(*args, **kwargs)
-    # The handler's code path reached its repository (DynamoDB calls built, signed and parsed) ...
-    assert "BatchGetItem" in made
-    # ... and not one request left the process: no table can have been written.
+    # no step failed (prime returns the failed ones) and not one request left the process
+    assert func(*args, **kwargs) == []
     assert no_network == []
 
 
-SUCCESS_CALLS = {"payment_progress": ["BatchGetItem", "Query"], "swap": ["BatchGetItem", "TransactWriteItems"]}
-
-
-@pytest.mark.parametrize("name", sorted(HANDLERS))
-def test_priming_takes_the_success_path_and_sends_nothing(
-    name: str, snapstart: dict[str, list[Any]], no_network: list[str]
+def test_botocore_step_validates_serialises_and_parses_each_dynamodb_operation(
+    monkeypatch: pytest.MonkeyPatch, no_network: list[str]
 ) -> None:
+    import botocore.parsers
+    import botocore.serialize
+
     import payments.priming
+    from payments.config import get_settings
 
-    fresh_load(name)
-    func, (handler, *rest), kwargs = snapstart["before"][0]
-    answers: list[dict[str, Any]] = []
-
-    def recording(event: dict[str, Any], context: Any) -> Any:
-        answers.append(handler(event, context))
-        return answers[-1]
-
-    made = func(recording, *rest, **kwargs)
-    rounds = payments.priming.PRIMING_ROUNDS
-    # Every round ran the handler's whole success path: its reads and (for the swap) its commit, answered 200 ...
-    assert made == SUCCESS_CALLS[name] * rounds
-    assert [answer["statusCode"] for answer in answers] == [200] * rounds
-    bodies = [json.loads(answer["body"]) for answer in answers]
-    if name == "payment_progress":
-        assert {tuple(w["idx"] for w in body["data"]["willsoners"]) for body in bodies} == {(2, 3, 4)}
-        assert {body["data"]["point"]["honeypot"] for body in bodies} == {"1000000개"}
-    else:
-        assert {(body["return"], body["value"]["point"]["point_quantity"]) for body in bodies} == {(0, 1_000_000 - 110)}
-    # ... and nothing left the process.
+    serialised = calls_of(monkeypatch, botocore.serialize.JSONSerializer, "serialize_to_request")
+    parsed = calls_of(monkeypatch, botocore.parsers.JSONParser, "parse")
+    assert payments.priming.prime(get_settings()) == []
+    operations = [operation.name for _, _, operation in serialised]
+    assert operations == list(payments.priming.DYNAMODB_OPERATIONS)
+    assert {"BatchGetItem", "GetItem", "Query", "TransactWriteItems", "PutItem"} <= set(operations)
+    assert [shape.name for _, _, shape in parsed] == [f"{name}Output" for name in operations]
     assert no_network == []
 
 
-def test_priming_reads_the_honeypot_of_the_settings(
-    snapstart: dict[str, list[Any]], no_network: list[str], monkeypatch: pytest.MonkeyPatch
+def test_botocore_step_resolves_every_nested_shape() -> None:
+    import payments.priming
+    from payments.aws import dynamodb_client
+
+    seen: set[str] = set()
+    shape = dynamodb_client().meta.service_model.operation_model("TransactWriteItems").input_shape
+    payments.priming._resolve(shape, seen)
+    # down to the attribute values inside an item of a Put inside the transaction
+    assert {
+        "TransactWriteItems" + "Input",
+        "TransactWriteItem",
+        "Put",
+        "PutItemInputAttributeMap",
+        "AttributeValue",
+    } <= seen
+
+
+def test_pydantic_step_validates_and_dumps_the_request_and_response_models(monkeypatch: pytest.MonkeyPatch) -> None:
+    import payments.priming
+    from payments import contract
+    from payments.config import get_settings
+
+    dumped = calls_of(monkeypatch, contract.SwapSuccess, "model_dump")
+    validated = calls_of(monkeypatch, contract.PaymentProgressSuccess, "model_validate")
+    assert payments.priming.prime(get_settings()) == []
+    assert len(dumped) == 1 and len(validated) == 1
+
+
+def test_token_step_signs_and_verifies_with_pyjwt_and_leaves_the_auth_cache_empty(
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Deployed with other honeypot ids, priming still decodes a honeypot balance on its success path."""
-    monkeypatch.setenv("HONEYPOT_APP_ID", "7")
-    monkeypatch.setenv("HONEYPOT_POINT_ID", "3")
-    fresh_load("payment_progress")
-    func, (handler, *rest), kwargs = snapstart["before"][0]
-    answers: list[dict[str, Any]] = []
-
-    def recording(event: dict[str, Any], context: Any) -> Any:
-        answers.append(handler(event, context))
-        return answers[-1]
-
-    func(recording, *rest, **kwargs)
-    assert {json.loads(answer["body"])["data"]["point"]["honeypot"] for answer in answers} == {"1000000개"}
-    assert no_network == []
-
-
-@pytest.mark.parametrize("name", sorted(HANDLERS))
-def test_priming_verifies_throwaway_tokens_and_leaves_no_cache_behind(
-    name: str, snapstart: dict[str, list[Any]], no_network: list[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Deployed settings (JWT_SECRET_ARN): the real secret is never fetched, no primed token stays cached."""
     import jwt
 
     import payments.priming
-    from payments import auth, http
-    from payments.aws import secrets_provider
+    from payments import auth
+    from payments.config import get_settings
 
-    monkeypatch.setenv("JWT_SECRET_ARN", "arn:aws:secretsmanager:us-east-1:123456789012:secret:jwt-AbCdEf")
-    decoded_with: list[str] = []
-    decode = jwt.decode
-
-    def spy(token: str, key: str, *args: Any, **kwargs: Any) -> Any:
-        decoded_with.append(key)
-        return decode(token, key, *args, **kwargs)
-
-    monkeypatch.setattr(jwt, "decode", spy)
-    fresh_load(name)
-    func, args, kwargs = snapstart["before"][0]
-    func(*args, **kwargs)
-    # One new token verified per round, through jwt.decode, all with one secret made for this priming ...
-    assert len(decoded_with) == payments.priming.PRIMING_ROUNDS and len(set(decoded_with)) == 1
-    assert decoded_with[0] not in {SECRET, ""}
-    # ... and none of it is left where a real request would look: token cache, secret override, secret cache.
+    auth.forget_verified_tokens()
+    decoded = calls_of(monkeypatch, jwt, "decode")
+    assert payments.priming.prime(get_settings()) == []
+    token, secret = decoded[0][0], decoded[0][1]
+    # a throwaway secret, neither the deployed one nor the development one, and no token kept by the handlers' cache
+    assert secret != get_settings().jwt_secret and len(secret) >= 32
+    assert jwt.decode(token, secret, algorithms=["HS256"])["au_id"] == 1
     assert auth._verified_claims.cache_info().currsize == 0
-    assert http.PRIMING_JWT_SECRET.get() is None
-    assert secrets_provider().store == {}
-    assert no_network == []  # not even Secrets Manager
 
 
-def test_priming_refuses_to_prime_a_refusal(no_network: list[str]) -> None:
-    """A priming request that is not answered 200 would prime the wrong path: priming says so."""
-    module = fresh_load("payment_progress")
-    from payments.priming import prime
+def test_otp_step_computes_a_totp_code(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pyotp
 
-    with pytest.raises(RuntimeError, match="answered 404"):
-        prime(module.lambda_handler, "/api/v1/asker/payment/progress", {"concern_idx": 2}, {"x-token": "{token}"})
-    assert no_network == []
+    import payments.priming
+    from payments.config import get_settings
 
-
-def _shape(value: dict[str, Any]) -> Any:
-    """The DynamoDB type of an attribute value, with the names and types inside maps and lists.
-
-    Maps keyed by numbers (ticket ids, willsoner ids, OTP steps) are data, not names: only their
-    values' shapes count.
-    """
-    ((kind, inner),) = value.items()
-    if kind == "M":
-        if inner and all(name.isdigit() for name in inner):
-            return ("M#", frozenset(_shape(item) for item in inner.values()))
-        return ("M", tuple(sorted((name, _shape(item)) for name, item in inner.items())))
-    if kind == "L":
-        return ("L", frozenset(_shape(item) for item in inner))
-    return kind
+    verified = calls_of(monkeypatch, pyotp.TOTP, "verify")
+    assert payments.priming.prime(get_settings()) == []
+    assert len(verified) == 1
 
 
-def _item_shape(item: dict[str, Any]) -> Any:
-    return tuple(sorted((name, _shape(value)) for name, value in item.items()))
+def test_powertools_step_imports_what_a_first_request_imports(monkeypatch: pytest.MonkeyPatch) -> None:
+    import payments.priming
+    from payments.config import get_settings
+
+    for name in payments.priming.POWERTOOLS_MODULES:
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    assert payments.priming.prime(get_settings()) == []
+    assert all(name in sys.modules for name in payments.priming.POWERTOOLS_MODULES)
 
 
-def _kind(table: str, item: dict[str, Any]) -> str:
-    return f"{table}:{item['entity']['S'] if 'entity' in item else item['sk']['S']}"
+def test_priming_registers_nothing_on_the_production_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    import payments.priming
+    from payments.aws import dynamodb_client
+    from payments.config import get_settings
+
+    events = dynamodb_client().meta.events
+    registered = {name: calls_of(monkeypatch, events, name) for name in ("register_first", "register", "register_last")}
+    assert payments.priming.prime(get_settings()) == []
+    assert registered == {"register_first": [], "register": [], "register_last": []}
 
 
-def test_synthetic_items_are_shaped_like_the_items_the_loader_writes(demo: Any) -> None:
-    """Each synthetic item has the attribute names and DynamoDB types of an item of its kind that
-    payments_cli.fixture_loader writes (the demo fixture, plus a dashboard account with a wallet)."""
-    from conftest import LEDGER_TABLE, OTP_SECRET_TABLE, WILLSON_TABLE, load
-    from payments.priming import synthetic_items
-    from payments.repositories import codec
+def test_a_failing_step_is_skipped_and_the_import_goes_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    import payments.priming
 
-    load(
-        demo,
-        {
-            "accounts": [
-                {
-                    "au_id": 900,
-                    "otp_secret": "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP",
-                    "points": [{"app_id": 1, "point_id": 1, "mu_id": 9000, "quantity": 5}],
-                    "wallets": [{"coin_id": 2, "walletaddress": "0x" + "1" * 40, "quantity": "1.5"}],
-                }
-            ]
-        },
-    )
-    written: dict[str, set[Any]] = {}
-    for table in (WILLSON_TABLE, LEDGER_TABLE, OTP_SECRET_TABLE):
-        for page in demo.get_paginator("scan").paginate(TableName=table):
-            for item in page["Items"]:
-                written.setdefault(_kind(table, item), set()).add(_item_shape(item))
-    synthetic = synthetic_items()
-    assert set(synthetic) == {WILLSON_TABLE, LEDGER_TABLE, OTP_SECRET_TABLE}
-    kinds = set()
-    for table, items in synthetic.items():
-        for item in items:
-            raw = codec.to_item(item)
-            kinds.add(_kind(table, raw))
-            assert _item_shape(raw) in written.get(_kind(table, raw), set()), (_kind(table, raw), raw)
-    # Every kind of item either handler reads on its success path is in the synthetic set.
-    assert kinds == {f"{WILLSON_TABLE}:{kind}" for kind in ("concern", "tickets", "sessions", "listing")} | {
-        f"{LEDGER_TABLE}:{kind}" for kind in ("account", "point", "wallet", "app", "coin", "rate")
-    } | {f"{OTP_SECRET_TABLE}:OTP_SECRET"}
+    ran: list[str] = []
+
+    def broken(_: Any) -> None:
+        raise RuntimeError("no pyjwt today")
+
+    monkeypatch.setattr(payments.priming, "_jwt", broken)
+    monkeypatch.setattr(payments.priming, "_otp", lambda _: ran.append("otp"))
+    monkeypatch.setenv("PAYMENTS_PRIME_AT_INIT", "true")
+    module = fresh_load("swap")  # primes at import: the broken step must not make the import fail
+    assert callable(module.lambda_handler)
+    assert ran == ["otp"]  # the steps after the broken one still ran
+    from payments.config import get_settings
+
+    assert payments.priming.prime(get_settings()) == ["jwt"]
 
 
-def test_after_restore_reseeds_random(snapstart: dict[str, list[Any]]) -> None:
+def test_priming_with_no_dynamodb_reachable_neither_raises_nor_waits(monkeypatch: pytest.MonkeyPatch) -> None:
+    import payments.priming
+    from payments import aws
+    from payments.config import get_settings
+
+    # a port nothing listens on: a connection would be refused (or, firewalled, wait for its timeout)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:9")
+    aws.dynamodb_client.cache_clear()
+    try:
+        started = time.monotonic()
+        assert payments.priming.prime(get_settings()) == []
+        assert time.monotonic() - started < 1.0
+    finally:
+        aws.dynamodb_client.cache_clear()
+
+
+def test_after_restore_reseeds_random(snapstart: Any) -> None:
     fresh_load("payment_progress")
     random.seed(1234)
     seeded = random.getstate()
@@ -246,7 +233,7 @@ def test_after_restore_reseeds_random(snapstart: dict[str, list[Any]]) -> None:
     assert random.getstate() != seeded
 
 
-def test_after_restore_forgets_the_cached_signing_secret(snapstart: dict[str, list[Any]], monkeypatch) -> None:
+def test_after_restore_forgets_the_cached_signing_secret(snapstart: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     from payments.aws import secrets_provider
 
     fresh_load("swap")
@@ -262,31 +249,30 @@ def test_after_restore_forgets_the_cached_signing_secret(snapstart: dict[str, li
 def test_without_the_runtime_priming_runs_only_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
     import payments.priming
 
-    primed: list[str] = []
-    monkeypatch.setattr(payments.priming, "prime", lambda handler, path, *_: primed.append(path))
+    primed: list[Any] = []
+    monkeypatch.setattr(payments.priming, "prime", primed.append)
     monkeypatch.delenv("PAYMENTS_PRIME_AT_INIT", raising=False)
     fresh_load("payment_progress")
     assert primed == []
     monkeypatch.setenv("PAYMENTS_PRIME_AT_INIT", "true")
     fresh_load("payment_progress")
-    assert primed == ["/api/v1/asker/payment/progress"]
+    assert len(primed) == 1
 
 
 def test_after_priming_real_requests_reach_dynamodb(demo: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The priming hook stays registered but answers nothing once priming is over."""
     from conftest import LambdaContext, api_event, token
 
     monkeypatch.setenv("PAYMENTS_PRIME_AT_INIT", "true")
     module = fresh_load("payment_progress")
     response = module.lambda_handler(
-        api_event("/api/v1/asker/payment/progress", {"concern_idx": 1577}, {"x-token": token(149)}), LambdaContext()
+        api_event(PROGRESS, {"concern_idx": 1577}, {"x-token": token(149)}), LambdaContext()
     )
     assert response["statusCode"] == 200
     assert [w["idx"] for w in json.loads(response["body"])["data"]["willsoners"]] == [15, 12, 18]
 
 
 def test_the_first_real_request_after_priming_is_the_cold_start(demo: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Priming's own requests do not spend Powertools' cold-start flags (Logger, Tracer, Metrics)."""
+    """Priming spends none of Powertools' cold-start flags (Logger, Tracer, Metrics): it never runs a handler."""
     from aws_lambda_powertools.logging import logger as logging_logger
     from aws_lambda_powertools.metrics.provider import cold_start as metrics_cold_start
 
@@ -299,7 +285,6 @@ def test_the_first_real_request_after_priming_is_the_cold_start(demo: Any, monke
     monkeypatch.setattr(metrics_cold_start, "is_cold_start", True)
     monkeypatch.setenv("PAYMENTS_PRIME_AT_INIT", "true")
     module = fresh_load("payment_progress")
-    # Ten primed requests ran, and every flag is still up for the first real one ...
     assert (logging_logger.is_cold_start, tracing_tracer.is_cold_start, metrics_cold_start.is_cold_start) == (
         True,
         True,
@@ -307,9 +292,9 @@ def test_the_first_real_request_after_priming_is_the_cold_start(demo: Any, monke
     )
     seen = []
     for _ in range(2):
-        event = api_event("/api/v1/asker/payment/progress", {"concern_idx": 1577}, {"x-token": token(149)})
+        event = api_event(PROGRESS, {"concern_idx": 1577}, {"x-token": token(149)})
         assert module.lambda_handler(event, LambdaContext())["statusCode"] == 200
         seen.append(logger.get_current_keys()["cold_start"])
-    # ... which is logged as the cold start, and the next one is not.
+    # the first real request is logged as the cold start, and the next one is not
     assert seen == [True, False]
     assert logging_logger.is_cold_start is False and tracing_tracer.is_cold_start is False

@@ -1,10 +1,9 @@
-"""API Gateway plumbing shared by both handlers: body, token, response rendering."""
+"""API Gateway plumbing shared by both handlers: the resolver, the body, the token, JSON responses."""
 
 from __future__ import annotations
 
 import binascii
-from collections.abc import Callable, Mapping
-from contextvars import ContextVar
+from collections.abc import Mapping
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response, content_types
@@ -13,7 +12,7 @@ from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 
 from payments.auth import Caller, verify_access_token
 from payments.config import Settings
-from payments.errors import InternalError, InvalidBody, PaymentsError, dashboard_error_body, willson_error_body
+from payments.errors import InternalError, InvalidBody
 from payments.json_body import dumps, parse_json_object
 
 _SECRET_MAX_AGE_SECONDS = 300
@@ -21,8 +20,6 @@ _SECRET_MAX_AGE_SECONDS = 300
 CORS_MAX_AGE_SECONDS = 600
 # Beyond CORSConfig's built-in Authorization, Content-Type and X-Amz-*: the Willson token header.
 CORS_EXTRA_HEADERS = ["x-token"]
-# Set only while payments.priming drives a handler, in its own context: the throwaway secret its tokens are signed with.
-PRIMING_JWT_SECRET: ContextVar[str | None] = ContextVar("PRIMING_JWT_SECRET", default=None)
 
 
 def cors_config(settings: Settings) -> CORSConfig | None:
@@ -86,11 +83,7 @@ def jwt_secret(settings: Settings) -> str:
     """The token signing secret: Secrets Manager (cached) when deployed, else JWT_SECRET.
 
     In AWS Lambda there is no fallback: without JWT_SECRET_ARN every request is an internal error.
-    While priming (PRIMING_JWT_SECRET set in this context), its throwaway secret: nothing is fetched.
     """
-    priming = PRIMING_JWT_SECRET.get()
-    if priming is not None:
-        return priming
     if settings.jwt_secret_arn:
         # Imported here: only the deployed path needs it, and it is slow to import.
         from payments.aws import secrets_provider
@@ -123,18 +116,3 @@ def json_response(status: int, body: Any) -> Response[str]:
 def raw_json_response(status: int, text: str) -> Response[str]:
     """A response whose JSON text is already written (replayed or exact-number bodies)."""
     return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=text)
-
-
-def _error_response(
-    render: Callable[[PaymentsError], tuple[int, dict[str, Any]]], error: PaymentsError
-) -> Response[str]:
-    status, body = render(error)
-    return json_response(status, body)
-
-
-def willson_error_response(error: PaymentsError) -> Response[str]:
-    return _error_response(willson_error_body, error)
-
-
-def dashboard_error_response(error: PaymentsError) -> Response[str]:
-    return _error_response(dashboard_error_body, error)

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-import re
-import uuid
 from decimal import Decimal
+from json.encoder import encode_basestring
 from typing import Any
 
 from payments.errors import InvalidBody
@@ -131,31 +130,46 @@ def format_decimal(value: Decimal) -> str:
     return format(without_trailing_zeros(value), "f")
 
 
-# Decimals are written through this marker, then the quotes around it dropped; a response whose
-# content already holds the marker gets a fresh one, so the constant needs no secrecy.
-_EXACT_MARKER = "__exact_number__"
-_MARKED_NUMBER = re.compile(f'"{_EXACT_MARKER}([-0-9.]+)"')
+class _Fraction(Exception):
+    """A Decimal with a fraction: the stdlib's C encoder cannot write it exactly."""
+
+
+def _whole(value: Any) -> int:
+    if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
+        return int(value)  # exact: the C encoder writes an int digit for digit
+    if isinstance(value, Decimal):
+        raise _Fraction
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
 def dumps(value: Any) -> str:
-    """Serialise a response; Decimals are written as exact JSON numbers (never via float), in one pass."""
-    return _dumps(value, _EXACT_MARKER)
+    """Serialise a response, compact; Decimals are written as exact JSON numbers, never through float.
+
+    The stdlib's C encoder writes it when every Decimal is a whole number (written as an int); a
+    fraction (`Decimal('0.3')`) sends the whole value to `_text`, which writes each Decimal's plain text.
+    """
+    try:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=_whole)
+    except _Fraction:
+        return _text(value)
 
 
-def _dumps(value: Any, marker: str) -> str:
-    marked = 0
+def _text(value: Any) -> str:
+    """What `json.dumps(value, ensure_ascii=False, separators=(",", ":"))` writes, Decimals as exact numbers."""
+    kind = type(value)
+    if kind is str:
+        return encode_basestring(value)
+    if kind is int:
+        return int.__repr__(value)
+    if kind is dict:
+        return "{" + ",".join([encode_basestring(key) + ":" + _text(item) for key, item in value.items()]) + "}"
+    if kind is list or kind is tuple:
+        return "[" + ",".join([_text(item) for item in value]) + "]"
+    if kind is Decimal and value.is_finite():
+        return format_decimal(value)
+    # None, booleans, floats, subclasses of str and int: as the stdlib writes them
+    return json.dumps(value, ensure_ascii=False, default=_refuse)
 
-    def exact(number: Any) -> str:
-        nonlocal marked
-        if not isinstance(number, Decimal):
-            raise TypeError(f"Object of type {type(number).__name__} is not JSON serializable")
-        marked += 1
-        return marker + format_decimal(number)
 
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=exact)
-    if not marked:
-        return text
-    if text.count('"' + marker) != marked:
-        return _dumps(value, f"__exact_{uuid.uuid4().hex}__")
-    pattern = _MARKED_NUMBER if marker == _EXACT_MARKER else re.compile(f'"{re.escape(marker)}([-0-9.]+)"')
-    return pattern.sub(r"\1", text)
+def _refuse(value: Any) -> Any:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")

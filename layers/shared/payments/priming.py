@@ -1,288 +1,176 @@
-"""Priming: do at init the one-time work a first request would otherwise pay, with no write to any table.
+"""Priming: at init, the one-time work a first request would otherwise pay, done by calling the libraries.
 
-Each handler module ends with one call to `prime_on_init`. It drives the handler through its
-SUCCESS path, several times, with synthetic API Gateway events, while its DynamoDB client is answered
-in memory, so no request leaves the process and nothing is written:
+Each handler module ends with `prime_on_init(settings)`:
 
-- reads are answered from a small synthetic item set (payments.priming_items) built with the
-  repositories' own key builders and codec: the real request's shapes (its keys, its nested
-  attribute values, its TransactWriteItems) are built, validated, serialised, signed and parsed,
-  and the answers decoded, so botocore resolves every shape the first real request will need;
-  writes (the swap's TransactWriteItems) are answered "done" and stored nowhere;
-- the token is signed at priming time with a throwaway secret and verified through the handler's own
-  path (`jwt_secret` returns that secret only while priming, on the priming thread); the token cache
-  is emptied afterwards, and the real JWT secret is neither fetched nor cached;
-- the swap's OTP code is the current code of the synthetic secret;
-- pydantic builds and serialises the response models, Powertools its resolver, logger, tracer and
-  metrics paths (the metrics printed while priming are dropped); Powertools' cold-start flags, which
-  priming's requests spend, are set again, so the first real request is the one reported as the cold start.
+- Under Lambda SnapStart the runtime provides `snapshot_restore_py`: `prime` is registered as a
+  before-snapshot hook, and `after_restore` as an after-restore hook (each restored environment re-seeds
+  `random` and drops cached secrets, so environments differ and fetch what may have changed).
+- Elsewhere `prime` runs at import only when PAYMENTS_PRIME_AT_INIT=true (the benchmarks use it).
 
-- Under Lambda SnapStart the runtime provides `snapshot_restore_py`: priming is registered as a
-  before-snapshot hook, and an after-restore hook re-seeds `random` and drops cached secrets so each
-  restored environment differs and fetches what may have changed.
-- Elsewhere priming runs at import only when PAYMENTS_PRIME_AT_INIT=true (the benchmarks use it).
+`prime` sends nothing and changes nothing the handlers use: it builds the clients; loads botocore's
+DynamoDB model and the shapes of the operations the repositories call, validating, serialising and
+parsing a sample of each through botocore's own serializer and parser; validates and dumps the request
+and response models once with pydantic; signs and verifies a throwaway token with PyJWT and computes a
+TOTP code with pyotp; imports what Powertools imports on a first request. Each step is on its own: a
+step that fails is logged and skipped, so priming never makes an import fail, and no step touches the
+network.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
-import json
+import importlib
 import os
 import random
+import secrets
 import sys
-import threading
 import time
-import warnings
-import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
+
+from payments.config import Settings
 
 try:  # present only in Lambda's Python runtimes (3.12+), where SnapStart can call these hooks
     import snapshot_restore_py  # type: ignore[import-not-found]
 except ImportError:
     snapshot_restore_py = None
 
-PRIMING_ROUNDS = 10
-_WRITES = {"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem"}
+# The DynamoDB operations the repositories call.
+DYNAMODB_OPERATIONS = ("BatchGetItem", "GetItem", "Query", "TransactWriteItems", "PutItem", "UpdateItem")
+# What Powertools imports lazily while it answers a first request (logger context, metrics flush, tracing).
+POWERTOOLS_MODULES = (
+    "aws_lambda_powertools.utilities.typing.lambda_context",
+    "aws_lambda_powertools.logging.lambda_context",
+    "aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch",
+    "aws_lambda_powertools.event_handler.middlewares",
+)
 
 
-class _PrimingContext:
-    function_name = os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "priming")
-    function_version = "$LATEST"
-    memory_limit_in_mb = 512
-    invoked_function_arn = f"arn:aws:lambda:priming:000000000000:function:{function_name}"
-    aws_request_id = "priming"
+def prime(settings: Settings) -> list[str]:
+    """Run every priming step; return the names of those that failed (each is logged, none raises)."""
+    steps: list[tuple[str, Callable[[Settings], None]]] = [
+        ("botocore", _botocore),
+        ("pydantic", _pydantic),
+        ("jwt", _jwt),
+        ("otp", _otp),
+        ("powertools", _powertools),
+    ]
+    failed = []
+    for name, step in steps:
+        try:
+            step(settings)
+        except Exception:  # noqa: BLE001 - priming is an optimisation: whatever fails, the import goes on
+            failed.append(name)
+            from payments.observability import logger
 
-    def get_remaining_time_in_millis(self) -> int:
-        return 10_000
-
-
-class CannedDynamoDB:
-    """While open, answers this thread's DynamoDB calls on a client from `items`, before anything is sent.
-
-    `items` maps a table name to its items (Python values, as the repositories read them). Reads
-    (BatchGetItem, GetItem, TransactGetItems, Query on the partition key) answer what they ask for;
-    writes answer "done" and change nothing. BatchGetItem and TransactWriteItems also answer the
-    ConsumedCapacity and ItemCollectionMetrics that moto (the benchmarks' recorder) sends unasked, so
-    their shapes are parsed once here too (DynamoDB itself sends them only when asked).
-
-    The hook stays registered once closed, answering nothing: unregistering would empty botocore's
-    handler lookup cache and hand that work back to the first real request. The active flag is per
-    thread, so priming one environment never answers another thread's real request.
-    """
-
-    _state = threading.local()
-
-    def __init__(self, client: Any, items: dict[str, list[dict[str, Any]]] | None = None) -> None:
-        from payments.repositories import codec
-        from payments.repositories.keys import PK, SK
-
-        self._events = client.meta.events
-        self.calls: list[str] = []
-        self._items: dict[tuple[str, str, str], dict[str, Any]] = {
-            (table, item[PK], item[SK]): codec.to_item(item) for table, found in (items or {}).items() for item in found
-        }
-
-    @classmethod
-    def _send(cls, request: Any, **_: Any) -> Any:
-        canned: CannedDynamoDB | None = getattr(cls._state, "canned", None)
-        if canned is None:
-            return None  # not priming on this thread: botocore sends the request as usual
-        from botocore.awsrequest import AWSResponse
-
-        target = request.headers.get("X-Amz-Target", b"")
-        operation = (target.decode() if isinstance(target, bytes) else target).rpartition(".")[2]
-        canned.calls.append(operation)
-        body = json.dumps(canned.answer(operation, json.loads(request.body or b"{}"))).encode()
-        # The headers DynamoDB answers with: botocore checks the CRC32 and reads the request id.
-        headers = {
-            "Content-Type": "application/x-amz-json-1.0",
-            "Content-Length": str(len(body)),
-            "x-amzn-RequestId": "PRIMING",
-            "x-amz-crc32": str(zlib.crc32(body)),
-        }
-        return AWSResponse("https://priming", 200, headers, _Raw(body))
-
-    def _get(self, table: str, key: dict[str, Any]) -> dict[str, Any] | None:
-        return self._items.get((table, key["pk"]["S"], key["sk"]["S"]))
-
-    def answer(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
-        """The DynamoDB JSON answer of one call, from the canned items."""
-        if operation == "BatchGetItem":
-            responses = {
-                table: [item for key in spec["Keys"] if (item := self._get(table, key)) is not None]
-                for table, spec in params["RequestItems"].items()
-            }
-            capacity = [{"TableName": table, "CapacityUnits": 1.0} for table in responses]
-            return {"Responses": responses, "UnprocessedKeys": {}, "ConsumedCapacity": capacity}
-        if operation == "GetItem":
-            item = self._get(params["TableName"], params["Key"])
-            return {} if item is None else {"Item": item}
-        if operation == "TransactGetItems":
-            found = [self._get(entry["Get"]["TableName"], entry["Get"]["Key"]) for entry in params["TransactItems"]]
-            return {"Responses": [{} if item is None else {"Item": item} for item in found]}
-        if operation == "Query":  # on the partition key only ("#pk = :pk"), as the repositories query
-            (partition,) = params["ExpressionAttributeValues"].values()
-            items = sorted(
-                (sk, item)
-                for (table, pk, sk), item in self._items.items()
-                if table == params["TableName"] and pk == partition["S"]
-            )
-            page = [item for _, item in items][: params.get("Limit", len(items))]
-            return {"Items": page, "Count": len(page), "ScannedCount": len(page)}
-        if operation == "TransactWriteItems":
-            return {"ConsumedCapacity": [], "ItemCollectionMetrics": {}}
-        if operation in _WRITES:
-            return {"UnprocessedItems": {}} if operation == "BatchWriteItem" else {}
-        raise ValueError(f"priming has no canned answer for DynamoDB {operation}")
-
-    def __enter__(self) -> CannedDynamoDB:
-        # One registration per client (and per load of this module: a reloaded module brings its own hook).
-        self._events.register_first(
-            "before-send.dynamodb", CannedDynamoDB._send, unique_id=f"payments-priming-{id(CannedDynamoDB)}"
-        )
-        CannedDynamoDB._state.canned = self
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        CannedDynamoDB._state.canned = None
+            logger.warning("priming step failed", extra={"step": name}, exc_info=True)
+    return failed
 
 
-class _Raw:
-    def __init__(self, data: bytes) -> None:
-        self._data = data
+def _botocore(settings: Settings) -> None:
+    """The clients, and each DynamoDB operation's model, shapes, validator, serializer and parser."""
+    from botocore.parsers import create_parser
+    from botocore.serialize import create_serializer
+    from botocore.validate import validate_parameters
 
-    def stream(self, **_: Any) -> Any:
-        yield self._data
+    from payments.aws import dynamodb_client, secrets_provider
+
+    if settings.jwt_secret_arn:
+        secrets_provider()  # its client built now; the secret itself is fetched by the first real request
+    client = dynamodb_client()
+    model = client.meta.service_model
+    serializer = create_serializer(model.metadata["protocol"], include_validation=False)
+    parser = create_parser(model.metadata["protocol"])
+    samples = _dynamodb_samples(settings)
+    for name in DYNAMODB_OPERATIONS:
+        operation = model.operation_model(name)
+        for shape in (operation.input_shape, operation.output_shape):
+            _resolve(shape, set())
+        validate_parameters(samples[name], operation.input_shape)
+        serializer.serialize_to_request(samples[name], operation)
+        answer = {"status_code": 200, "headers": {}, "body": b"{}"}
+        parser.parse(answer, operation.output_shape)
 
 
-def api_event(path: str, body: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
-    """An API Gateway REST proxy event (POST) with a JSON body and the headers API Gateway adds."""
-    headers = {
-        "Accept": "*/*",
-        "Content-Type": "application/json",
-        "Host": "priming.execute-api.invalid",
-        "User-Agent": "priming",
-        "X-Forwarded-For": "127.0.0.1",
-        "X-Forwarded-Port": "443",
-        "X-Forwarded-Proto": "https",
-        **headers,
-    }
+def _resolve(shape: Any, seen: set[str]) -> None:
+    """Resolve every member shape under `shape` (botocore resolves them lazily, on first access)."""
+    if shape is None or shape.name in seen:
+        return
+    seen.add(shape.name)
+    if shape.type_name == "structure":
+        for member in shape.members.values():
+            _resolve(member, seen)
+    elif shape.type_name == "list":
+        _resolve(shape.member, seen)
+    elif shape.type_name == "map":
+        _resolve(shape.key, seen)
+        _resolve(shape.value, seen)
+
+
+def _dynamodb_samples(settings: Settings) -> dict[str, dict[str, Any]]:
+    """One well-formed request per operation, on a key no item has."""
+    key = {"pk": {"S": "PRIMING"}, "sk": {"S": "PRIMING"}}
+    item = {**key, "n": {"N": "1"}, "m": {"M": {"l": {"L": [{"S": "x"}]}}}, "b": {"BOOL": True}, "z": {"NULL": True}}
+    condition = {"ConditionExpression": "attribute_not_exists(pk)"}
     return {
-        "resource": path,
-        "path": path,
-        "httpMethod": "POST",
-        "headers": headers,
-        "multiValueHeaders": {name: [value] for name, value in headers.items()},
-        "queryStringParameters": None,
-        "multiValueQueryStringParameters": None,
-        "pathParameters": None,
-        "stageVariables": None,
-        "body": json.dumps(body, ensure_ascii=False),
-        "isBase64Encoded": False,
-        "requestContext": {
-            "requestId": "priming",
-            "stage": "v1",
-            "path": f"/v1{path}",
-            "resourcePath": path,
-            "httpMethod": "POST",
-            "identity": {"sourceIp": "127.0.0.1"},
+        "BatchGetItem": {"RequestItems": {settings.ledger_table: {"Keys": [key], "ConsistentRead": True}}},
+        "GetItem": {"TableName": settings.ledger_table, "Key": key, "ConsistentRead": True},
+        "Query": {
+            "TableName": settings.willson_table,
+            "KeyConditionExpression": "#pk = :pk",
+            "ExpressionAttributeNames": {"#pk": "pk"},
+            "ExpressionAttributeValues": {":pk": {"S": "PRIMING"}},
+            "Limit": 1,
+        },
+        "TransactWriteItems": {
+            "TransactItems": [{"Put": {"TableName": settings.ledger_table, "Item": item, **condition}}],
+            "ClientRequestToken": "priming",
+        },
+        "PutItem": {"TableName": settings.ledger_table, "Item": item, **condition},
+        "UpdateItem": {
+            "TableName": settings.ledger_table,
+            "Key": key,
+            "UpdateExpression": "SET n = :n",
+            "ExpressionAttributeValues": {":n": {"N": "1"}},
+            **condition,
         },
     }
 
 
-def synthetic_items() -> dict[str, list[dict[str, Any]]]:
-    """The synthetic items (payments.priming_items) by the table names of this environment's settings."""
-    from payments import priming_items
-    from payments.config import get_settings
+def _pydantic(_: Settings) -> None:
+    """Validate and dump each request and response envelope once."""
+    from payments import contract
+    from payments.models.payment_progress import PaymentProgressRequest
+    from payments.models.swap import SwapRequest, SwapValue
 
-    settings = get_settings()
-    return {
-        settings.willson_table: priming_items.willson_items(),
-        settings.ledger_table: priming_items.ledger_items(settings.honeypot_app_id, settings.honeypot_point_id),
-        settings.otp_secret_table: priming_items.otp_secret_items(),
-    }
-
-
-def _fill(value: Any, fields: dict[str, str]) -> Any:
-    """`value` with every "{name}" string of it (at any depth) formatted from `fields`."""
-    if isinstance(value, str):
-        return value.format(**fields)
-    if isinstance(value, dict):
-        return {name: _fill(item, fields) for name, item in value.items()}
-    return [_fill(item, fields) for item in value] if isinstance(value, list) else value
+    PaymentProgressRequest.model_validate({"concern_idx": 1, "match_type": 2})
+    SwapRequest.from_body(contract.SWAP_EXAMPLE_REQUEST).coin_id  # noqa: B018 - reads a nested field
+    value = SwapValue.model_validate(contract.SWAP_EXAMPLE_VALUE)
+    contract.SwapSuccess(value=value).model_dump(by_alias=True)
+    contract.PaymentProgressSuccess.model_validate(contract.PAYMENT_PROGRESS_EXAMPLE).model_dump()
 
 
-@contextlib.contextmanager
-def _throwaway_secret() -> Iterator[str]:
-    """A fresh JWT secret that `payments.http.jwt_secret` returns on this thread while open."""
-    import secrets
+def _jwt(_: Settings) -> None:
+    """Sign and verify a throwaway token (a secret made now and dropped), as the handlers verify theirs."""
+    import jwt
 
-    from payments import http
+    from payments.auth import ALGORITHM
 
     secret = secrets.token_urlsafe(32)
-    reset = http.PRIMING_JWT_SECRET.set(secret)
-    try:
-        yield secret
-    finally:
-        http.PRIMING_JWT_SECRET.reset(reset)
+    token = jwt.encode({"au_id": 1, "exp": int(time.time()) + 60}, secret, algorithm=ALGORITHM)
+    jwt.decode(token, secret, algorithms=[ALGORITHM], options={"require": ["exp", "au_id"], "verify_exp": False})
 
 
-def prime(handler: Callable[..., Any], path: str, body: dict[str, Any], headers: dict[str, str]) -> list[str]:
-    """Invoke `handler` PRIMING_ROUNDS times on its success path, DynamoDB answered from the synthetic items.
-
-    Returns the DynamoDB operations made. In `body` and `headers`, "{token}" is replaced by a token
-    of priming_items.CALLER signed with a throwaway secret (a new token each round, so each round
-    verifies one), "{otp}" by the current code of priming_items.OTP_SECRET. Raises RuntimeError if
-    the handler did not answer 200: priming that silently took a refusal path would prime the wrong code.
-    """
+def _otp(_: Settings) -> None:
+    """Compute and check a TOTP code of a throwaway secret."""
     import pyotp
 
-    from payments import auth, priming_items
-    from payments.aws import dynamodb_client, secrets_provider
-    from payments.config import get_settings
-
-    if get_settings().jwt_secret_arn:
-        secrets_provider()  # its client built now; the secret itself is fetched by the first real request
-    with (
-        CannedDynamoDB(dynamodb_client(), synthetic_items()) as canned,
-        _throwaway_secret() as secret,
-        contextlib.redirect_stdout(io.StringIO()),
-        warnings.catch_warnings(),
-    ):
-        warnings.simplefilter("ignore")
-        try:
-            # Several times: CPython specialises a function's bytecode only after it has run a few times.
-            for number in range(PRIMING_ROUNDS):
-                token = auth.issue_access_token(priming_items.CALLER, secret, 60 + number)
-                fields = {"token": token, "otp": pyotp.TOTP(priming_items.OTP_SECRET).at(time.time())}
-                event = api_event(path, _fill(body, fields), _fill(headers, fields))
-                response = handler(event, _PrimingContext())  # its metrics are printed into the buffer, then dropped
-                if response["statusCode"] != 200:
-                    raise RuntimeError(f"priming {path} answered {response['statusCode']}: {response['body']}")
-        finally:
-            # No token signed with the throwaway secret stays where a real request could look it up.
-            auth.forget_verified_tokens()
-            _restore_cold_start_flags()
-    return canned.calls
+    totp = pyotp.TOTP(pyotp.random_base32())
+    totp.verify(totp.now(), valid_window=1)
 
 
-def _restore_cold_start_flags() -> None:
-    """Priming's requests spent Powertools' cold-start flags: give them back to the first real request.
-
-    Logger (the `cold_start` key), Tracer (the `ColdStart` annotation) and Metrics (the ColdStart
-    metric, when captured) each keep one per execution environment; under SnapStart the snapshot
-    would otherwise hold them spent, and no restored environment would ever report a cold start.
-    """
-    for name in (
-        "aws_lambda_powertools.logging.logger",
-        "aws_lambda_powertools.tracing.tracer",
-        "aws_lambda_powertools.metrics.provider.cold_start",
-    ):
-        module = sys.modules.get(name)
-        if module is not None and hasattr(module, "is_cold_start"):
-            setattr(module, "is_cold_start", True)  # noqa: B010 - a module global of Powertools, not an attribute
+def _powertools(_: Settings) -> None:
+    for name in POWERTOOLS_MODULES:
+        importlib.import_module(name)
 
 
 def after_restore() -> None:
@@ -296,10 +184,10 @@ def after_restore() -> None:
         aws.secrets_provider().clear_cache()
 
 
-def prime_on_init(handler: Callable[..., Any], path: str, body: dict[str, Any], headers: dict[str, str]) -> None:
+def prime_on_init(settings: Settings) -> None:
     """Register priming with SnapStart's runtime hooks when present, else prime now if asked to."""
     if snapshot_restore_py is not None:
-        snapshot_restore_py.register_before_snapshot(prime, handler, path, body, headers)
+        snapshot_restore_py.register_before_snapshot(prime, settings)
         snapshot_restore_py.register_after_restore(after_restore)
     elif os.environ.get("PAYMENTS_PRIME_AT_INIT", "").lower() == "true":
-        prime(handler, path, body, headers)
+        prime(settings)
