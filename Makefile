@@ -22,7 +22,7 @@ BUILD_DIR := .aws-sam/build
 
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: help install dev-tools dynamodb-local browser run run-dynamodb-local test test-fast lint bench soak soak-ui clean \
+.PHONY: help install dev-tools dynamodb-local browser run run-dynamodb-local test test-fast lint openapi bench soak soak-ui clean \
 	build lock build-SharedLayer build-PaymentProgressFunction build-SwapFunction
 
 help:
@@ -124,6 +124,10 @@ test: lint dev-tools build
 # fails any other test that starts one).
 test-fast: install
 	$(BIN)/pytest -m "not slow"
+
+# docs/openapi.json from the handlers' routes (Powertools' OpenAPI generator); tests/test_openapi.py checks it is current.
+openapi: install
+	$(BIN)/python -m payments_cli.openapi --write
 
 bench: install dynamodb-local
 	DYNAMODB_LOCAL_DIR=$(abspath $(DDB_LOCAL)) $(BIN)/python bench/run.py
