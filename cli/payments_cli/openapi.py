@@ -97,19 +97,25 @@ def build_document() -> dict[str, Any]:
             continue
         document["paths"].update(part["paths"])
         document["components"]["schemas"].update(part["components"]["schemas"])
-    _refine(document, [api.contract.success_model for api in apis])
+    _refine(document, [api.contract.request_model for api in apis], [api.contract.success_model for api in apis])
     return document
 
 
-def _refine(document: dict[str, Any], success_models: list[type[BaseModel]]) -> None:
+def _refine(
+    document: dict[str, Any], request_models: list[type[BaseModel]], success_models: list[type[BaseModel]]
+) -> None:
     """What the models say but their JSON schemas cannot, and what Powertools adds for validation we do not use.
 
+    - Request schemas as pydantic writes them: Powertools' document model holds bounds as floats, and
+      int64's 2^63 - 1 is no float (it would admit 2^63).
     - Responses carry exactly the documented fields: every object of a success envelope is closed.
     - Decimals travel as JSON numbers written exactly (pydantic documents them as strings).
     - `match_type` admits only 1 and 2 (or null / absent): its validator says so, its type does not.
     - The schemas of Powertools' request and response validation, which these routes do not use, are dropped.
     """
     schemas = document["components"]["schemas"]
+    for model in request_models:
+        schemas[model.__name__] = model.model_json_schema(ref_template="#/components/schemas/{model}")
     for model in _models_under(success_models):
         schema = schemas[model.__name__]
         schema["additionalProperties"] = False
