@@ -24,8 +24,9 @@ from typing import Any
 import pyotp
 import pytest
 
-from conftest import DEMO_FIXTURE, EVENTS, LEDGER_TABLE, ROOT, api_event, load, token
-from local_stack import dynamodb_at, moto_server, wait_for_calm_otp_step
+from conftest import DEMO_FIXTURE, EVENTS, LEDGER_TABLE, ROOT, load
+from helpers import DEMO_SECRET, api_event, token, wait_for_calm_otp_step
+from helpers.processes import dynamodb_at, moto_server
 from payments.repositories import codec
 from payments_cli.tables import create_tables
 from seed_values import SEED_SWAP_VALUE
@@ -37,7 +38,6 @@ SEED_FIXTURE = ROOT / "tests" / "data" / "seed_payment_progress_fixture.json"
 SEED_RESPONSE = json.loads(
     (ROOT / "tests" / "data" / "seed_payment_progress_response.json").read_text(encoding="utf-8")
 )
-DEMO_OTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"  # account 19 of the demo fixture
 
 
 def make(target: str, artifacts_dir: Path, cwd: Path) -> None:
@@ -214,7 +214,7 @@ def test_swap_artifact_swaps_and_refuses(built, endpoint):
         }
 
     now = wait_for_calm_otp_step(margin=10.0)
-    code = pyotp.TOTP(DEMO_OTP_SECRET).at(now)
+    code = pyotp.TOTP(DEMO_SECRET).at(now)
     answers = invoke(
         built,
         "SwapFunction",

@@ -26,14 +26,14 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from conftest import ROOT, api_event, call, token
+from conftest import ROOT
 from functions.payment_progress import app as progress_app
 from functions.swap import app as swap_app
-from local_stack import LocalStack
+from helpers import T0, api_event, balances, call, code_at, error, swap_body, swap_logs, token
+from helpers.processes import LocalStack
 from payments.errors import DASHBOARD_CATALOGUE, WILLSON_CATALOGUE
 from payments.json_body import MAX_BODY_BYTES, MAX_NESTING
 from seed_values import WALLET
-from swap_helpers import T0, balances, code_at, error, swap_body, swap_logs
 
 DOC_PATH = ROOT / "docs" / "openapi.json"
 PROGRESS = "/api/v1/asker/payment/progress"

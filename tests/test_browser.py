@@ -18,8 +18,9 @@ from urllib.parse import urlsplit
 import pyotp
 import pytest
 
-from conftest import ROOT, token
-from local_stack import LocalStack, wait_for_calm_otp_step
+from conftest import ROOT
+from helpers import DEMO_SECRET, token, wait_for_calm_otp_step
+from helpers.processes import LocalStack
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -32,7 +33,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-DEMO_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 SCREENSHOT = ROOT / "docs" / "swagger-ui.png"
 
 pytestmark = [

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,10 +13,10 @@ import jwt
 import pyotp
 import pytest
 
-from conftest import DEMO_FIXTURE, SECRET
-from local_stack import dynamodb_at, moto_server
+from conftest import DEMO_FIXTURE
+from helpers import DEMO_SECRET, SECRET
+from helpers.processes import PAYMENTS, LocalStack, dynamodb_at, moto_server
 
-PAYMENTS = Path(sys.executable).with_name("payments")
 pytestmark = pytest.mark.slow
 
 
@@ -234,16 +233,12 @@ def test_serve_refuses_a_port_in_use(state_home: dict[str, str]) -> None:
 def test_commands_find_the_running_serve_and_an_explicit_endpoint_wins(
     state_home: dict[str, str], nothing_listening: str
 ) -> None:
-    from local_stack import LocalStack
-
     stack = LocalStack(env=state_home).start()
     try:
         # no flag, no AWS_ENDPOINT_URL_DYNAMODB: the running serve's embedded DynamoDB
         result = run_with(["otp", "code", "--au-id", "19"], state_home)
         assert result.returncode == 0 and result.stderr == ""
-        assert result.stdout.strip() in {
-            pyotp.TOTP("JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP").at(time.time() + delta) for delta in (-30, 0)
-        }
+        assert result.stdout.strip() in {pyotp.TOTP(DEMO_SECRET).at(time.time() + delta) for delta in (-30, 0)}
         assert "broken accounts: 0" in run_with(["reconcile"], state_home).stdout
         # an explicit endpoint wins over the record, flag or environment
         assert_one_line_failure(

@@ -11,13 +11,13 @@ import pyotp
 import pytest
 from pydantic import ValidationError
 
-from conftest import ROOT, LambdaContext, api_event, token
+from conftest import ROOT
+from helpers import DEMO_SECRET, LambdaContext, api_event, preflight_event, token
 from payments.config import Settings, get_settings
 
 ALLOWED = "http://dashboard.example.test:8080"
 OTHER_ALLOWED = "https://points.example.test"
 STRANGER = "https://evil.example.test"
-DEMO_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 PROGRESS = "/api/v1/asker/payment/progress"
 SWAP = "/v1.0/db/swap"
 PREFLIGHT_HEADERS = {
@@ -66,14 +66,7 @@ def handlers_cors_off(demo: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, A
     }
 
 
-def preflight(path: str, origin: str | None, request_headers: str = "authorization,content-type") -> dict[str, Any]:
-    headers = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": request_headers}
-    if origin is not None:
-        headers["Origin"] = origin
-    event = api_event(path, headers=headers)
-    del event["headers"]["Content-Type"], event["multiValueHeaders"]["Content-Type"]
-    event["httpMethod"] = event["requestContext"]["httpMethod"] = "OPTIONS"
-    return event
+preflight = preflight_event
 
 
 def invoke(handler: Any, event: dict[str, Any]) -> tuple[int, dict[str, list[str]], Any]:
@@ -207,7 +200,7 @@ def _cors_headers(message: Any) -> dict[str, str]:
 
 @pytest.mark.local_stack
 def test_serve_answers_preflights_and_calls_like_api_gateway() -> None:
-    from local_stack import LocalStack
+    from helpers.processes import LocalStack
 
     with LocalStack("--cors-origin", ALLOWED, env={"CORS_ALLOWED_ORIGINS": STRANGER}) as stack:
         assert f"CORS: {ALLOWED} allowed" in stack.banner
@@ -256,7 +249,7 @@ def test_serve_answers_preflights_and_calls_like_api_gateway() -> None:
 def test_serve_takes_cors_allowed_origins_and_refuses_a_bad_origin() -> None:
     import subprocess
 
-    from local_stack import PAYMENTS, LocalStack
+    from helpers.processes import PAYMENTS, LocalStack
 
     with LocalStack(env={"CORS_ALLOWED_ORIGINS": f"{ALLOWED},{OTHER_ALLOWED}"}) as stack:
         assert f"CORS: {ALLOWED}, {OTHER_ALLOWED} allowed" in stack.banner

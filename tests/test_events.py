@@ -9,10 +9,10 @@ from pathlib import Path
 import pyotp
 import pytest
 
-from conftest import EVENTS, LambdaContext
+from conftest import EVENTS
+from helpers import DEMO_SECRET, LambdaContext
 from payments_cli.template import load_template, routes
 
-DEMO_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 PROMISES = {
     "success": 200,
     "not_found": 404,

@@ -39,18 +39,18 @@ from botocore.retries import standard
 from moto import mock_aws
 from moto.core.models import botocore_stubber
 
-from conftest import DEMO_FIXTURE, LEDGER_TABLE, LambdaContext, api_event, load, token
-from functions.payment_progress import app as progress_app
+from conftest import DEMO_FIXTURE, LEDGER_TABLE, load
 from functions.swap import app as swap_app
+from helpers import DEMO_SECRET, T0, LambdaContext, account_items, balances, code_at, ledger_items, wrong_code
+from helpers import progress as progress_route
+from helpers import swap as swap_route
+from helpers import swap_logs as logs
 from payments.aws import dynamodb_client
 from payments.repositories import batch as batch_module
-from payments.repositories import codec
+from payments.repositories import codec, keys
 from payments_cli.reconcile import reconcile
 from payments_cli.tables import create_tables
-from swap_helpers import DEMO_SECRET, T0, code_at
 
-PROGRESS_PATH = "/api/v1/asker/payment/progress"
-SWAP_PATH = "/v1.0/db/swap"
 # payments.aws: standard retry mode; botocore's `max_attempts` counts the retries after the first
 # attempt (`total_max_attempts` counts them all).
 _RETRIES = dynamodb_client().meta.config.retries
@@ -149,7 +149,9 @@ class Rule:
     fault: Fault
     table: str | None = None
     call: int = 1  # which API call of that operation (and table) it hits, 1-based
-    every_attempt: bool = False
+    every_attempt: bool = False  # every attempt of that call, and of the calls after it...
+    last_call: int | None = None  # ...up to this one
+    meanwhile: Callable[[], None] | None = None  # runs once, at the first injection (another writer, say)
 
 
 class FaultInjector:
@@ -159,14 +161,22 @@ class FaultInjector:
         self._client = client
         self.rules: list[Rule] = []
         self.sent: list[tuple[str, frozenset[str], str, int]] = []  # operation, tables, invocation, attempt
+        self.client_tokens: list[str] = []  # the ClientRequestToken of every TransactWriteItems attempt
         self.injected = 0
         self.account: int | None = None
         self._registered: list[str] = []
 
     def arm(
-        self, operation: str, fault: Fault, table: str | None = None, call: int = 1, every_attempt: bool = False
+        self,
+        operation: str,
+        fault: Fault,
+        table: str | None = None,
+        call: int = 1,
+        every_attempt: bool = False,
+        last_call: int | None = None,
+        meanwhile: Callable[[], None] | None = None,
     ) -> None:
-        self.rules.append(Rule(operation, fault, table, call, every_attempt))
+        self.rules.append(Rule(operation, fault, table, call, every_attempt, last_call, meanwhile))
 
     def disarm(self) -> None:
         self.rules.clear()
@@ -204,6 +214,8 @@ class FaultInjector:
         invocation = _header(request, "amz-sdk-invocation-id")
         attempt = int(_header(request, "amz-sdk-request").split(";")[0].split("=")[1])
         self.sent.append((operation, tables, invocation, attempt))
+        if operation == "TransactWriteItems":
+            self.client_tokens.append(body.get("ClientRequestToken", ""))
         for rule in self.rules:
             if rule.operation != operation or (rule.table is not None and rule.table not in tables):
                 continue
@@ -212,6 +224,11 @@ class FaultInjector:
             )
             if call_number < rule.call or (not rule.every_attempt and (call_number > rule.call or attempt > 1)):
                 continue
+            if rule.last_call is not None and call_number > rule.last_call:
+                continue
+            if rule.meanwhile is not None:
+                rule.meanwhile()
+                rule.meanwhile = None
             self.injected += 1
             answer = self._inject(rule.fault, request, event_name, body)
             self._hide_from_moto(request)
@@ -303,7 +320,7 @@ def faults(database: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultInje
         injector.stop()
     # whatever happened in the test, the chain of the account it used (if any) is whole
     if injector.account is not None:
-        assert reconcile(account_items(database, injector.account)).problems == []
+        assert reconcile(account_items(database, injector.account).values()).problems == []
 
 
 def _refill_retry_quota(client: Any) -> None:
@@ -316,45 +333,15 @@ def _refill_retry_quota(client: Any) -> None:
             quota._available_capacity = quota._max_capacity
 
 
-class ShortLambdaContext(LambdaContext):
-    """A Lambda context whose remaining time stays at REMAINING_MS."""
-
-    def get_remaining_time_in_millis(self) -> int:
-        return REMAINING_MS
-
-
-def _invoke(handler: Any, event: dict[str, Any]) -> tuple[int, Any]:
-    response = handler(event, ShortLambdaContext())
-    body = json.loads(response["body"])  # always JSON: never a stack trace
-    return response["statusCode"], body
+CONTEXT = LambdaContext(remaining_ms=REMAINING_MS)
 
 
 def progress(body: dict[str, Any]) -> tuple[int, Any]:
-    return _invoke(progress_app.lambda_handler, api_event(PROGRESS_PATH, body, {"x-token": token(149)}))
+    return progress_route(body, au_id=149, context=CONTEXT)
 
 
 def swap(au_id: int, body: dict[str, Any]) -> tuple[int, Any]:
-    event = api_event(SWAP_PATH, None, {"Authorization": f"Bearer {token(au_id)}"}, raw=json.dumps(body))
-    return _invoke(swap_app.lambda_handler, event)
-
-
-def ledger_items(client: Any) -> list[dict[str, Any]]:
-    items = []
-    for page in client.get_paginator("scan").paginate(TableName=LEDGER_TABLE, ConsistentRead=True):
-        items.extend(codec.from_item(item) for item in page["Items"])
-    return sorted(items, key=lambda item: (item["pk"], item["sk"]))
-
-
-def account_items(client: Any, au_id: int) -> list[dict[str, Any]]:
-    items = []
-    for page in client.get_paginator("query").paginate(
-        TableName=LEDGER_TABLE,
-        ConsistentRead=True,
-        KeyConditionExpression="pk = :pk",
-        ExpressionAttributeValues={":pk": {"S": f"ACCOUNT#{au_id}"}},
-    ):
-        items.extend(codec.from_item(item) for item in page["Items"])
-    return items
+    return swap_route(body, au_id=au_id, context=CONTEXT)
 
 
 # --- payment progress: BatchGetItem, Query, BatchGetItem of cards (match_type 1) ------------------
@@ -483,17 +470,8 @@ def account(faults: FaultInjector) -> Account:
     return _account(au_id)
 
 
-def balances(client: Any, au_id: int) -> tuple[int, Decimal]:
-    items = {item["sk"]: item for item in account_items(client, au_id)}
-    return int(items["POINT#1#1"]["quantity"]), Decimal(items["WALLET#2"]["quantity"])
-
-
-def logs(client: Any, au_id: int) -> list[dict[str, Any]]:
-    return [item for item in account_items(client, au_id) if item["sk"].startswith("SWAPLOG#")]
-
-
 def otp_failures(client: Any, au_id: int) -> int:
-    guard = next((item for item in account_items(client, au_id) if item["sk"] == "OTP_GUARD"), None)
+    guard = account_items(client, au_id).get("OTP_GUARD")
     return len((guard or {}).get("failures", []))
 
 
@@ -506,11 +484,7 @@ def assert_swapped_once(client: Any, account: Account) -> None:
 def assert_untouched(client: Any, account: Account) -> None:
     assert balances(client, account.au_id) == (account.points, Decimal(0))
     assert logs(client, account.au_id) == []
-    assert not any(item["sk"].startswith("REQUEST#") for item in account_items(client, account.au_id))
-
-
-def wrong_code() -> str:
-    return "000000" if code_at(T0) != "000000" else "111111"
+    assert not any(sk.startswith("REQUEST#") for sk in account_items(client, account.au_id))
 
 
 # Each swap call, with the request that makes it: (operation, table, scenario).
@@ -689,6 +663,10 @@ def test_every_answer_of_the_transaction_lost_is_still_resolved_by_reading(fault
     # the first attempt commits, every answer is lost, resends included: the reads tell
     assert scenario.send() == scenario.account.success()
     assert_swapped_once(faults._client, scenario.account)
+    # every attempt of every resend was the same transaction for DynamoDB: one ClientRequestToken
+    assert faults.calls("TransactWriteItems") == 1 + swap_app.policy.max_resends
+    assert len(faults.client_tokens) == faults.attempts("TransactWriteItems") > 1
+    assert len(set(faults.client_tokens)) == 1 and len(faults.client_tokens[0]) == 36
 
 
 def test_lost_answers_then_an_unreadable_database_answer_32202_and_the_retry_learns_the_truth(faults, scenario_for):
@@ -713,3 +691,30 @@ def test_lost_answer_of_the_otp_guard_write_counts_one_failure(faults, scenario_
     assert faults.attempts("PutItem", LEDGER_TABLE) == 2
     assert otp_failures(faults._client, scenario.account.au_id) == 1
     assert_untouched(faults._client, scenario.account)
+
+
+def test_after_a_lost_request_no_refusal_is_final_and_the_retry_is_judged_on_what_is_stored(faults, scenario_for):
+    scenario = scenario_for("swap")
+    au_id = scenario.account.au_id
+
+    def points_spent_meanwhile() -> None:
+        faults._client.update_item(
+            TableName=LEDGER_TABLE,
+            Key=codec.to_item(keys.point_balance(au_id, 1, 1)),
+            UpdateExpression="SET quantity = :q",
+            ExpressionAttributeValues={":q": {"N": "5"}},
+        )
+
+    # Given the transaction never reaches DynamoDB (every attempt of its first call times out), and meanwhile
+    # the points are spent
+    faults.arm("TransactWriteItems", TIMEOUT, every_attempt=True, last_call=1, meanwhile=points_spent_meanwhile)
+    # When the swap resends the same transaction, its conditions fail and the re-read finds no request record:
+    # most likely it did not commit, but a transaction whose answer was lost is never followed by a refusal
+    # (it could still be landing): the answer is "unknown"
+    assert scenario.send() == UNKNOWN_SWAP
+    assert faults.calls("TransactWriteItems") == 2
+    assert logs(faults._client, au_id) == []
+    # Then the client's retry is judged on what is stored
+    faults.disarm()
+    assert scenario.send() == (409, {"return": 32103, "message": "point quantity is invalid"})
+    assert balances(faults._client, au_id) == (5, Decimal(0))

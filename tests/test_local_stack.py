@@ -9,11 +9,11 @@ from concurrent.futures import ThreadPoolExecutor
 import pyotp
 import pytest
 
-from conftest import DEMO_FIXTURE, ROOT, token
-from local_stack import LocalStack, dynamodb_at, wait_for_calm_otp_step
+from conftest import DEMO_FIXTURE, ROOT
+from helpers import DEMO_SECRET, token, wait_for_calm_otp_step
+from helpers.processes import LocalStack, dynamodb_at
 from payments_cli.dynamodb_local import DynamoDBLocal, is_installed
 
-DEMO_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 SEED_RESPONSE = json.loads(
     (ROOT / "tests" / "data" / "seed_payment_progress_response.json").read_text(encoding="utf-8")
 )
@@ -94,7 +94,7 @@ def test_dynamodb_local_serves_both_routes_and_a_restart_keeps_the_data(tmp_path
 
 def test_request_records_are_shared_by_every_execution_environment():
     with LocalStack() as stack:
-        endpoint = next(line for line in stack.banner if line.startswith("DynamoDB: ")).split()[1]
+        endpoint = stack.dynamodb_endpoint
         wait_for_calm_otp_step()
         totp = pyotp.TOTP(DEMO_SECRET)
         now = time.time()

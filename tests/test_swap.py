@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
-from conftest import demo_fixture, load
+from conftest import DEMO_FIXTURE, demo_fixture, load
 from functions.swap import app as swap_app
-from payments.repositories.ledger import CommitResult, SwapOutcomeUnknown
+from helpers import (
+    DEMO_SECRET,
+    T0,
+    api_event,
+    balances,
+    call,
+    error,
+    ledger_items,
+    swap,
+    swap_body,
+    swap_logs,
+    wrong_code,
+)
+from payments.repositories.ledger import CommitResult
 from seed_values import SEED_SWAP_VALUE, WALLET
-from swap_helpers import T0, balances, code_at, error, ledger_items, swap, swap_body, swap_logs
 
 
 @pytest.fixture
@@ -223,21 +234,6 @@ def test_insufficient_coins_changes_nothing_and_keeps_the_code_usable(ledger):
     assert swap(swap_body())[0] == 200
 
 
-def test_unknown_swap_error_when_no_answer_ever_comes(ledger, monkeypatch):
-    sent = []
-
-    def lost(_commit: Any) -> None:
-        sent.append(1)
-        raise SwapOutcomeUnknown("read timeout")
-
-    monkeypatch.setattr(swap_app.ledger, "commit_swap", lost)
-    before = ledger_items(ledger)
-    assert swap(swap_body()) == (500, error(32202, "Unknown swap error"))
-    assert ledger_items(ledger) == before
-    # each attempt re-read the state and resent its transaction, within the bounds of the policy
-    assert len(sent) == swap_app.policy.max_unknown_outcomes * (1 + swap_app.policy.max_resends)
-
-
 def test_member_data_read_error(ledger, monkeypatch):
     from payments.repositories.ledger import LedgerReadFailed
 
@@ -290,7 +286,7 @@ def test_precedence(ledger):
 
 
 def test_wrong_code(ledger):
-    wrong = "000000" if code_at(T0) != "000000" else "111111"
+    wrong = wrong_code()
     assert swap(swap_body(otp_code=wrong)) == (401, error(32107, "OTP code is invalid"))
 
 
@@ -330,7 +326,7 @@ def test_reused_step_is_refused_even_with_another_body(ledger):
 
 
 def test_lockout_after_five_failures_and_release_after_fifteen_minutes(ledger, at_t0):
-    wrong = "000000" if code_at(T0) != "000000" else "111111"
+    wrong = wrong_code()
     for attempt in range(5):
         at_t0["t"] = T0 + attempt
         assert swap(swap_body(otp_code=wrong))[1]["return"] == 32107
@@ -400,7 +396,7 @@ def test_two_accounts_never_share_an_idempotency_record(dynamodb, at_t0):
     fixture["accounts"].append(
         {
             "au_id": 20,
-            "otp_secret": "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP",
+            "otp_secret": DEMO_SECRET,
             "points": [{"app_id": 1, "point_id": 1, "mu_id": 29, "quantity": 500}],
             "wallets": [{"coin_id": 2, "walletaddress": "0xdef", "quantity": "0"}],
         }
@@ -503,93 +499,8 @@ def test_the_request_record_is_written_by_the_swaps_own_transaction(ledger):
     assert record["value"] == json.loads(json.dumps(SEED_SWAP_VALUE), parse_float=Decimal)
 
 
-# --- lost answers: the swap resolves what happened before it answers ---
-
-
-def _answers_lost(ledger_client: Any, monkeypatch: pytest.MonkeyPatch, times: int) -> list[str]:
-    """The next `times` transactions reach DynamoDB (and may commit) but their answers are lost."""
-    from botocore.exceptions import ConnectionClosedError
-
-    real = ledger_client.transact_write_items
-    seen: list[str] = []
-
-    def deliver_then_lose(**kwargs: Any) -> Any:
-        seen.append(kwargs["ClientRequestToken"])
-        if len(seen) > times:
-            return real(**kwargs)
-        with contextlib.suppress(Exception):  # whatever DynamoDB said, the caller never hears it
-            real(**kwargs)
-        raise ConnectionClosedError(endpoint_url="https://dynamodb.us-east-1.amazonaws.com")
-
-    monkeypatch.setattr(ledger_client, "transact_write_items", deliver_then_lose)
-    return seen
-
-
-def test_a_lost_answer_of_a_committed_swap_is_resolved_before_answering(ledger, monkeypatch):
-    # Given the transaction commits but its answer is lost, and so are the answers of its resends
-    tokens = _answers_lost(swap_app.ledger._client, monkeypatch, times=1 + swap_app.policy.max_resends)
-    # When the swap is sent once
-    status, body = swap(swap_body())
-    # Then the swap itself finds out it committed (its request record) and says so
-    assert (status, body) == (200, {"return": 0, "message": "success", "value": SEED_SWAP_VALUE})
-    assert len(swap_logs(ledger)) == 1
-    assert balances(ledger) == (1990, Decimal("11"))
-    # every resend was the same transaction for DynamoDB: the same ClientRequestToken
-    assert len(tokens) == 1 + swap_app.policy.max_resends and len(set(tokens)) == 1
-    assert len(tokens[0]) == 36
-
-
-def test_a_swap_that_cannot_tell_answers_32202_and_the_retry_learns_the_truth(ledger, monkeypatch, at_t0):
-    from payments.repositories.ledger import LedgerReadFailed
-
-    # Given the transaction commits, every answer is lost, and the database then cannot be read
-    _answers_lost(swap_app.ledger._client, monkeypatch, times=99)
-    real_read = swap_app.ledger.read_swap_state
-    reads = []
-
-    def first_read_only(*args: Any) -> Any:
-        reads.append(1)
-        if len(reads) > 1:
-            raise LedgerReadFailed("unreachable")
-        return real_read(*args)
-
-    monkeypatch.setattr(swap_app.ledger, "read_swap_state", first_read_only)
-    # When the swap is sent: it cannot know, so it says so (never "failed", never 34005)
-    assert swap(swap_body()) == (500, error(32202, "Unknown swap error"))
-    # Then the client's retry, a minute later when the code has expired, gets the committed answer
-    monkeypatch.setattr(swap_app.ledger, "read_swap_state", real_read)
-    at_t0["t"] = T0 + 60
-    assert swap(swap_body()) == (200, {"return": 0, "message": "success", "value": SEED_SWAP_VALUE})
-    assert len(swap_logs(ledger)) == 1
-
-
-def test_after_a_lost_answer_no_refusal_is_final_and_the_retry_is_judged_on_what_is_stored(ledger, monkeypatch):
-    from botocore.exceptions import ReadTimeoutError
-
-    from payments.repositories import codec, keys
-
-    # Given the transaction times out before DynamoDB commits it, and meanwhile the points are spent
-    real = swap_app.ledger._client.transact_write_items
-
-    def timed_out_while_drained(**kwargs: Any) -> Any:
-        monkeypatch.setattr(swap_app.ledger._client, "transact_write_items", real)
-        ledger.update_item(
-            TableName="LedgerTable",
-            Key=codec.to_item(keys.point_balance(19, 1, 1)),
-            UpdateExpression="SET quantity = :q",
-            ExpressionAttributeValues={":q": {"N": "5"}},
-        )
-        raise ReadTimeoutError(endpoint_url="https://dynamodb.us-east-1.amazonaws.com")
-
-    monkeypatch.setattr(swap_app.ledger._client, "transact_write_items", timed_out_while_drained)
-    # When the swap resends the same transaction, its conditions fail and the re-read finds no
-    # request record: most likely it did not commit, but a transaction whose answer was lost is
-    # never followed by a refusal (it could still be landing): the answer is "unknown"
-    assert swap(swap_body()) == (500, error(32202, "Unknown swap error"))
-    assert swap_logs(ledger) == []
-    # Then the client's retry is judged on what is stored
-    assert swap(swap_body()) == (409, error(32103, "point quantity is invalid"))
-    assert balances(ledger) == (5, Decimal("0"))
+# --- lost answers: test_faults.py injects them at botocore's wire (in-process, on moto), and
+# test_swap_outcomes_http.py once over HTTP ---
 
 
 # --- the time budget ---
@@ -614,7 +525,7 @@ def test_no_dynamodb_call_starts_that_could_outlive_the_function(ledger, monkeyp
 def test_a_wrong_code_is_counted_by_a_conditional_write_and_a_lost_race_is_judged_again(ledger, monkeypatch):
     from payments.repositories.ledger import GuardWriteResult
 
-    wrong = "000000" if code_at(T0) != "000000" else "111111"
+    wrong = wrong_code()
     real_save = swap_app.ledger.save_otp_guard
     calls = []
 
@@ -633,7 +544,7 @@ def test_a_wrong_code_is_counted_by_a_conditional_write_and_a_lost_race_is_judge
 
 
 def test_the_guard_stays_bounded_whatever_the_number_of_wrong_codes(ledger, at_t0):
-    wrong = "000000" if code_at(T0) != "000000" else "111111"
+    wrong = wrong_code()
     answers = []
     for second in range(40):
         at_t0["t"] = T0 + second * 60  # 40 minutes of wrong codes, more than two lock windows
@@ -692,8 +603,6 @@ def test_otp_secrets_live_in_their_own_table(ledger):
 
 
 def test_loading_a_fixture_over_a_live_account_rolls_nothing_back(ledger, at_t0):
-    from conftest import DEMO_FIXTURE
-
     # Given a committed swap: version, log sequence and consumed OTP step have moved
     assert swap(swap_body())[0] == 200
     account_before = next(item for item in ledger_items(ledger) if item["sk"] == "ACCOUNT" and item["au_id"] == 19)
@@ -746,7 +655,6 @@ def test_a_balance_written_by_a_swap_the_account_item_does_not_show_yet_is_read_
 def test_deployed_the_signing_secret_comes_from_secrets_manager(ledger, monkeypatch):
     import boto3
 
-    from conftest import api_event, call
     from payments.auth import issue_access_token
     from payments.aws import secrets_provider
     from payments.config import Settings

@@ -1,78 +1,90 @@
-"""Concurrent swaps over real HTTP against the local stack, on DynamoDB Local and on the embedded emulator."""
+"""Concurrent swaps over real HTTP against the local stack, on DynamoDB Local, the embedded emulator and moto's server.
+
+One `payments serve` per backend for the module's burst tests, each test on an account of its own (2100 points, the
+demo authenticator secret); the crash test starts its own, twice.
+"""
 
 from __future__ import annotations
 
 import http.client
-import subprocess
-import sys
+import json
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pyotp
 import pytest
 
-from conftest import DEMO_FIXTURE, token
-from local_stack import LocalStack, dynamodb_at, moto_server, wait_for_calm_otp_step
-from payments.repositories import codec
+from conftest import DEMO_FIXTURE, demo_fixture
+from helpers import DEMO_SECRET, account_items, exact_json, rated_swap_body, token, wait_for_calm_otp_step
+from helpers.ledger import reconciliation_problems
+from helpers.processes import LocalStack, dynamodb_at, moto_server
 from payments_cli.dynamodb_local import DynamoDBLocal, is_installed
 
-DEMO_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
-PAYMENTS = Path(sys.executable).with_name("payments")
 pytestmark = pytest.mark.local_stack
+BURST_ACCOUNTS = (20, 21, 22, 23)  # one per burst test, beside the demo's account 19
+swap_body = rated_swap_body
 
 
-@pytest.fixture(params=["dynamodb-local", "embedded", "moto-server"])
-def stack(request) -> Iterator[tuple[LocalStack, str]]:
-    if request.param == "dynamodb-local":
-        if not is_installed():
-            pytest.skip("DynamoDB Local not installed (make dynamodb-local)")
-        # DynamoDB Local serialises transactions itself: requests reach it concurrently
-        with (
-            DynamoDBLocal() as database,
-            LocalStack(
-                "--dynamodb-endpoint", database.endpoint, "--fixture", str(DEMO_FIXTURE), "--concurrent-dynamodb"
-            ) as local,
-        ):
-            yield local, database.endpoint
-    elif request.param == "moto-server":
-        with (
-            moto_server() as endpoint,
-            LocalStack("--dynamodb-endpoint", endpoint, "--fixture", str(DEMO_FIXTURE)) as local,
-        ):
-            yield local, endpoint
-    else:
-        with LocalStack("--fixture", str(DEMO_FIXTURE)) as local:
-            line = next(line for line in local.banner if line.startswith("DynamoDB: "))
-            yield local, line.split()[1]
+class Backend(NamedTuple):
+    local: LocalStack
+    endpoint: str
+    accounts: Iterator[int]
 
 
-def swap_body(code: str, points: int, event_id: int = 3) -> dict[str, Any]:
-    return {
-        "event_id": event_id,
-        "otp_code": code,
-        "point": {"app_id": 1, "point_id": 1, "adjust_point_quantity": points},
-        "coin": {"coin_id": 2, "adjust_coin_quantity": str(Decimal(-points) / 10)},
-    }
+@pytest.fixture(scope="module")
+def burst_fixture(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo data and BURST_ACCOUNTS, each a copy of the demo's dashboard account 19."""
+    fixture = demo_fixture()
+    [demo] = [account for account in fixture["accounts"] if account["au_id"] == 19]
+    for au_id in BURST_ACCOUNTS:
+        fixture["accounts"].append(
+            {
+                **demo,
+                "au_id": au_id,
+                "points": [{**demo["points"][0], "mu_id": 100_000 + au_id}],
+                "wallets": [{**demo["wallets"][0], "walletaddress": f"0xfa{au_id:038x}"}],
+            }
+        )
+    path = tmp_path_factory.mktemp("burst") / "fixture.json"
+    path.write_text(json.dumps(fixture, ensure_ascii=False), encoding="utf-8")
+    return path
 
 
-def send_all(local: LocalStack, bodies: list[dict[str, Any]]) -> list[tuple[int, Any]]:
-    headers = {"Authorization": f"Bearer {token(19)}"}
-    raws = [_raw(body) for body in bodies]
+@pytest.fixture(scope="module", params=["dynamodb-local", "embedded", "moto-server"])
+def backend(request: pytest.FixtureRequest, burst_fixture: Path) -> Iterator[Backend]:
+    with ExitStack() as stack:
+        fixture = ("--fixture", str(burst_fixture))
+        if request.param == "dynamodb-local":
+            if not is_installed():
+                pytest.skip("DynamoDB Local not installed (make dynamodb-local)")
+            # DynamoDB Local serialises transactions itself: requests reach it concurrently
+            endpoint = stack.enter_context(DynamoDBLocal()).endpoint
+            local = stack.enter_context(LocalStack("--dynamodb-endpoint", endpoint, *fixture, "--concurrent-dynamodb"))
+        elif request.param == "moto-server":
+            endpoint = stack.enter_context(moto_server())
+            local = stack.enter_context(LocalStack("--dynamodb-endpoint", endpoint, *fixture))
+        else:
+            local = stack.enter_context(LocalStack(*fixture))
+            endpoint = local.dynamodb_endpoint
+        yield Backend(local, endpoint, iter(BURST_ACCOUNTS))
+
+
+@pytest.fixture
+def stack(backend: Backend) -> tuple[LocalStack, str, int]:
+    """The backend's serve, its DynamoDB endpoint, and an account no test of this backend used."""
+    return backend.local, backend.endpoint, next(backend.accounts)
+
+
+def send_all(local: LocalStack, bodies: list[dict[str, Any]], au_id: int) -> list[tuple[int, Any]]:
+    headers = {"Authorization": f"Bearer {token(au_id)}"}
+    raws = [exact_json(body) for body in bodies]
     with ThreadPoolExecutor(max_workers=len(raws)) as pool:
         return list(pool.map(lambda raw: local.post("/v1.0/db/swap", raw=raw, headers=headers), raws))
-
-
-def _raw(body: dict[str, Any]) -> str:
-    import json
-
-    text = json.dumps(body)
-    amount = body["coin"]["adjust_coin_quantity"]
-    return text.replace(f'"{amount}"', amount)
 
 
 def summary(answers: list[tuple[int, Any]]) -> list[tuple[int, int, Any, Any]]:
@@ -88,70 +100,53 @@ def summary(answers: list[tuple[int, Any]]) -> list[tuple[int, int, Any, Any]]:
     ]
 
 
-def ledger_of(endpoint: str, au_id: int = 19) -> dict[str, dict[str, Any]]:
-    client = dynamodb_at(endpoint)
-    items = client.query(
-        TableName="LedgerTable",
-        KeyConditionExpression="pk = :pk",
-        ExpressionAttributeValues={":pk": {"S": f"ACCOUNT#{au_id}"}},
-        ConsistentRead=True,
-    )["Items"]
-    return {item["sk"]: item for item in (codec.from_item(raw) for raw in items)}
+def ledger_of(endpoint: str, au_id: int) -> dict[str, dict[str, Any]]:
+    return account_items(dynamodb_at(endpoint), au_id)
 
 
-def reconcile_exit_code(endpoint: str) -> int:
-    return subprocess.run(
-        [str(PAYMENTS), "reconcile", "--dynamodb-endpoint", endpoint],
-        capture_output=True,
-        text=True,
-        env={
-            "PATH": "/usr/bin:/bin",
-            "AWS_ACCESS_KEY_ID": "local",
-            "AWS_SECRET_ACCESS_KEY": "local",
-            "AWS_DEFAULT_REGION": "us-east-1",
-        },
-    ).returncode
+def reconciled(endpoint: str) -> bool:
+    return reconciliation_problems(dynamodb_at(endpoint)) == []
 
 
 def test_sixteen_requests_with_the_same_code_move_money_once(stack):
-    local, endpoint = stack
+    local, endpoint, au_id = stack
     # Given one valid code and 16 different swaps that all carry it
     now = wait_for_calm_otp_step()
     code = pyotp.TOTP(DEMO_SECRET).at(now)
     bodies = [swap_body(code, -10 * (n + 1)) for n in range(16)]
     # When they arrive at once
-    answers = send_all(local, bodies)
+    answers = send_all(local, bodies, au_id)
     # Then exactly one succeeds and the others are told the code was used (or to try again)
     successes = [body for status, body in answers if status == 200]
-    assert len(successes) == 1, (summary(answers), ledger_of(endpoint))
+    assert len(successes) == 1, (summary(answers), ledger_of(endpoint, au_id))
     assert sorted({(status, body["return"]) for status, body in answers if status != 200}) in (
         [(409, 32108)],
         [(409, 32108), (409, 32203)],
         [(409, 32203)],
     )
-    ledger = ledger_of(endpoint)
+    ledger = ledger_of(endpoint, au_id)
     logs = [item for sk, item in ledger.items() if sk.startswith("SWAPLOG#")]
     assert [log["log_id"] for log in logs] == [1]
     moved = successes[0]["value"]["point"]["adjust_point_quantity"]
     assert ledger["POINT#1#1"]["quantity"] == 2100 + moved
     assert ledger["WALLET#2"]["quantity"] == Decimal(-moved) / 10
-    assert reconcile_exit_code(endpoint) == 0
+    assert reconciled(endpoint)
 
 
 def test_concurrent_swaps_over_the_balance_never_overdraw(stack):
-    local, endpoint = stack
+    local, endpoint, au_id = stack
     # Given 2100 points and the three codes valid now (t-1, t, t+1), four swaps of 800 points per code
     now = wait_for_calm_otp_step()
     totp = pyotp.TOTP(DEMO_SECRET)
     codes = [totp.at(now, counter_offset=offset) for offset in (-1, 0, 1)]
     bodies = [swap_body(code, -800 - n) for code in codes for n in range(4)]
-    answers = send_all(local, bodies)
+    answers = send_all(local, bodies, au_id)
     successes = [body["value"] for status, body in answers if status == 200]
     refusals = sorted({body["return"] for status, body in answers if status != 200})
     # Then the balance allows two: never a negative balance, every success logged once, ids contiguous
-    assert len(successes) == 2, (summary(answers), ledger_of(endpoint))
+    assert len(successes) == 2, (summary(answers), ledger_of(endpoint, au_id))
     assert set(refusals) <= {32103, 32108, 32203}
-    ledger = ledger_of(endpoint)
+    ledger = ledger_of(endpoint, au_id)
     logs = sorted((item for sk, item in ledger.items() if sk.startswith("SWAPLOG#")), key=lambda log: log["log_id"])
     assert [log["log_id"] for log in logs] == [1, 2]
     total_points = sum(value["point"]["adjust_point_quantity"] for value in successes)
@@ -159,15 +154,15 @@ def test_concurrent_swaps_over_the_balance_never_overdraw(stack):
     assert ledger["POINT#1#1"]["quantity"] == 2100 + total_points >= 0
     assert ledger["WALLET#2"]["quantity"] == total_coins
     assert sorted(log["value"]["log_id"] for log in logs) == sorted(value["log_id"] for value in successes)
-    assert reconcile_exit_code(endpoint) == 0
+    assert reconciled(endpoint)
 
 
 def test_sixteen_identical_requests_at_once_all_get_the_one_committed_answer(stack):
-    local, endpoint = stack
+    local, endpoint, au_id = stack
     # Given one swap request, sent 16 times at the same moment (a client retrying impatiently)
     now = wait_for_calm_otp_step()
     body = swap_body(pyotp.TOTP(DEMO_SECRET).at(now), -110)
-    answers = send_all(local, [body] * 16)
+    answers = send_all(local, [body] * 16, au_id)
     # Then every answer is that one success (or "try again" while it was being decided)
     successes = [answer for answer in answers if answer[0] == 200]
     assert successes, summary(answers)
@@ -176,40 +171,43 @@ def test_sixteen_identical_requests_at_once_all_get_the_one_committed_answer(sta
         answer in (successes[0], (409, {"return": 32203, "message": "Swap conflict, try again"})) for answer in answers
     ), summary(answers)
     # and money moved once, with one log entry
-    ledger = ledger_of(endpoint)
+    ledger = ledger_of(endpoint, au_id)
     assert [item["log_id"] for sk, item in ledger.items() if sk.startswith("SWAPLOG#")] == [1]
     assert ledger["POINT#1#1"]["quantity"] == 1990
     # a late retry gets the same answer again
-    assert local.post("/v1.0/db/swap", raw=_raw(body), headers={"Authorization": f"Bearer {token(19)}"}) == successes[0]
-    assert reconcile_exit_code(endpoint) == 0
+    assert (
+        local.post("/v1.0/db/swap", raw=exact_json(body), headers={"Authorization": f"Bearer {token(au_id)}"})
+        == successes[0]
+    )
+    assert reconciled(endpoint)
 
 
 def test_thirty_wrong_codes_at_once_judge_at_most_five(stack):
-    local, endpoint = stack
+    local, endpoint, au_id = stack
     now = wait_for_calm_otp_step()
     right = pyotp.TOTP(DEMO_SECRET).at(now)
     wrong = [f"{n:06d}" for n in range(100000, 100030) if f"{n:06d}" != right][:30]
     # When 30 wrong codes for one account arrive at the same moment
-    answers = send_all(local, [swap_body(code, -110) for code in wrong])
+    answers = send_all(local, [swap_body(code, -110) for code in wrong], au_id)
     codes = [body["return"] for _, body in answers]
     # Then at most five are judged (401 / 32107) and the rest are refused as locked (429 / 32109)
     assert codes.count(32107) == 5, summary(answers)
     assert codes.count(32109) == 25, summary(answers)
     assert {status for status, body in answers if body["return"] == 32109} == {429}
-    guard = ledger_of(endpoint)["OTP_GUARD"]
+    guard = ledger_of(endpoint, au_id)["OTP_GUARD"]
     assert len(guard["failures"]) == 5
     # and no swap commits while the account is locked, even with the right code
     locked = local.post(
-        "/v1.0/db/swap", raw=_raw(swap_body(right, -110)), headers={"Authorization": f"Bearer {token(19)}"}
+        "/v1.0/db/swap", raw=exact_json(swap_body(right, -110)), headers={"Authorization": f"Bearer {token(au_id)}"}
     )
     assert locked == (429, {"return": 32109, "message": "Too many OTP attempts"})
-    assert not any(sk.startswith("SWAPLOG#") for sk in ledger_of(endpoint))
+    assert not any(sk.startswith("SWAPLOG#") for sk in ledger_of(endpoint, au_id))
 
 
-@pytest.mark.parametrize("backend", ["dynamodb-local", "moto-server"])
-def test_serve_killed_mid_burst_then_every_request_retried(backend):
-    with _database(backend) as endpoint:
-        extra = ("--concurrent-dynamodb",) if backend == "dynamodb-local" else ()
+@pytest.mark.parametrize("database", ["dynamodb-local", "moto-server"])
+def test_serve_killed_mid_burst_then_every_request_retried(database):
+    with _database(database) as endpoint:
+        extra = ("--concurrent-dynamodb",) if database == "dynamodb-local" else ()
         now = wait_for_calm_otp_step(margin=12.0)
         totp = pyotp.TOTP(DEMO_SECRET)
         bodies = [swap_body(totp.at(now, counter_offset=offset), -100 - n) for offset in (-1, 0, 1) for n in range(4)]
@@ -231,7 +229,7 @@ def test_serve_killed_mid_burst_then_every_request_retried(backend):
             if before is not None and before[0] == 200:
                 assert after == before, (first_round, retried)
         # ...and every committed swap is reported as a success to its retry, each exactly once
-        ledger = ledger_of(endpoint)
+        ledger = ledger_of(endpoint, 19)
         logs = sorted((item for sk, item in ledger.items() if sk.startswith("SWAPLOG#")), key=lambda log: log["log_id"])
         assert [log["log_id"] for log in logs] == list(range(1, len(logs) + 1))
         reported = [after[1]["value"] for after in retried if after is not None and after[0] == 200]
@@ -240,12 +238,12 @@ def test_serve_killed_mid_burst_then_every_request_retried(backend):
             log["value"]["point"]["adjust_point_quantity"] for log in logs
         )
         assert all(after is not None and after[0] < 500 for after in retried), retried
-        assert reconcile_exit_code(endpoint) == 0
+        assert reconciled(endpoint)
 
 
 def _post_or_error(local: LocalStack, body: dict[str, Any]) -> tuple[int, Any] | None:
     try:
-        return local.post("/v1.0/db/swap", raw=_raw(body), headers={"Authorization": f"Bearer {token(19)}"})
+        return local.post("/v1.0/db/swap", raw=exact_json(body), headers={"Authorization": f"Bearer {token(19)}"})
     except (OSError, http.client.HTTPException):
         return None  # the connection died with serve
 

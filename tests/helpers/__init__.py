@@ -16,7 +16,7 @@ from __future__ import annotations
 from helpers.events import LambdaContext, api_event, call, preflight_event
 from helpers.ledger import account_items, balances, ledger_items, swap_logs
 from helpers.otp import DEMO_SECRET, T0, code_at, wait_for_calm_otp_step, wrong_code
-from helpers.routes import PROGRESS, SWAP, error, progress, swap, swap_body
+from helpers.routes import PROGRESS, SWAP, error, exact_json, progress, rated_swap_body, swap, swap_body
 from helpers.tokens import SECRET, token
 
 __all__ = [
@@ -32,9 +32,11 @@ __all__ = [
     "call",
     "code_at",
     "error",
+    "exact_json",
     "ledger_items",
     "preflight_event",
     "progress",
+    "rated_swap_body",
     "swap",
     "swap_body",
     "swap_logs",

@@ -6,6 +6,7 @@ The handler modules are imported when first called, after conftest has set the e
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from typing import Any
 
 from helpers.events import LambdaContext, api_event, call
@@ -63,3 +64,20 @@ def progress(body: Any, au_id: int | None = 149, context: LambdaContext | None =
 
     headers = {"x-token": token(au_id)} if au_id is not None else {}
     return call(progress_app.lambda_handler, api_event(PROGRESS, body, headers), context)
+
+
+def rated_swap_body(code: str, points: int, event_id: int = 3) -> dict[str, Any]:
+    """A swap of `points` at the demo rate (0.1), the coins as an exact decimal string: send it with exact_json."""
+    return {
+        "event_id": event_id,
+        "otp_code": code,
+        "point": {"app_id": 1, "point_id": 1, "adjust_point_quantity": points},
+        "coin": {"coin_id": 2, "adjust_coin_quantity": str(Decimal(-points) / 10)},
+    }
+
+
+def exact_json(body: dict[str, Any]) -> str:
+    """The body's JSON text with its coin quantity written as the bare decimal number it holds as a string."""
+    text = json.dumps(body)
+    amount = body["coin"]["adjust_coin_quantity"]
+    return text.replace(f'"{amount}"', amount) if isinstance(amount, str) else text
