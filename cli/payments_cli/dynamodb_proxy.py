@@ -86,7 +86,7 @@ class DynamoDBProxy:
     @property
     def endpoint(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def start(self) -> DynamoDBProxy:
         self._thread.start()

@@ -14,7 +14,8 @@ RECORDED_EVENT = PROJECT_ROOT / "events" / "payment_progress_success.json"
 
 @lru_cache(maxsize=1)
 def _recorded() -> dict[str, Any]:
-    return json.loads(RECORDED_EVENT.read_text(encoding="utf-8"))
+    event: dict[str, Any] = json.loads(RECORDED_EVENT.read_text(encoding="utf-8"))
+    return event
 
 
 def api_event(

@@ -132,7 +132,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except OSError as error:
         raise CliError(f"cannot listen on {args.host}:{args.port}: {error.strerror or error}") from None
     host, port = server.server_address[:2]
-    url = f"http://{host}:{port}"
+    url = f"http://{host!s}:{port}"
     asker, concern, dashboard = _demo_ids(fixture or DEMO_FIXTURE)
     secret = get_settings().jwt_secret
     willson_token = issue_access_token(asker, secret, TOKEN_TTL_SECONDS)

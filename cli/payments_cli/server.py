@@ -66,7 +66,8 @@ class FunctionPool:
         module: ModuleType = importlib.util.module_from_spec(spec)
         sys.modules[name] = module  # as an import would: dataclasses and pickling look the module up
         spec.loader.exec_module(module)
-        return getattr(module, self.route.handler_name)
+        handler: Callable[..., Any] = getattr(module, self.route.handler_name)
+        return handler
 
     def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
         try:
@@ -79,7 +80,8 @@ class FunctionPool:
             if not grow:
                 handler = self._idle.get()
         try:
-            return handler(event, LambdaContext(self.route.function, self.route.timeout_seconds))
+            answer: dict[str, Any] = handler(event, LambdaContext(self.route.function, self.route.timeout_seconds))
+            return answer
         finally:
             self._idle.put(handler)
 

@@ -13,7 +13,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_TEMPLATE = PROJECT_ROOT / "template.yaml"
 
 
-class _CloudFormationLoader(yaml.SafeLoader):
+class _CloudFormationLoader(yaml.SafeLoader):  # type: ignore[misc]  # PyYAML ships no type hints
     """Reads CloudFormation short-form tags (!Ref, !GetAtt, …) as plain values."""
 
 
@@ -56,7 +56,8 @@ def template_path() -> Path:
 
 def load_template(path: Path | None = None) -> dict[str, Any]:
     with open(path or template_path(), encoding="utf-8") as handle:
-        return yaml.load(handle, Loader=_CloudFormationLoader)  # noqa: S506 - SafeLoader subclass
+        template: dict[str, Any] = yaml.load(handle, Loader=_CloudFormationLoader)  # noqa: S506 - SafeLoader subclass
+        return template
 
 
 def table_definitions(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
