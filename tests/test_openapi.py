@@ -52,7 +52,7 @@ def test_committed_document_is_what_the_code_generates():
     # When the document is built from the models and catalogues again
     generated = openapi.render()
     # Then both are the same text (else: python -m payments_cli.openapi --write)
-    assert committed == generated, "docs/openapi.json is stale: run `python -m payments_cli.openapi --write`"
+    assert committed == generated, "docs/openapi.json is stale: run `make openapi`"
 
 
 def test_check_flags_a_stale_file_and_write_repairs_it(tmp_path, capsys):
@@ -76,6 +76,34 @@ def test_document_is_valid_openapi_3_1(document):
     assert document["openapi"] == "3.1.0"
     assert set(document["paths"]) == {PROGRESS, SWAP}
     assert [method for item in document["paths"].values() for method in item] == ["post", "post"]
+
+
+def test_the_document_comes_from_the_handlers_routes_and_models(document):
+    from functions.payment_progress import app as progress_app
+    from functions.swap import app as swap_app
+    from payments.models.payment_progress import PaymentProgressRequest
+    from payments.models.swap import SwapRequest
+
+    # each operation is a route a handler registered on its resolver, from that handler's contract ...
+    for path, handler in ((PROGRESS, progress_app), (SWAP, swap_app)):
+        operation = document["paths"][path]["post"]
+        assert operation["operationId"] == handler.api.contract.operation_id
+        assert operation["summary"] == handler.api.contract.summary
+    # ... and its request schema is the one model the handler reads the body with (no second, documentary model)
+    assert swap_app.SwapRequest is SwapRequest
+    schemas = document["components"]["schemas"]
+    for path, model in ((PROGRESS, PaymentProgressRequest), (SWAP, SwapRequest)):
+        assert request_schema(document, path)["$ref"] == f"#/components/schemas/{model.__name__}"
+    assert schemas["SwapRequest"] == SwapRequest.model_json_schema()
+    assert "SwapRequestBody" not in schemas
+
+
+def test_decimals_are_documented_as_json_numbers(document):
+    coin = document["components"]["schemas"]["SwapCoinView"]["properties"]
+    for name in ("previous_coin_quantity", "adjust_coin_quantity", "coin_quantity"):
+        assert coin[name]["type"] == "number", name
+    swap = document["components"]["schemas"]["SwapRequest"]["properties"]
+    assert swap["coin"]["properties"]["adjust_coin_quantity"]["type"] == "number"
 
 
 # --- what the document says ---
