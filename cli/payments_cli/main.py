@@ -7,8 +7,11 @@ import json
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Annotated, Any, NoReturn
+
+from pydantic import Field, TypeAdapter, ValidationError
 
 DEMO_FIXTURE = Path(__file__).with_name("demo_fixture.json")
 DEFAULT_REGION = "us-east-1"
@@ -378,20 +381,25 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
-    return value
+def _argument(annotation: Any, refusals: dict[str, str]) -> Callable[[str], int]:
+    """An argparse type from a pydantic type: `refusals` maps pydantic's error types to argparse's message."""
+    adapter: TypeAdapter[int] = TypeAdapter(annotation)
+
+    def parse(text: str) -> int:
+        try:
+            return adapter.validate_strings(text.strip())
+        except ValidationError as error:
+            kind = error.errors()[0]["type"]
+            raise argparse.ArgumentTypeError(f"{refusals.get(kind, refusals['*'])}: {text!r}") from None
+
+    return parse
 
 
-def _port(text: str) -> int:
-    if not text.isdigit() or int(text) > 65535:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}")
-    return int(text)
+_positive_int = _argument(
+    Annotated[int, Field(gt=0, lt=2**63)],
+    {"greater_than": "must be positive", "less_than": "too large", "*": "not an integer"},
+)
+_port = _argument(Annotated[int, Field(ge=0, le=65535)], {"*": "not a port number"})
 
 
 def _failure_line(error: Exception) -> str:
