@@ -10,6 +10,7 @@ import os
 import random
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,12 +49,18 @@ def token(au_id: int) -> str:
     return issue_access_token(au_id, JWT_SECRET, 7200)
 
 
-def swap_body(secret: str, points: int = 110, at: float | None = None) -> dict[str, Any]:
-    import pyotp
+def swap_body(secret: str, points: int = 110, at: float | None = None, event_id: int = 3) -> dict[str, Any]:
+    """Points → coins (event 3) or coins → points (event 4) at the demo rate, 0.1."""
+    from pyotp import TOTP
 
-    code = pyotp.TOTP(secret).at(time.time() if at is None else at)
-    point, coin = {"app_id": 1, "point_id": 1, "adjust_point_quantity": -points}, {"coin_id": 2}
-    return {"event_id": 3, "otp_code": code, "point": point, "coin": coin | {"adjust_coin_quantity": points / 10}}
+    sign, code = 1 if event_id == 4 else -1, TOTP(secret).at(time.time() if at is None else at)
+    point, coin = {"app_id": 1, "point_id": 1, "adjust_point_quantity": sign * points}, {"coin_id": 2}
+    return {
+        "event_id": event_id,
+        "otp_code": code,
+        "point": point,
+        "coin": coin | {"adjust_coin_quantity": -sign * points / 10},
+    }
 
 
 def event(scenario: dict[str, Any]) -> dict[str, Any]:
@@ -75,15 +82,13 @@ def account(au_id: int, secret: str, points: int, coins: str = "0") -> dict[str,
 def willsoners(first: int, count: int) -> dict[str, Any]:
     """`count` willsoners of subcategory 1 (concern 1577's), each with its user: 90 % complete, 10 % unrated."""
     rnd, numbers = random.Random(7 + first), range(first, first + count)
-    user = {"gender": "여", "age": "20대 중반", "pic": PICTURE}
-    card = {"experience": "오래 만난 사람과 헤어지고 1년을 힘들게 보냈어요.", "introduction": "들어주는 건 자신 있어요"}
-    card |= {"subcategory_idx": [1], "keywords": ["이별", "극복", "공감"], "image": PICTURE}
-    found = [
-        card | {"idx": 100_000 + n, "au_id": 1_000_000 + n, "status": "complete" if rnd.random() < 0.9 else "waiting"}
-        for n in numbers
-    ]
+    card = {"experience": "오래 만난 사람과 헤어졌어요.", "introduction": "들어주는 건 자신 있어요", "image": PICTURE}
+    card |= {"subcategory_idx": [1], "keywords": ["이별", "극복", "공감"]}
+    found = [card | {"idx": 100_000 + n, "au_id": 1_000_000 + n} for n in numbers]
     for willsoner in found:
+        willsoner["status"] = "complete" if rnd.random() < 0.9 else "waiting"
         willsoner["avg_rating"] = None if rnd.random() < 0.1 else round(rnd.uniform(1, 5), 1)
+    user = {"gender": "여", "age": "20대 중반", "pic": PICTURE}
     return {"users": [user | {"au_id": 1_000_000 + n, "nickname": f"윌스너{n}"} for n in numbers], "willsoners": found}
 
 
@@ -96,11 +101,10 @@ def load(client: Any, fixture: dict[str, Any]) -> None:
 
 
 class MemoryAnswers:
-    """A `before-send` hook answering one client's DynamoDB calls from memory; botocore still validates,
-    serialises, signs and parses each call. Registered before anything is timed (a registration empties
-    botocore's handler lookup cache), and last, so that a hook of the code measured answers first.
-    Replaying, it answers the recorded HTTP answers in their order (a call out of order is an error);
-    otherwise (at init) every call finds nothing, as a read of a missing key does."""
+    """A `before-send` hook answering a client's DynamoDB calls from memory: botocore still validates, serialises,
+    signs and parses each call. Registered before anything is timed (a registration empties botocore's handler
+    cache), and last: a hook of the code measured answers first. Replaying, it answers the recorded HTTP answers in
+    their order (a call out of order is an error); before (at init), every call finds nothing."""
 
     def __init__(self, client: Any, calls: list[dict[str, Any]], replaying: bool = True) -> None:
         self.calls, self.next, self.replaying = calls, 0, replaying
@@ -111,20 +115,13 @@ class MemoryAnswers:
 
         target = request.headers.get("X-Amz-Target", b"")
         operation = (target.decode() if isinstance(target, bytes) else target).rpartition(".")[2]
-        if not self.replaying:
-            return AWSResponse("http://memory", 200, {}, Raw(EMPTY.get(operation, b"{}")))
-        call, self.next = self.calls[self.next], (self.next + 1) % len(self.calls)
-        if operation != call["operation"]:
-            raise RuntimeError(f"replay expected DynamoDB {call['operation']}, the code called {operation}")
-        return AWSResponse("http://memory", call["status"], call["headers"], Raw(call["body"].encode()))
-
-
-class Raw:
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-
-    def stream(self, **_: Any) -> Any:
-        yield self.data
+        status, headers, body = 200, {}, EMPTY.get(operation, b"{}")
+        if self.replaying:
+            call, self.next = self.calls[self.next], (self.next + 1) % len(self.calls)
+            if operation != call["operation"]:
+                raise RuntimeError(f"replay expected DynamoDB {call['operation']}, the code called {operation}")
+            status, headers, body = call["status"], call["headers"], call["body"].encode()
+        return AWSResponse("http://memory", status, headers, SimpleNamespace(stream=lambda **_: iter([body])))
 
 
 def table(headers: list[str], rows: list[list[Any]]) -> str:
@@ -136,5 +133,4 @@ def table(headers: list[str], rows: list[list[Any]]) -> str:
 
 
 def target(measure: str, figure: Any, limit: str, met: bool) -> list[Any]:
-    """One row of the targets table."""
     return [measure, figure, limit, "met" if met else "MISSED"]

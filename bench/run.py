@@ -1,22 +1,32 @@
-"""`make bench`: DynamoDB cost, cold start, first request, warm CPU beside its floor, contention; every verdict.
+"""`make bench`: DynamoDB cost, cold start, first request, warm CPU beside its floor, contention; each verdict.
 
-    .venv/bin/python bench/run.py [--processes-cold 12] [--processes-warm 5] [--values 150]
-                                   [--only cold,first,warm,contention]
+    .venv/bin/python bench/run.py [--processes-cold 12] [--processes-warm 5] [--values 150] [--only cold,first,...]
 
-pyperf runs the worker processes (bench/workers.py) and computes the statistics; every verdict is a ratio taken
-within one process. Nothing fails on a figure: the command fails only if a measurement breaks.
+Nothing fails on a figure: the command fails only if a measurement breaks. Its child processes (this script too):
+    run.py modules NAME                the third-party modules importing functions.NAME.app loads (JSON)
+    run.py dynamodb WORK [ENDPOINT]    the handlers against DynamoDB Local at ENDPOINT, else moto: prints requests
+                                       and capacity units; writes the targets and the warm scenarios' DynamoDB
+                                       calls (parameters, raw HTTP answers) to WORK/dynamodb.json
+    run.py --kinds cold|first|warm --work WORK [pyperf options]: the pyperf benchmarks, one process per run:
+- `cold H`: warm-up = the floor (the modules the handler's import loads, then what any handler on them builds at
+  init), value = the handler's import on top of it (CPU time of the process);
+- `first H`: primed at init; first warm-up = the first request after init, values = later requests;
+- `floor S`, `handler S`, `handler/floor S`: one request per value (CPU time of the thread); the last one's values
+  are the handler's time over the floor's on the same request, just before it, in the same process.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -24,10 +34,201 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common
 
-common.use_test_env()
-import pyperf  # noqa: E402
+HANDLERS = {"payment_progress": "progress_3", "swap": "swap_success"}
+SCENARIOS = {"progress_3": "payment progress, 3 listed", "progress_30": "payment progress, 30 listed"}
+SCENARIOS |= {"swap_success": "swap, success", "swap_refused": "swap, refused at the balances step"}
+STATE: dict[str, Any] = {}
+CALLS: list[dict[str, Any]] = []
+TARGETS: list[list[Any]] = []
 
-WORKERS, TARGETS = str(Path(__file__).resolve().parent / "workers.py"), []
+
+def recorded(work: str | Path) -> dict[str, Any]:
+    return json.loads((Path(work) / "dynamodb.json").read_text(encoding="utf-8"))
+
+
+def floor(modules: list[str]) -> None:
+    for module in modules:
+        importlib.import_module(module)
+    import boto3
+    from aws_lambda_powertools import Logger, Metrics, Tracer
+    from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+    from pydantic import create_model
+
+    boto3.client("dynamodb")
+    Logger(service="floor"), Tracer(service="floor"), Metrics(namespace="Floor", service="floor")
+    APIGatewayRestResolver().post("/floor")(lambda: {"floor": True})
+    create_model("Floor", value=(int, ...)).model_validate({"value": 1})
+
+
+def cold(loops: int, name: str, args: Any) -> float:
+    modules, started = json.loads((Path(args.work) / "modules.json").read_text())[name], time.process_time()
+    if STATE.get("floor"):
+        importlib.import_module(f"functions.{name}.app")
+    else:
+        STATE["floor"] = floor(modules) or True
+    return time.process_time() - started
+
+
+def timed(handler: Any, request: dict[str, Any], status: int) -> float:
+    started = time.thread_time()
+    response = handler(request, common.LambdaContext())
+    spent = time.thread_time() - started
+    if response["statusCode"] != status:
+        raise RuntimeError(f"answered {response['statusCode']}: {response['body']}")
+    return spent
+
+
+def first(loops: int, name: str, args: Any) -> float:
+    if not STATE:  # init: the event is built before it, as JSON text, and decoded after it, as a runtime does
+        from payments.aws import dynamodb_client
+
+        os.environ["PAYMENTS_PRIME_AT_INIT"] = "true"
+        scenario = recorded(args.work)["answers"][HANDLERS[name]]
+        memory = common.MemoryAnswers(dynamodb_client(), scenario["calls"], replaying=False)
+        STATE.update(text=json.dumps(common.event(scenario)), status=scenario["status"])
+        STATE["handler"] = importlib.import_module(f"functions.{name}.app").lambda_handler
+        memory.replaying = True
+    return timed(STATE["handler"], json.loads(STATE["text"]), STATE["status"])
+
+
+def floor_handler(scenario: dict[str, Any]) -> Any:
+    """What the libraries cost: a Powertools resolver in the handlers' Logger/Tracer/Metrics decorators making the
+    same DynamoDB calls with the same parameters and answering json.dumps of the same body."""
+    from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+    from aws_lambda_powertools.logging.correlation_paths import API_GATEWAY_REST
+    from botocore import xform_name
+
+    from payments.aws import dynamodb_client
+    from payments.observability import logger, metrics, tracer
+
+    app, client, body = APIGatewayRestResolver(), dynamodb_client(), json.loads(scenario["body"])
+    calls = [(getattr(client, xform_name(call["operation"])), call["params"]) for call in scenario["calls"]]
+
+    @app.post(common.SWAP_PATH if "otp_secret" in scenario else common.PROGRESS_PATH)
+    def route() -> Response[str]:
+        app.current_event.json_body  # noqa: B018 - parse the request body, as any handler does
+        for method, params in calls:
+            method(**params)
+        metrics.add_metric(name="FloorServed", unit="Count", value=1)
+        return Response(scenario["status"], "application/json", json.dumps(body, ensure_ascii=False))
+
+    @logger.inject_lambda_context(correlation_id_path=API_GATEWAY_REST)
+    @tracer.capture_lambda_handler(capture_response=False)
+    @metrics.log_metrics
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        return app.resolve(event, context)
+
+    return handler
+
+
+def warm(loops: int, kind: str, name: str, args: Any) -> float:
+    if not STATE:
+        from payments.aws import dynamodb_client
+
+        scenario = STATE["scenario"] = recorded(args.work)["answers"][name]
+        if kind != "floor":
+            module = "payment_progress" if name.startswith("progress") else "swap"
+            STATE["handler"] = importlib.import_module(f"functions.{module}.app").lambda_handler
+        if kind != "handler":
+            STATE["floor"] = floor_handler(scenario)
+        STATE.update(step=None, memory=common.MemoryAnswers(dynamodb_client(), scenario["calls"]))
+    if STATE["step"] != int(time.time()) // 30:  # a swap's OTP code follows the clock: a new event per step
+        STATE.update(step=int(time.time()) // 30, event=common.event(STATE["scenario"]))
+    parts = [part for part in ("floor", "handler") if part in STATE]
+    spent = {part: timed(STATE[part], STATE["event"], STATE["scenario"]["status"]) for part in parts}
+    return spent["handler"] / spent["floor"] if kind == "handler/floor" else spent[kind]
+
+
+def before(params: dict[str, Any], model: Any, **_: Any) -> None:
+    CALLS.append({"operation": model.name, "params": json.loads(json.dumps(params, default=str))})
+    params["ReturnConsumedCapacity"] = "TOTAL"  # added once the parameters the code sends are recorded
+
+
+def after(http_response: Any, parsed: dict[str, Any], **_: Any) -> None:
+    consumed = parsed.get("ConsumedCapacity") or []
+    units = sum(c.get("CapacityUnits", 0) for c in ([consumed] if isinstance(consumed, dict) else consumed))
+    CALLS[-1] |= {"status": http_response.status_code, "headers": dict(http_response.headers), "units": units}
+    CALLS[-1]["body"] = http_response.content.decode()
+
+
+def cost(calls: list[dict[str, Any]]) -> str:
+    writes = sum(call["units"] for call in calls if call["operation"] in ("PutItem", "TransactWriteItems"))
+    operations = ", ".join(f"{n} {op}" for op, n in sorted(Counter(call["operation"] for call in calls).items()))
+    return f"{len(calls)} ({operations}); {sum(call['units'] for call in calls) - writes:g} RCU / {writes:g} WCU"
+
+
+def dynamodb(loader: Any, handlers: dict[str, Any], answers: dict[str, Any]) -> None:
+    import pyotp
+
+    def case(name: str, scenario: dict[str, Any], status: int) -> tuple[Any, list[Any]]:
+        event, start = common.event(scenario), len(CALLS)
+        with contextlib.redirect_stdout(None):
+            response = handlers["swap" if "otp_secret" in scenario else "progress"](event, common.LambdaContext())
+        if response["statusCode"] != status:
+            raise RuntimeError(f"{name} answered {response['statusCode']}: {response['body']}")
+        answers[name] = scenario | {"calls": CALLS[start:], "status": status, "body": response["body"]}
+        return json.loads(response["body"]), CALLS[start:]
+
+    swaps = [{"au_id": 900_000 + n, "otp_secret": pyotp.random_base32()} for n in range(2)]
+    common.load(loader, {"accounts": [common.account(*s.values(), 50 if n else 10**6) for n, s in enumerate(swaps)]})
+    rows = [["success", *case("swap_success", swaps[0], 200)], ["identical retry", *case("", swaps[0], 200)]]
+    rows += [["refused at the balances step (the 2nd account has 50 points)", *case("swap_refused", swaps[1], 409)]]
+    twi, calls = sum(c["operation"] == "TransactWriteItems" for c in rows[0][2]), len(rows[0][2])
+    measure = "uncontended successful swap: TransactWriteItems / all DynamoDB requests"
+    TARGETS.append(common.target(measure, f"{twi} / {calls}", "1 / ≤ 4", twi == 1 and calls <= 4))
+    backend = "DynamoDB Local" if os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") else "moto"
+    print(f"### 1. DynamoDB cost per request ({backend}, ReturnConsumedCapacity=TOTAL)\n")
+    print(common.table(["swap", "return", "requests; capacity units"], [[n, a["return"], cost(c)] for n, a, c in rows]))
+    rows = []  # the demo data has 4 willsoners, 3 of them listed for concern 1577; then 10,000 of its subcategory
+    for size, name in ((4, "progress_3"), (10_000, "progress_30")):
+        common.load(loader, common.willsoners(0, size - 4)) if size > 4 else None
+        for match_type, label in ((None, "absent (all)"), (2, "2 (different)"), (1, "1 (same)")):
+            request = {"concern_idx": 1577} | ({"match_type": match_type} if match_type else {})
+            answer, calls = case(name if match_type is None else "", {"au_id": 149, "request": request}, 200)
+            scan, listed = any(c["operation"] == "Scan" for c in calls), len(answer["data"]["willsoners"])
+            rows.append([f"{size:,}", label, listed, cost(calls), "yes" if scan else "no"])
+            measure = f"payment progress DynamoDB requests, {size:,} willsoners, match_type {label}"
+            if size > 4:
+                TARGETS.append(common.target(measure, len(calls), "≤ 3, no Scan", len(calls) <= 3 and not scan))
+    print("Payment progress, caller 149, concern 1577:\n")
+    print(common.table(["willsoners", "match_type", "listed", "requests; capacity units", "Scan"], rows))
+
+
+def pyperf_worker() -> None:
+    import pyperf
+
+    def pass_args(cmd: list[str], args: Any) -> None:
+        cmd.extend(("--kinds", args.kinds, "--work", args.work))
+
+    runner = pyperf.Runner(add_cmdline_args=pass_args)
+    runner.argparser.add_argument("--kinds", required=True)
+    runner.argparser.add_argument("--work", required=True)
+    args = runner.parse_args()
+    for name in HANDLERS if args.kinds in ("cold", "first") else ():
+        runner.bench_time_func(f"{args.kinds} {name}", cold if args.kinds == "cold" else first, name, args)
+    for scenario in SCENARIOS if args.kinds == "warm" else ():
+        for kind in ("floor", "handler", "handler/floor"):
+            runner.bench_time_func(f"{kind} {scenario}", warm, kind, scenario, args)
+
+
+def suite(work: Path, kinds: str, processes: int, warmups: int, values: int) -> Any:
+    import pyperf
+
+    print(f"[bench {time.strftime('%H:%M:%S')}] pyperf: {kinds}", file=sys.stderr, flush=True)
+    options = [f"--processes={processes}", f"--warmups={warmups}", f"--values={values}", "--loops=1", "--quiet"]
+    command = [sys.executable, __file__, "--kinds", kinds, "--work", str(work), "-o", str(work / kinds), *options]
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    return pyperf.BenchmarkSuite.load(str(work / kinds))
+
+
+def per_process(bench: Any, value: Any) -> Any:
+    """value(run) of each worker process's run, as a benchmark of one value per process (pyperf's median of it)."""
+    import pyperf
+
+    metadata = {"name": bench.get_name(), "unit": "second"}
+    return pyperf.Benchmark(
+        [pyperf.Run([value(r)], metadata=metadata, collect_metadata=False) for r in bench.get_runs()]
+    )
 
 
 def verdict(measure: str, figure: float, limit: float, shown: str) -> str:
@@ -39,30 +240,14 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1000:.2f} ms"
 
 
-def per_process(bench: pyperf.Benchmark, value: Any) -> pyperf.Benchmark:
-    """value(run) of each worker process's run, as a benchmark of one value per process (for pyperf's median)."""
-    metadata = {"name": bench.get_name(), "unit": "second"}
-    return pyperf.Benchmark(
-        [pyperf.Run([value(r)], metadata=metadata, collect_metadata=False) for r in bench.get_runs()]
-    )
-
-
-def suite(work: Path, kinds: str, processes: int, warmups: int, values: int) -> pyperf.BenchmarkSuite:
-    print(f"[bench {time.strftime('%H:%M:%S')}] pyperf: {kinds}", file=sys.stderr, flush=True)
-    files = ["--answers", str(work / "answers.json"), "--modules", str(work / "modules.json"), "-o", str(work / kinds)]
-    options = [f"--processes={processes}", f"--warmups={warmups}", f"--values={values}", "--loops=1", "--quiet"]
-    subprocess.run([sys.executable, WORKERS, "--kinds", kinds, *files, *options], check=True, stdout=subprocess.DEVNULL)
-    return pyperf.BenchmarkSuite.load(str(work / kinds))
-
-
-def cold(work: Path, args: Any) -> None:
+def report_cold(work: Path, args: Any) -> None:
     modules = {}
-    for name in ("payment_progress", "swap"):
-        listing = subprocess.run([sys.executable, WORKERS, "modules", name], capture_output=True, check=True)
+    for name in HANDLERS:
+        listing = subprocess.run([sys.executable, __file__, "modules", name], capture_output=True, check=True)
         modules[name] = json.loads(listing.stdout)
     (work / "modules.json").write_text(json.dumps(modules), encoding="utf-8")
     benchmarks, rows = suite(work, "cold", args.processes_cold, 1, 1), []
-    for name in modules:
+    for name in HANDLERS:
         bench = benchmarks.get_benchmark(f"cold {name}")
         share = per_process(bench, lambda run: run.values[0] / run.warmups[0][1]).median()
         met = verdict(f"cold import {name}: own code on top of its packages' floor", share, 0.05, f"{share:.1%}")
@@ -72,9 +257,11 @@ def cold(work: Path, args: Any) -> None:
     print(common.table(["handler", "processes", "floor", "own code on top", "share", "≤ 5%"], rows))
 
 
-def first(work: Path, args: Any) -> None:
+def report_first(work: Path, args: Any) -> None:
+    import pyperf
+
     benchmarks, rows = suite(work, "first", args.processes_cold, 21, 30), []
-    for name in ("payment_progress", "swap"):
+    for name in HANDLERS:
         bench = benchmarks.get_benchmark(f"first {name}")
         ratio = per_process(bench, lambda run: run.warmups[0][1] / pyperf.Benchmark([run]).median()).median()
         measure = f"first request after init / warm p50 of its own process, {name} (primed)"
@@ -84,15 +271,14 @@ def first(work: Path, args: Any) -> None:
     print(common.table(["handler", "processes", "first request", "requests 22-51", "first / own p50", "≤ 1.2×"], rows))
 
 
-def warm(work: Path, args: Any) -> None:
+def report_warm(work: Path, args: Any) -> None:
     benchmarks, rows = suite(work, "warm", args.processes_warm, max(5, args.values // 8), args.values), []
-    recorded = json.loads((work / "answers.json").read_text(encoding="utf-8"))
-    for scenario, label in __import__("workers").SCENARIOS.items():
+    for scenario, label in SCENARIOS.items():
         floor, handler, ratio = (
             benchmarks.get_benchmark(f"{k} {scenario}") for k in ("floor", "handler", "handler/floor")
         )
         met = verdict(f"warm p50 {label} / its floor in the same process", ratio.median(), 1.5, f"{ratio.median():.2f}")
-        calls = "+".join(call["operation"] for call in recorded[scenario]["calls"])
+        calls = "+".join(call["operation"] for call in recorded(work)["answers"][scenario]["calls"])
         p50s = [ms(floor.median()), ms(handler.median()), ms(handler.percentile(99))]
         rows.append([label, calls, *p50s, f"{ratio.median():.2f}", met])
     print("### 4. Warm CPU per request beside its floor (DynamoDB answered from memory, CPU time of the thread)\n")
@@ -101,7 +287,7 @@ def warm(work: Path, args: Any) -> None:
     print("handler / floor: of the handler's time over the floor's on the same request, in the same process.\n")
 
 
-def contention(work: Path, args: Any, sizes: tuple[int, ...] = (3, 12, 48)) -> None:
+def report_contention(work: Path, args: Any, sizes: tuple[int, ...] = (3, 12, 48)) -> None:
     """Bursts of concurrent swaps on one fresh account each; TransactWriteItems counted on the wire."""
     sys.path.insert(0, str(common.ROOT / "tests"))
     import pyotp
@@ -126,10 +312,11 @@ def contention(work: Path, args: Any, sizes: tuple[int, ...] = (3, 12, 48)) -> N
                     answers = list(pool.map(lambda body, h=headers: stack.post(common.SWAP_PATH, body, h), bodies))
                 outcomes = [f"{status}/{body.get('return')}" for status, body in answers]
                 ok, used, conflict = (outcomes.count(o) for o in ("200/0", "409/32108", "409/32203"))
-                stats = proxy.stats()
-                cancelled = stats["errors"].get("TransactWriteItems", {}).get("TransactionCanceledException", 0)
-                twi = stats["requests"].get("TransactWriteItems", 0)
-                rows.append([size, ok, used, conflict, size - ok - used - conflict, twi, cancelled])
+                requests, errors = proxy.stats()["requests"], proxy.stats()["errors"].get("TransactWriteItems", {})
+                cancelled = errors.get("TransactionCanceledException", 0)
+                rows.append(
+                    [size, ok, used, conflict, size - ok - used - conflict, requests["TransactWriteItems"], cancelled]
+                )
         proxy.stop()
     print("### 5. Contention: one account, concurrent swaps (serve --concurrent-dynamodb → proxy → DynamoDB Local)\n")
     headers = ["concurrent", "successes", "32108 used", "32203 conflict", "other", "TransactWriteItems", "cancelled"]
@@ -147,17 +334,14 @@ def main() -> int:
     print(f"## Benchmarks ({time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f})\n")
     from payments_cli.dynamodb_local import DynamoDBLocal, is_installed
 
-    with tempfile.TemporaryDirectory(prefix="bench-") as directory:
-        work = Path(directory)
+    with tempfile.TemporaryDirectory(prefix="bench-") as work:
         with DynamoDBLocal() if is_installed() else contextlib.nullcontext() as database:
-            env = os.environ | ({"AWS_ENDPOINT_URL_DYNAMODB": database.endpoint} if database else {})
-            subprocess.run([sys.executable, WORKERS, "dynamodb", str(work / "dynamodb.json")], check=True, env=env)
-        recorded = json.loads((work / "dynamodb.json").read_text(encoding="utf-8"))
-        (work / "answers.json").write_text(json.dumps(recorded["answers"], ensure_ascii=False), encoding="utf-8")
-        TARGETS.extend(recorded["targets"])
-        for section, run in (("cold", cold), ("first", first), ("warm", warm), ("contention", contention)):
-            if section in args.only.split(",") and (section != "contention" or is_installed()):
-                run(work, args)
+            endpoint = [database.endpoint] if database else []
+            subprocess.run([sys.executable, __file__, "dynamodb", work, *endpoint], check=True)
+        TARGETS.extend(recorded(work)["targets"])
+        for section in args.only.split(","):
+            if section != "contention" or is_installed():
+                globals()[f"report_{section}"](Path(work), args)
     print("### Targets\n")
     print(common.table(["measure", "figure", "target", "verdict"], TARGETS))
     print(f"Load average at the end {os.getloadavg()[0]:.2f}; whole run {time.monotonic() - started:.0f} s.")
@@ -165,4 +349,27 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    common.use_test_env()
+    if "--kinds" in sys.argv:
+        pyperf_worker()
+    elif sys.argv[1:2] == ["modules"]:
+        importlib.import_module(f"functions.{sys.argv[2]}.app")
+        own = {*sys.stdlib_module_names, "payments", "functions", "payments_cli", "common"}
+        print(json.dumps([m for m in sys.modules if m.partition(".")[0] not in own and m[0] != "_"]))
+    elif sys.argv[1:2] == ["dynamodb"]:
+        answers: dict[str, Any] = {}
+        os.environ |= {"AWS_ENDPOINT_URL_DYNAMODB": sys.argv[3]} if sys.argv[3:] else {}
+        with contextlib.nullcontext() if sys.argv[3:] else __import__("moto").mock_aws():
+            from payments.aws import dynamodb_client
+            from payments_cli.tables import create_tables
+
+            progress, swap = (importlib.import_module(f"functions.{h}.app").lambda_handler for h in HANDLERS)
+            create_tables(loader := __import__("boto3").client("dynamodb"))  # fixtures loaded unrecorded
+            common.load(loader, json.loads(common.DEMO_FIXTURE.read_text(encoding="utf-8")))
+            dynamodb_client().meta.events.register("before-parameter-build.dynamodb", before)
+            dynamodb_client().meta.events.register("after-call.dynamodb", after)
+            dynamodb(loader, {"progress": progress, "swap": swap}, answers)
+        output = {"answers": {name: answers[name] for name in SCENARIOS}, "targets": TARGETS}
+        (Path(sys.argv[2]) / "dynamodb.json").write_text(json.dumps(output, ensure_ascii=False), encoding="utf-8")
+    else:
+        sys.exit(main())
