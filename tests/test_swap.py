@@ -416,22 +416,22 @@ class CountingHook:
 
 def test_round_trips_of_a_successful_swap(ledger):
     hook = CountingHook()
-    ledger.meta.events.register("before-call.dynamodb", hook)
+    swap_app.ledger._client.meta.events.register("before-call.dynamodb", hook)  # the handler's own client
     try:
         assert swap(swap_body())[0] == 200
     finally:
-        ledger.meta.events.unregister("before-call.dynamodb", hook)
+        swap_app.ledger._client.meta.events.unregister("before-call.dynamodb", hook)
     # one strongly consistent read of everything, one transaction
     assert hook.operations == ["BatchGetItem", "TransactWriteItems"]
 
 
 def test_round_trips_of_a_refused_swap_write_nothing_of_the_ledger(ledger):
     hook = CountingHook()
-    ledger.meta.events.register("before-call.dynamodb", hook)
+    swap_app.ledger._client.meta.events.register("before-call.dynamodb", hook)  # the handler's own client
     try:
         assert swap(swap_body(adjust_point=-30000, adjust_coin=3000))[0] == 409
     finally:
-        ledger.meta.events.unregister("before-call.dynamodb", hook)
+        swap_app.ledger._client.meta.events.unregister("before-call.dynamodb", hook)
     # refused at the balances step: the read alone
     assert hook.operations == ["BatchGetItem"]
 
@@ -453,11 +453,11 @@ def test_retry_after_the_code_expired_replays_the_committed_answer_in_one_read(l
     # When the identical request comes back five minutes later (its OTP code long expired)
     at_t0["t"] = T0 + 300
     hook = CountingHook()
-    ledger.meta.events.register("before-call.dynamodb", hook)
+    swap_app.ledger._client.meta.events.register("before-call.dynamodb", hook)  # the handler's own client
     try:
         second = swap(swap_body())
     finally:
-        ledger.meta.events.unregister("before-call.dynamodb", hook)
+        swap_app.ledger._client.meta.events.unregister("before-call.dynamodb", hook)
     # Then it gets the committed answer back, from one read, and nothing moves again
     assert second == first
     assert hook.operations == ["BatchGetItem"]
