@@ -8,23 +8,27 @@ Each handler module ends with `prime_on_init(settings)`:
 - Elsewhere `prime` runs at import only when PAYMENTS_PRIME_AT_INIT=true (the benchmarks use it).
 
 `prime` sends nothing and changes nothing the handlers use: it builds the clients; loads botocore's
-DynamoDB model and the shapes of the operations the repositories call, validating, serialising and
-parsing a sample of each through botocore's own serializer and parser; validates and dumps the request
+DynamoDB model and the shapes of the operations the repositories call, validating and serialising a
+request of each and parsing an answer shaped as DynamoDB's (items of every attribute kind) through
+botocore's own serializer and parser, and boto3's item (de)serialisers; validates and dumps the request
 and response models once with pydantic; signs and verifies a throwaway token with PyJWT and computes a
 TOTP code with pyotp; imports what Powertools imports on a first request. Each step is on its own: a
 step that fails is logged and skipped, so priming never makes an import fail, and no step touches the
-network.
+network (a real read would warm the client's own per-operation work too, but could wait up to the
+client's timeouts where DynamoDB is unreachable).
 """
 
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import random
 import secrets
 import sys
 import time
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 from payments.config import Settings
@@ -68,6 +72,7 @@ def prime(settings: Settings) -> list[str]:
 
 def _botocore(settings: Settings) -> None:
     """The clients, and each DynamoDB operation's model, shapes, validator, serializer and parser."""
+    from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
     from botocore.parsers import create_parser
     from botocore.serialize import create_serializer
     from botocore.validate import validate_parameters
@@ -80,15 +85,17 @@ def _botocore(settings: Settings) -> None:
     model = client.meta.service_model
     serializer = create_serializer(model.metadata["protocol"], include_validation=False)
     parser = create_parser(model.metadata["protocol"])
-    samples = _dynamodb_samples(settings)
+    samples, answers = _dynamodb_samples(settings), _dynamodb_answers(settings)
     for name in DYNAMODB_OPERATIONS:
         operation = model.operation_model(name)
         for shape in (operation.input_shape, operation.output_shape):
             _resolve(shape, set())
         validate_parameters(samples[name], operation.input_shape)
         serializer.serialize_to_request(samples[name], operation)
-        answer = {"status_code": 200, "headers": {}, "body": b"{}"}
-        parser.parse(answer, operation.output_shape)
+        body = json.dumps(answers[name]).encode()
+        parser.parse({"status_code": 200, "headers": {}, "body": body}, operation.output_shape)
+    TypeDeserializer().deserialize({"M": _ITEM})
+    TypeSerializer().serialize({"n": Decimal("1.5"), "l": ["x", 1, True, None], "m": {"s": "x"}})
 
 
 def _resolve(shape: Any, seen: set[str]) -> None:
@@ -106,10 +113,35 @@ def _resolve(shape: Any, seen: set[str]) -> None:
         _resolve(shape.value, seen)
 
 
+_KEY = {"pk": {"S": "PRIMING"}, "sk": {"S": "PRIMING"}}
+# An item with every kind of attribute value the repositories store, nested as theirs are.
+_ITEM = {
+    **_KEY,
+    "n": {"N": "1.5"},
+    "s": {"S": "프라이밍"},
+    "b": {"BOOL": True},
+    "z": {"NULL": True},
+    "l": {"L": [{"S": "x"}, {"N": "1"}, {"M": {"s": {"S": "x"}}}]},
+    "m": {"M": {"n": {"N": "1"}, "m": {"M": {"s": {"S": "x"}, "l": {"L": [{"S": "x"}]}}}}},
+}
+
+
+def _dynamodb_answers(settings: Settings) -> dict[str, dict[str, Any]]:
+    """One answer per operation, shaped as DynamoDB's (items of every attribute kind)."""
+    capacity = [{"TableName": settings.ledger_table, "CapacityUnits": 1.0}]
+    return {
+        "BatchGetItem": {"Responses": {settings.ledger_table: [_ITEM, _ITEM]}, "UnprocessedKeys": {}},
+        "GetItem": {"Item": _ITEM},
+        "Query": {"Items": [_ITEM, _ITEM], "Count": 2, "ScannedCount": 2, "LastEvaluatedKey": _KEY},
+        "TransactWriteItems": {"ConsumedCapacity": capacity},
+        "PutItem": {},
+        "UpdateItem": {"Attributes": _ITEM},
+    }
+
+
 def _dynamodb_samples(settings: Settings) -> dict[str, dict[str, Any]]:
     """One well-formed request per operation, on a key no item has."""
-    key = {"pk": {"S": "PRIMING"}, "sk": {"S": "PRIMING"}}
-    item = {**key, "n": {"N": "1"}, "m": {"M": {"l": {"L": [{"S": "x"}]}}}, "b": {"BOOL": True}, "z": {"NULL": True}}
+    key, item = _KEY, _ITEM
     condition = {"ConditionExpression": "attribute_not_exists(pk)"}
     return {
         "BatchGetItem": {"RequestItems": {settings.ledger_table: {"Keys": [key], "ConsistentRead": True}}},
