@@ -1,11 +1,8 @@
-"""`make soak` / `make soak-ui`: Locust against `payments serve --concurrent-dynamodb` and DynamoDB Local, on
-loopback, bounded in users and time (Locust's options) and requests (--max-requests), then the conservation check.
-
-Swappers take an account's OTP step valid now and never used (two users may race on one account); 10 % are first
-refused on purpose, 15 % of successes sent again byte for byte; readers ask for payment progress. When Locust quits,
-the database against the successes the clients saw: `reconcile` clean (log ids contiguous from 1, every balance's
-chain of logs ending at it), as many logs as successes, initial + Σ adjustments answered = final balance. A broken
-check, like any failed request, makes Locust exit 1.
+"""`make soak` / `make soak-ui`: Locust against `payments serve --concurrent-dynamodb` and DynamoDB Local on loopback,
+bounded in users and time (Locust's options) and requests (--max-requests). Swappers take an account's OTP step
+valid now and never used (two users may race on one account); readers ask for payment progress. When Locust quits,
+the conservation check: `reconcile` clean, as many swap logs as successes answered, and for every account initial
++ Σ adjustments answered = final balance. A broken check, like any failed request, makes Locust exit 1.
 """
 
 from __future__ import annotations

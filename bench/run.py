@@ -2,14 +2,10 @@
 
     .venv/bin/python bench/run.py [--processes-cold 12] [--processes-warm 5] [--values 150] [--only cold,first,...]
 
-Nothing fails on a figure: the command fails only if a measurement breaks. Its child processes are this script:
-    run.py modules NAME               the third-party modules importing functions.NAME.app loads (JSON)
-    run.py dynamodb WORK [ENDPOINT]   the handlers against DynamoDB Local at ENDPOINT, else moto: requests and
-                                      capacity units; the targets and the warm scenarios' calls to WORK/dynamodb.json
-    run.py --kinds cold|first|warm --work WORK [pyperf options]: the pyperf benchmarks (docs/performance.md):
-`cold H` (warm-up: the floor; value: the handler's import on top), `first H` (primed; first warm-up: the first
-request after init), `floor S`, `handler S` and `handler/floor S` (handler time / floor time, same request).
-Only the standard library and pyperf at module level: the cold-start workers import this before they time.
+Nothing fails on a figure: the command fails only if a measurement breaks. Its children run this script too:
+`modules NAME` (the third-party modules the handler's import loads), `dynamodb WORK [ENDPOINT]` (the DynamoDB
+section, recording the warm scenarios' calls), `--kinds cold|first|warm` (pyperf: docs/performance.md says what
+each benchmark's warm-ups and values are). Only the standard library and pyperf at module level.
 """
 
 from __future__ import annotations
@@ -41,8 +37,8 @@ PICTURE = "https://willson-v1.s3.ap-northeast-2.amazonaws.com/user_image/img_pro
 TEST_ENV = {"AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1", "JWT_SECRET": JWT_SECRET}
 TEST_ENV |= {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "POWERTOOLS_LOG_LEVEL": "WARNING"}
 TEST_ENV |= {"POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_METRICS_NAMESPACE": "WillsonPaymentsTest"}
-SERVICE_ENV = ("AWS_", "POWERTOOLS_", "JWT_", "WILLSON_", "LEDGER_", "IDEMPOTENCY_", "HONEYPOT_", "MAX_LISTED", "OTP_")
-SERVICE_ENV += ("SWAP_MAX", "LAMBDA_TASK_ROOT", "_X_AMZN", "PAYMENTS_PRIME")
+SERVICE_ENV = ("AWS_", "POWERTOOLS_", "JWT_", "WILLSON_", "LEDGER_", "OTP_", "HONEYPOT_", "MAX_LISTED", "SWAP_")
+SERVICE_ENV += ("CORS_", "PAYMENTS_", "LAMBDA_", "_X_AMZN")
 HANDLERS = {"payment_progress": "progress_3", "swap": "swap_success"}
 SCENARIOS = {"progress_3": "payment progress, 3 listed", "progress_30": "payment progress, 30 listed"}
 SCENARIOS |= {"swap_success": "swap, success", "swap_refused": "swap, refused at the balances step"}
@@ -123,10 +119,9 @@ def load(client: Any, fixture: dict[str, Any]) -> None:
 
 
 class MemoryAnswers:
-    """A `before-send` hook answering a client's DynamoDB calls from memory: botocore still validates, serialises,
-    signs and parses each call. Registered before anything is timed (a registration empties botocore's handler
-    cache), and last: a hook of the code measured answers first. Replaying, it answers the recorded HTTP answers in
-    their order (a call out of order is an error); before (at init), every call finds nothing."""
+    """A `before-send` hook answering a client's DynamoDB calls in memory (botocore still validates, serialises,
+    signs, parses), registered once before anything is timed, and last: a hook of the code measured answers first.
+    Replaying, the recorded answers in order (a call out of order is an error); before (at init), "nothing found"."""
 
     def __init__(self, client: Any, calls: list[dict[str, Any]], replaying: bool = True) -> None:
         self.calls, self.next, self.replaying = calls, 0, replaying
@@ -209,8 +204,7 @@ def first(loops: int, name: str, args: Any) -> float:
 
 
 def floor_handler(scenario: dict[str, Any]) -> Any:
-    """What the libraries cost: a Powertools resolver in the handlers' Logger/Tracer/Metrics decorators making the
-    same DynamoDB calls with the same parameters and answering json.dumps of the same body."""
+    """A Powertools resolver in the handlers' own decorators: the same DynamoDB calls, json.dumps of the same body."""
     from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
     from aws_lambda_powertools.logging.correlation_paths import API_GATEWAY_REST
     from botocore import xform_name
@@ -274,11 +268,24 @@ def cost(calls: list[dict[str, Any]]) -> str:
     return f"{len(calls)} ({operations}); {sum(call['units'] for call in calls) - writes:g} RCU / {writes:g} WCU"
 
 
-def dynamodb(loader: Any, handlers: dict[str, Any], answers: dict[str, Any]) -> None:
+def dynamodb(work: str, endpoint: str | None) -> None:
+    """The handlers against DynamoDB Local at `endpoint`, else moto: requests and capacity units per request."""
+    os.environ |= {"AWS_ENDPOINT_URL_DYNAMODB": endpoint} if endpoint else {}
+    __import__("moto").mock_aws().start() if not endpoint else None
+    from payments.aws import dynamodb_client
+    from payments_cli.tables import create_tables
+
+    progress, swap = (importlib.import_module(f"functions.{name}.app").lambda_handler for name in HANDLERS)
+    create_tables(loader := __import__("boto3").client("dynamodb"))  # fixtures loaded with a client not recorded
+    load(loader, json.loads(DEMO_FIXTURE.read_text(encoding="utf-8")))
+    dynamodb_client().meta.events.register("before-parameter-build.dynamodb", before)
+    dynamodb_client().meta.events.register("after-call.dynamodb", after)
+    answers: dict[str, Any] = {}
+
     def case(name: str, scenario: dict[str, Any], status: int) -> tuple[Any, list[Any]]:
         event, start = scenario_event(scenario), len(CALLS)
         with contextlib.redirect_stdout(None):
-            response = handlers["swap" if "otp_secret" in scenario else "progress"](event, LambdaContext())
+            response = (swap if "otp_secret" in scenario else progress)(event, LambdaContext())
         if response["statusCode"] != status:
             raise RuntimeError(f"{name} answered {response['statusCode']}: {response['body']}")
         answers[name] = scenario | {"calls": CALLS[start:], "status": status, "body": response["body"]}
@@ -291,8 +298,7 @@ def dynamodb(loader: Any, handlers: dict[str, Any], answers: dict[str, Any]) -> 
     twi, calls = sum(c["operation"] == "TransactWriteItems" for c in rows[0][2]), len(rows[0][2])
     measure = "uncontended successful swap: TransactWriteItems / all DynamoDB requests"
     target(measure, f"{twi} / {calls}", "1 / ≤ 4", twi == 1 and calls <= 4)
-    backend = "DynamoDB Local" if os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") else "moto"
-    print(f"### 1. DynamoDB cost per request ({backend}, ReturnConsumedCapacity=TOTAL)\n")
+    print(f"### 1. DynamoDB cost per request ({'DynamoDB Local' if endpoint else 'moto'})\n")
     print(table(["swap", "return", "requests; capacity units"], [[n, a["return"], cost(c)] for n, a, c in rows]))
     rows = []  # the demo data has 4 willsoners, 3 of them listed for concern 1577; then 10,000 of its subcategory
     for size, name in ((4, "progress_3"), (10_000, "progress_30")):
@@ -307,6 +313,8 @@ def dynamodb(loader: Any, handlers: dict[str, Any], answers: dict[str, Any]) -> 
                 target(measure, len(calls), "≤ 3, no Scan", len(calls) <= 3 and not scan)
     print("Payment progress, caller 149, concern 1577:\n")
     print(table(["willsoners", "match_type", "listed", "requests; capacity units", "Scan"], rows))
+    output = {"answers": {name: answers[name] for name in SCENARIOS}, "targets": TARGETS}
+    (Path(work) / "dynamodb.json").write_text(json.dumps(output, ensure_ascii=False), encoding="utf-8")
 
 
 def pyperf_worker() -> None:
@@ -338,10 +346,6 @@ def per_process(bench: Any, value: Any) -> Any:
     return pyperf.Benchmark([pyperf.Run([value(r)], metadata=metadata, collect_metadata=False) for r in runs])
 
 
-def verdict(measure: str, figure: float, limit: float, shown: str) -> str:
-    return target(measure, shown, f"≤ {limit:.0%}" if "%" in shown else f"≤ {limit}", figure <= limit)
-
-
 def ms(seconds: float) -> str:
     return f"{seconds * 1000:.2f} ms"
 
@@ -355,7 +359,8 @@ def report_cold(work: Path, args: Any) -> None:
     for name in HANDLERS:
         bench = benchmarks.get_benchmark(f"cold {name}")
         share = per_process(bench, lambda run: run.values[0] / run.warmups[0][1]).median()
-        met = verdict(f"cold import {name}: own code on top of its packages' floor", share, 0.05, f"{share:.1%}")
+        measure = f"cold import {name}: own code on top of its packages' floor"
+        met = target(measure, f"{share:.1%}", "≤ 5%", share <= 0.05)
         floor = per_process(bench, lambda run: run.warmups[0][1]).median()
         rows.append([name, bench.get_nrun(), ms(floor), ms(bench.median()), f"{share:.1%}", met])
     print("### 2. Cold start: own code on top of its packages' floor (fresh processes, CPU time)\n")
@@ -368,8 +373,9 @@ def report_first(work: Path, args: Any) -> None:
         bench = benchmarks.get_benchmark(f"first {name}")
         ratio = per_process(bench, lambda run: run.warmups[0][1] / pyperf.Benchmark([run]).median()).median()
         measure = f"first request after init / warm p50 of its own process, {name} (primed)"
-        met, firsts = verdict(measure, ratio, 1.2, f"{ratio:.2f}"), per_process(bench, lambda run: run.warmups[0][1])
-        rows.append([name, bench.get_nrun(), ms(firsts.median()), ms(bench.median()), f"{ratio:.2f}", met])
+        met = target(measure, f"{ratio:.2f}", "≤ 1.2", ratio <= 1.2)
+        first_request = per_process(bench, lambda run: run.warmups[0][1]).median()
+        rows.append([name, bench.get_nrun(), ms(first_request), ms(bench.median()), f"{ratio:.2f}", met])
     print("### 3. First request after init, primed (PAYMENTS_PRIME_AT_INIT=true), CPU time of the thread\n")
     print(table(["handler", "processes", "first request", "requests 22-51", "first / own p50", "≤ 1.2×"], rows))
 
@@ -378,14 +384,14 @@ def report_warm(work: Path, args: Any) -> None:
     benchmarks, rows = suite(work, "warm", args.processes_warm, max(5, args.values // 8), args.values), []
     for scenario, label in SCENARIOS.items():
         floor, handler, ratio = (benchmarks.get_benchmark(f"{kind} {scenario}") for kind in KINDS)
-        met = verdict(f"warm p50 {label} / its floor in the same process", ratio.median(), 1.5, f"{ratio.median():.2f}")
+        median = ratio.median()
+        met = target(f"warm p50 {label} / its floor in the same process", f"{median:.2f}", "≤ 1.5", median <= 1.5)
         calls = "+".join(call["operation"] for call in recorded(work)["answers"][scenario]["calls"])
         p50s = [ms(floor.median()), ms(handler.median()), ms(handler.percentile(99))]
-        rows.append([label, calls, *p50s, f"{ratio.median():.2f}", met])
+        rows.append([label, calls, *p50s, f"{median:.2f}", met])
     print("### 4. Warm CPU per request beside its floor (DynamoDB answered from memory, CPU time of the thread)\n")
     headers = ["scenario", "DynamoDB calls", "floor p50", "handler p50", "handler p99", "handler / floor", "≤ 1.5×"]
     print(table(headers, rows))
-    print("handler / floor: of the handler's time over the floor's on the same request, in the same process.\n")
 
 
 def report_contention(work: Path, args: Any, sizes: tuple[int, ...] = (3, 12, 48)) -> None:
@@ -418,7 +424,6 @@ def report_contention(work: Path, args: Any, sizes: tuple[int, ...] = (3, 12, 48
     print("### 5. Contention: one account, concurrent swaps (serve --concurrent-dynamodb → proxy → DynamoDB Local)\n")
     headers = ["concurrent", "successes", "32108 used", "32203 conflict", "other", "TransactWriteItems", "cancelled"]
     print(table(headers, rows))
-    print("At most 3 successes per account per burst: one per valid OTP step (t−1, t, t+1).\n")
 
 
 def main() -> int:
@@ -451,22 +456,9 @@ if __name__ == "__main__":
         pyperf_worker()
     elif sys.argv[1:2] == ["modules"]:
         importlib.import_module(f"functions.{sys.argv[2]}.app")
-        own = {*sys.stdlib_module_names, "payments", "functions", "payments_cli", "run", "pyperf"}
+        own = {*sys.stdlib_module_names, "payments", "functions", "payments_cli", "run", "pyperf", "psutil"}
         print(json.dumps([m for m in sys.modules if m.partition(".")[0] not in own and m[0] != "_"]))
     elif sys.argv[1:2] == ["dynamodb"]:
-        answers: dict[str, Any] = {}
-        os.environ |= {"AWS_ENDPOINT_URL_DYNAMODB": sys.argv[3]} if sys.argv[3:] else {}
-        with contextlib.nullcontext() if sys.argv[3:] else __import__("moto").mock_aws():
-            from payments.aws import dynamodb_client
-            from payments_cli.tables import create_tables
-
-            progress, swap = (importlib.import_module(f"functions.{h}.app").lambda_handler for h in HANDLERS)
-            create_tables(loader := __import__("boto3").client("dynamodb"))  # fixtures loaded unrecorded
-            load(loader, json.loads(DEMO_FIXTURE.read_text(encoding="utf-8")))
-            dynamodb_client().meta.events.register("before-parameter-build.dynamodb", before)
-            dynamodb_client().meta.events.register("after-call.dynamodb", after)
-            dynamodb(loader, {"progress": progress, "swap": swap}, answers)
-        output = {"answers": {name: answers[name] for name in SCENARIOS}, "targets": TARGETS}
-        (Path(sys.argv[2]) / "dynamodb.json").write_text(json.dumps(output, ensure_ascii=False), encoding="utf-8")
+        dynamodb(sys.argv[2], sys.argv[3] if sys.argv[3:] else None)
     else:
         sys.exit(main())
