@@ -36,10 +36,9 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ConnectionClosedError, EndpointConnectionError, ReadTimeoutError
 from botocore.retries import standard
-from moto import mock_aws
 from moto.core.models import botocore_stubber
 
-from conftest import DEMO_FIXTURE, LEDGER_TABLE, load
+from conftest import LEDGER_TABLE, OTP_SECRET_TABLE, load, moto_tables
 from functions.swap import app as swap_app
 from helpers import DEMO_SECRET, T0, LambdaContext, account_items, balances, code_at, ledger_items, wrong_code
 from helpers import progress as progress_route
@@ -49,7 +48,6 @@ from payments.aws import dynamodb_client
 from payments.repositories import batch as batch_module
 from payments.repositories import codec, keys
 from payments_cli.reconcile import reconcile
-from payments_cli.tables import create_tables
 
 # payments.aws: standard retry mode; botocore's `max_attempts` counts the retries after the first
 # attempt (`total_max_attempts` counts them all).
@@ -63,6 +61,8 @@ UNKNOWN_SWAP = (500, {"return": 32202, "message": "Unknown swap error"})
 MEMBER_READ = (500, {"return": 34005, "message": "GetListMembers DB Scan Error"})
 SWAP_CONFLICT = (409, {"return": 32203, "message": "Swap conflict, try again"})
 OTP_INVALID = (401, {"return": 32107, "message": "OTP code is invalid"})
+BUSY_WILLSON = (503, {"code": "service_busy", "message": "Service busy, try again"})
+BUSY_SWAP = (503, {"return": 32204, "message": "Service busy, try again"})
 
 
 # --- faults ------------------------------------------------------------------------------------
@@ -163,7 +163,6 @@ class FaultInjector:
         self.sent: list[tuple[str, frozenset[str], str, int]] = []  # operation, tables, invocation, attempt
         self.client_tokens: list[str] = []  # the ClientRequestToken of every TransactWriteItems attempt
         self.injected = 0
-        self.account: int | None = None
         self._registered: list[str] = []
 
     def arm(
@@ -261,7 +260,6 @@ def _header(request: Any, name: str) -> str:
 # --- the shared database and per-test plumbing --------------------------------------------------
 
 FIRST_ACCOUNT = 5001
-ACCOUNTS = 200  # more than the swap tests: each takes a fresh one
 
 
 def _account(au_id: int) -> Account:
@@ -269,31 +267,16 @@ def _account(au_id: int) -> Account:
 
 
 @pytest.fixture(scope="module")
-def database() -> Iterator[Any]:
-    """One moto for the module: the demo data (read by payment progress) and the swap tests' accounts."""
-    with mock_aws():
-        client = dynamodb_client()
-        create_tables(client)
-        load(client, DEMO_FIXTURE)
-        accounts = [_account(au_id) for au_id in range(FIRST_ACCOUNT, FIRST_ACCOUNT + ACCOUNTS)]
-        load(
-            client,
-            {
-                "accounts": [
-                    {
-                        "au_id": a.au_id,
-                        "otp_secret": DEMO_SECRET,
-                        "points": [{"app_id": 1, "point_id": 1, "mu_id": a.mu_id, "quantity": a.points}],
-                        "wallets": [{"coin_id": 2, "walletaddress": a.walletaddress, "quantity": "0"}],
-                    }
-                    for a in accounts
-                ]
-            },
-        )
+def database(table_snapshots: dict[str, Any]) -> Iterator[Any]:
+    """One moto for the module: the demo data (read by payment progress); each swap test adds its own account.
+
+    The tables stay small (moto copies every table on each transaction): a swap test's account is removed once its
+    chain has been reconciled.
+    """
+    with moto_tables(table_snapshots["demo"]) as client:
         yield client
         # every chain of the module's ledger, after every fault the module tried
-        report = reconcile(ledger_items(client))
-        assert report.problems == [] and report.accounts >= ACCOUNTS
+        assert reconcile(ledger_items(client)).problems == []
 
 
 @pytest.fixture
@@ -318,9 +301,6 @@ def faults(database: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultInje
         yield injector
     finally:
         injector.stop()
-    # whatever happened in the test, the chain of the account it used (if any) is whole
-    if injector.account is not None:
-        assert reconcile(account_items(database, injector.account).values()).problems == []
 
 
 def _refill_retry_quota(client: Any) -> None:
@@ -386,7 +366,8 @@ def test_progress_transient_fault_is_retried(faults, progress_baselines, operati
 @pytest.mark.parametrize("operation, call, body", PROGRESS_CALLS)
 def test_progress_persistent_fault_is_a_catalogued_500(faults, progress_baselines, operation, call, body, fault):
     faults.arm(operation, fault, call=call, every_attempt=True)
-    assert progress(body) == INTERNAL_WILLSON
+    # throttling past botocore's retries is "busy, retry after"; any other failure an internal error
+    assert progress(body) == (BUSY_WILLSON if fault.name in REFUSED_BY_DYNAMODB else INTERNAL_WILLSON)
     # bounded: botocore's attempts, then the handler's catalogued answer
     assert faults.attempts(operation) == (call - 1) + BOTOCORE_ATTEMPTS
     _no_writes(faults)
@@ -401,10 +382,10 @@ def test_progress_unprocessed_keys_are_asked_again(faults, progress_baselines):
     assert faults.calls("BatchGetItem") == 2
 
 
-def test_progress_keys_never_processed_is_a_catalogued_500(faults, progress_baselines):
+def test_progress_keys_never_processed_is_busy(faults, progress_baselines):
     body = {"concern_idx": 1577}
     faults.arm("BatchGetItem", UNPROCESSED, every_attempt=True)
-    assert progress(body) == INTERNAL_WILLSON
+    assert progress(body) == BUSY_WILLSON
     assert faults.calls("BatchGetItem") == 4  # payments.repositories.batch: bounded re-asks
     faults.disarm()
     assert progress(body) == progress_baselines[json.dumps(body)]
@@ -462,12 +443,32 @@ class Account:
 
 
 @pytest.fixture
-def account(faults: FaultInjector) -> Account:
+def account(faults: FaultInjector) -> Iterator[Account]:
     """A dashboard account no test used: 2100 points, an empty wallet of coin 2, the demo OTP secret."""
-    au_id = next(_account_ids)
-    assert au_id < FIRST_ACCOUNT + ACCOUNTS, "raise ACCOUNTS"
-    faults.account = au_id
-    return _account(au_id)
+    client = faults._client
+    account = _account(next(_account_ids))
+    load(
+        client,
+        {
+            "accounts": [
+                {
+                    "au_id": account.au_id,
+                    "otp_secret": DEMO_SECRET,
+                    "points": [{"app_id": 1, "point_id": 1, "mu_id": account.mu_id, "quantity": account.points}],
+                    "wallets": [{"coin_id": 2, "walletaddress": account.walletaddress, "quantity": "0"}],
+                }
+            ]
+        },
+    )
+    faults.sent.clear()
+    yield account
+    # whatever happened in the test, the chain of the account is whole; then it goes
+    faults.disarm()
+    items = account_items(client, account.au_id)
+    assert reconcile(items.values()).problems == []
+    for item in items.values():
+        client.delete_item(TableName=LEDGER_TABLE, Key=codec.to_item({"pk": item["pk"], "sk": item["sk"]}))
+    client.delete_item(TableName=OTP_SECRET_TABLE, Key=codec.to_item(keys.otp_secret(account.au_id)))
 
 
 def otp_failures(client: Any, au_id: int) -> int:
@@ -568,7 +569,9 @@ def test_swap_transient_fault_is_retried(faults, scenario_for, operation, table,
 REFUSED_BY_DYNAMODB = {THROTTLED.name, THROTTLING.name}
 
 
-def persistent_answer(operation: str) -> tuple[int, Any]:
+def persistent_answer(operation: str, fault: Fault) -> tuple[int, Any]:
+    if fault.name in REFUSED_BY_DYNAMODB:
+        return BUSY_SWAP  # throttled past every retry that fits: nothing committed, come back
     if operation == "BatchGetItem":
         return MEMBER_READ  # the swap's state (or its record) could not be read
     # the wrong code could not be counted (so not judged); or the transaction was refused, or
@@ -579,7 +582,7 @@ def persistent_answer(operation: str) -> tuple[int, Any]:
 def transaction_calls(fault: Fault) -> int:
     """TransactWriteItems calls a swap makes when every attempt of every call fails with `fault`."""
     if fault.name in REFUSED_BY_DYNAMODB:
-        return 1  # a definite refusal: nothing committed, nothing to resolve
+        return swap_app.settings.swap_max_attempts  # throttled: nothing committed, read and tried again
     return swap_app.policy.max_unknown_outcomes * (1 + swap_app.policy.max_resends)
 
 
@@ -589,9 +592,11 @@ def test_swap_persistent_fault_is_catalogued_and_recoverable(faults, scenario_fo
     scenario = scenario_for(name)
     before = account_items(faults._client, scenario.account.au_id)
     faults.arm(operation, fault, table=table, every_attempt=True)
-    assert scenario.send() == persistent_answer(operation)
+    assert scenario.send() == persistent_answer(operation, fault)
     # bounded: botocore's attempts of each failing call, and a bounded number of calls
     calls = transaction_calls(fault) if operation == "TransactWriteItems" else 1
+    if operation == "BatchGetItem" and fault.name in REFUSED_BY_DYNAMODB:
+        calls = swap_app.settings.swap_max_attempts  # a throttled read is tried again after a pause
     assert faults.calls(operation, table) == calls
     assert faults.attempts(operation, table) == calls * BOTOCORE_ATTEMPTS
     assert account_items(faults._client, scenario.account.au_id) == before  # nothing written
@@ -629,11 +634,12 @@ def test_swap_unprocessed_keys_are_asked_again(faults, scenario_for):
     assert_swapped_once(faults._client, scenario.account)
 
 
-def test_swap_keys_never_processed_is_34005(faults, scenario_for):
+def test_swap_keys_never_processed_is_busy(faults, scenario_for):
     scenario = scenario_for("swap")
     faults.arm("BatchGetItem", UNPROCESSED, table=LEDGER_TABLE, every_attempt=True)
-    assert scenario.send() == MEMBER_READ
-    assert faults.calls("BatchGetItem") == 4
+    assert scenario.send() == BUSY_SWAP
+    # payments.repositories.batch asks 4 times per read; the swap reads once per attempt
+    assert faults.calls("BatchGetItem") == 4 * swap_app.settings.swap_max_attempts
     assert_untouched(faults._client, scenario.account)
     faults.disarm()
     assert scenario.send() == scenario.account.success()

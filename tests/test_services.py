@@ -27,6 +27,7 @@ from payments.errors import (
     OtpInvalid,
     OtpLocked,
     PointQuantityInsufficient,
+    ServiceBusy,
     SwapConflict,
     WillsonerNotFound,
 )
@@ -35,6 +36,7 @@ from payments.models.payment_progress import PaymentProgressRequest
 from payments.models.swap import SwapRequest
 from payments.models.willson import Concern, Ticket, WillsonerCard
 from payments.repositories.ledger import CommitResult
+from payments.repositories.throttling import Throttled
 from payments.services.payment_progress import progress_payment
 from payments.services.swap import SwapOutcome, SwapPolicy, execute_swap, request_fingerprint
 from payments.services.time_budget import TimeBudget
@@ -293,3 +295,75 @@ def test_a_lost_race_every_time_is_a_conflict(ledger):
         run_swap(raced, swap_body())
     assert raced.calls == ["BatchGetItem", "TransactWriteItems"] * 3
     assert not raced.logs
+
+
+# --- throttling (SPEC §7) --------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class ThrottledLedger(InMemoryLedger):
+    """Refuses the next `reads`, `commits` and `guard_writes` calls for throughput, as DynamoDB does."""
+
+    reads: int = 0
+    commits: int = 0
+    guard_writes: int = 0
+
+    def read_swap_state(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if self.reads:
+            self.reads -= 1
+            self.calls.append("BatchGetItem")
+            raise Throttled("ProvisionedThroughputExceededException")
+        return super().read_swap_state(*args, **kwargs)
+
+    def commit_swap(self, commit):  # type: ignore[no-untyped-def]
+        if self.commits:
+            self.commits -= 1
+            self.calls.append("TransactWriteItems")
+            return CommitResult.THROTTLED
+        return super().commit_swap(commit)
+
+    def save_otp_guard(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if self.guard_writes:
+            self.guard_writes -= 1
+            raise Throttled("ThrottlingException")
+        return super().save_otp_guard(*args, **kwargs)
+
+
+def throttled(ledger: InMemoryLedger, **refusals: int) -> ThrottledLedger:
+    return ThrottledLedger(**{f.name: getattr(ledger, f.name) for f in dataclasses.fields(ledger)}, **refusals)
+
+
+@pytest.mark.parametrize("refused", ["reads", "commits"])
+def test_throttling_within_the_retries_commits_once(ledger, refused):
+    busy = throttled(ledger, **{refused: 2})
+    outcome = run_swap(busy, swap_body())
+    assert outcome.value.log_id == 1
+    assert list(busy.logs) == [(19, 1)]
+    assert busy.points[(19, 1, 1)].quantity == 1990
+
+
+@pytest.mark.parametrize("refused", ["reads", "commits"])
+def test_throttling_past_the_retries_is_busy_and_commits_nothing(ledger, refused):
+    busy = throttled(ledger, **{refused: 99})
+    with pytest.raises(ServiceBusy) as answer:
+        run_swap(busy, swap_body())
+    assert 1 <= answer.value.retry_after_seconds <= 99
+    assert not busy.logs and busy.points[(19, 1, 1)].quantity == 2100
+    # the OTP step was not consumed: once DynamoDB is back, the same request commits
+    busy.reads = busy.commits = 0
+    assert run_swap(busy, swap_body()).value.log_id == 1
+
+
+def test_a_wrong_code_that_cannot_be_counted_is_busy_never_invalid(ledger):
+    busy = throttled(ledger, guard_writes=99)
+    with pytest.raises(ServiceBusy):
+        run_swap(busy, swap_body(otp_code=wrong_code(T0)))
+    assert 19 not in busy.guards
+
+
+def test_while_locked_a_wrong_code_is_locked_even_when_throttled(ledger):
+    for attempt in range(5):
+        with pytest.raises(OtpInvalid):
+            run_swap(ledger, swap_body(otp_code=wrong_code(T0)), at=T0 + attempt)
+    with pytest.raises(OtpLocked):
+        run_swap(throttled(ledger, guard_writes=99), swap_body(otp_code=wrong_code(T0)), at=T0 + 10)

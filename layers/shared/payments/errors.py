@@ -56,6 +56,17 @@ class WillsonerNotFound(PaymentsError):
     kind = "willsoner_not_found"
 
 
+class ServiceBusy(PaymentsError):
+    """DynamoDB refused for throughput and the retries that fit did not get through; nothing committed."""
+
+    kind = "service_busy"
+
+    def __init__(self, detail: str | None = None, retry_after_seconds: int = 1) -> None:
+        super().__init__(detail)
+        # whole seconds, 1-99: what the answer's Retry-After header says
+        self.retry_after_seconds = min(99, max(1, retry_after_seconds))
+
+
 class InternalError(PaymentsError):
     """An unexpected failure; rendered without internals."""
 
@@ -179,6 +190,7 @@ WILLSON_CATALOGUE: dict[str, CatalogueEntry] = {
     "invalid_parameter": CatalogueEntry(400, "invalid_parameter", "Invalid parameter", True),
     "not_found": CatalogueEntry(404, "not_found", "Result not found"),
     "willsoner_not_found": CatalogueEntry(404, "willsoner_not_found", "Willsoner not found."),
+    "service_busy": CatalogueEntry(503, "service_busy", "Service busy, try again"),
     "internal": CatalogueEntry(500, "internal_error", "Internal server error"),
 }
 
@@ -201,6 +213,7 @@ DASHBOARD_CATALOGUE: dict[str, CatalogueEntry] = {
     "otp_locked": CatalogueEntry(429, 32109, "Too many OTP attempts"),
     "invalid_body": CatalogueEntry(400, 32110, "Request body is invalid"),
     "swap_conflict": CatalogueEntry(409, 32203, "Swap conflict, try again"),
+    "service_busy": CatalogueEntry(503, 32204, "Service busy, try again"),
 }
 
 

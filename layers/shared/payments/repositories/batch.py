@@ -6,8 +6,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from payments.repositories import codec
 from payments.repositories.keys import PK, SK
+from payments.repositories.throttling import Throttled, is_throttling
 
 ItemKey = tuple[str, str, str]
 # DynamoDB may leave keys unprocessed under load; they are asked again a bounded number of times.
@@ -22,7 +25,8 @@ def batch_get(
 ) -> dict[ItemKey, dict[str, Any]]:
     """Read every key of every table; returns the items found, decoded, by (table, pk, sk).
 
-    Unprocessed keys are asked again while `may_ask_again()` (a caller's time budget) allows.
+    Unprocessed keys are asked again while `may_ask_again()` (a caller's time budget) allows; keys
+    still unprocessed then, or a throughput refusal, raise Throttled.
     """
     request = {
         table: {"Keys": [codec.to_item(key) for key in table_keys], "ConsistentRead": consistent}
@@ -31,7 +35,12 @@ def batch_get(
     }
     found: dict[ItemKey, dict[str, Any]] = {}
     for attempt in range(_UNPROCESSED_ATTEMPTS):
-        response = client.batch_get_item(RequestItems=request)
+        try:
+            response = client.batch_get_item(RequestItems=request)
+        except ClientError as error:
+            if is_throttling(error):
+                raise Throttled(str(error)) from error
+            raise
         for table, items in response.get("Responses", {}).items():
             for raw in items:
                 item = codec.from_item(raw)
@@ -44,4 +53,4 @@ def batch_get(
             break
         if attempt + 1 < _UNPROCESSED_ATTEMPTS:
             time.sleep(0.05 * 2**attempt)
-    raise RuntimeError("DynamoDB left keys unprocessed after retries")
+    raise Throttled("DynamoDB left keys unprocessed after retries")

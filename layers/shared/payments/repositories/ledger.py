@@ -29,6 +29,7 @@ from payments.repositories.ledger_items import (
     SwapLogItem,
     WalletItem,
 )
+from payments.repositories.throttling import Throttled, is_throttling
 
 # Cancellation reasons that mean "what was read has changed": read again and decide again.
 _STALE_READ_REASONS = {"ConditionalCheckFailed", "TransactionConflict"}
@@ -57,6 +58,7 @@ class SwapRejected(Exception):
 class CommitResult(Enum):
     COMMITTED = "committed"
     STALE = "stale"  # a condition failed: something read has changed (or this very swap committed)
+    THROTTLED = "throttled"  # refused for throughput: nothing of this call committed
 
 
 class GuardWriteResult(Enum):
@@ -86,7 +88,8 @@ class LedgerRepository:
         """One strongly consistent BatchGetItem of every item the swap needs, over both tables.
 
         A malformed id is passed as None: the items keyed by it are not read, so the ids can
-        still be judged in the error order; the request record is always read.
+        still be judged in the error order; the request record is always read. Raises Throttled
+        for a throughput refusal, LedgerReadFailed for any other failure.
         """
         wanted = {
             "account": AccountItem.key(au_id),
@@ -149,6 +152,8 @@ class LedgerRepository:
                 reasons = {reason.get("Code") for reason in error.response.get("CancellationReasons", [])}
                 if reasons & _STALE_READ_REASONS:
                     return CommitResult.STALE
+            if is_throttling(error):
+                return CommitResult.THROTTLED
             if code in _RETRYABLE_CODES:
                 return CommitResult.STALE
             status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
@@ -254,7 +259,9 @@ class LedgerRepository:
             )
             item = codec.from_item(response.get("Item"))
             return None if item is None else SwapLogItem.read(item)
-        except (ClientError, BotoCoreError) as error:
+        except ClientError as error:
+            raise _read_failure(error) from error
+        except BotoCoreError as error:
             raise LedgerReadFailed(str(error)) from error
         except (KeyError, TypeError, ValueError, ArithmeticError) as error:
             raise LedgerReadFailed(f"malformed swap log item: {error!r}") from error
@@ -276,7 +283,7 @@ class LedgerRepository:
                 "TransactionConflictException",
             }:
                 return GuardWriteResult.STALE
-            raise LedgerReadFailed(str(error)) from error
+            raise _read_failure(error) from error
         except BotoCoreError as error:
             raise LedgerReadFailed(str(error)) from error
         return GuardWriteResult.WRITTEN
@@ -287,7 +294,9 @@ class LedgerRepository:
                 TableName=self._table, Key=codec.to_item(OtpGuardItem.key(au_id)), ConsistentRead=True
             )
             return OtpGuardItem.read(codec.from_item(response.get("Item")))
-        except (ClientError, BotoCoreError) as error:
+        except ClientError as error:
+            raise _read_failure(error) from error
+        except BotoCoreError as error:
             raise LedgerReadFailed(str(error)) from error
         except (KeyError, TypeError, ValueError) as error:
             raise LedgerReadFailed(f"malformed OTP guard item: {error!r}") from error
@@ -349,6 +358,10 @@ class LedgerRepository:
                 decoded = codec.from_item(item)
                 if decoded is not None:
                     yield decoded
+
+
+def _read_failure(error: ClientError) -> Exception:
+    return Throttled(str(error)) if is_throttling(error) else LedgerReadFailed(str(error))
 
 
 def _expected_version(version: int) -> dict[str, Any]:

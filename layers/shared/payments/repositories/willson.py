@@ -12,11 +12,12 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from payments.errors import WillsonReadFailed
+from payments.errors import ServiceBusy, WillsonReadFailed
 from payments.models.willson import ListingPage, PaymentContext, WillsonerCard
 from payments.repositories import codec, keys
 from payments.repositories.batch import batch_get
 from payments.repositories.ledger_items import PointBalanceItem
+from payments.repositories.throttling import Throttled, is_throttling
 from payments.repositories.willson_items import (
     AskerSessionsItem,
     CardItem,
@@ -30,10 +31,16 @@ _BATCH_GET_LIMIT = 100
 
 @contextmanager
 def _reading(what: str) -> Iterator[None]:
-    """DynamoDB's refusals and malformed items become the catalogued WillsonReadFailed."""
+    """Throughput refusals become ServiceBusy; other refusals and malformed items WillsonReadFailed."""
     try:
         yield
-    except (ClientError, BotoCoreError, RuntimeError) as error:
+    except Throttled as error:
+        raise ServiceBusy(f"reading {what} was throttled: {error}") from error
+    except ClientError as error:
+        if is_throttling(error):
+            raise ServiceBusy(f"reading {what} was throttled: {error}") from error
+        raise WillsonReadFailed(f"reading {what} failed: {error}") from error
+    except BotoCoreError as error:
         raise WillsonReadFailed(f"reading {what} failed: {error}") from error
     except (KeyError, TypeError, ValueError, ArithmeticError) as error:
         raise WillsonReadFailed(f"malformed {what} item: {error!r}") from error

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import random
 import time
 import uuid
@@ -37,6 +38,7 @@ from payments.errors import (
     PaymentsError,
     PointIdInvalid,
     PointQuantityInsufficient,
+    ServiceBusy,
     SwapConflict,
     SwapOutcomeUndetermined,
 )
@@ -68,6 +70,7 @@ from payments.repositories.ledger import (
     SwapRejected,
     WalletReadFailed,
 )
+from payments.repositories.throttling import Throttled
 from payments.services import otp
 from payments.services.time_budget import TimeBudget
 
@@ -76,6 +79,9 @@ COIN_LIMIT = Decimal(10) ** 18
 # Exact arithmetic for int64 points times a rate of up to 18 fractional digits.
 _EXACT = Context(prec=80)
 _RETRY_BASE_SECONDS = 0.01
+# Back-off after a throughput refusal: full jitter, up to 50 ms × 2^n, at most 1 s.
+_THROTTLE_BASE_SECONDS = 0.05
+_THROTTLE_CAP_SECONDS = 1.0
 _log = logging.getLogger(__name__)
 
 
@@ -205,17 +211,24 @@ def execute_swap(
     # any answer of this request was lost at all (then no refusal is final: 32202 instead).
     unknown_outcomes = 0
     uncertain = False
+    # Throughput refusals in a row: while the last attempt was refused for throughput, the answer is "busy".
+    throttled = 0
     for attempt in range(policy.max_attempts):
         if attempt and not budget.allows_call():
             break
         try:
             state = ledger.read_swap_state(caller.au_id, app_id, point_id, coin_id, fingerprint, budget.allows_call)
+        except Throttled:
+            throttled += 1
+            _back_off(pause, throttled, budget)
+            continue
         except LedgerReadFailed as error:
             if uncertain:
                 raise SwapOutcomeUndetermined(f"re-read failed: {error}") from error
             if isinstance(error, WalletReadFailed):
                 raise CoinDataReadFailed(str(error)) from error
             raise MemberDataReadFailed(str(error)) from error
+        throttled = 0
         now_ms = int(now() * 1000)
         if state.request is not None and state.request.is_live(now_ms):
             return SwapOutcome(state.request.value, replayed=True, race_retries=attempt)
@@ -229,8 +242,12 @@ def execute_swap(
             # another swap's transaction seen half-applied: read again
             _jitter(pause, attempt, policy)
             continue
+        except Throttled:
+            throttled += 1
+            _back_off(pause, throttled, budget)
+            continue
         except PaymentsError as refusal:
-            if uncertain:
+            if uncertain and not isinstance(refusal, ServiceBusy):
                 # An earlier transaction of this request may still commit: never call it failed.
                 raise SwapOutcomeUndetermined(f"refused ({refusal.kind}) after an unknown outcome") from refusal
             raise
@@ -245,6 +262,11 @@ def execute_swap(
         uncertain = uncertain or lost
         if result is CommitResult.COMMITTED:
             return SwapOutcome(commit.record.value, replayed=False, race_retries=attempt)
+        if result is CommitResult.THROTTLED:
+            # nothing committed, the OTP step included: read and judge again after a pause
+            throttled += 1
+            _back_off(pause, throttled, budget)
+            continue
         if result is None:
             unknown_outcomes += 1
             if unknown_outcomes >= policy.max_unknown_outcomes:
@@ -252,9 +274,24 @@ def execute_swap(
             continue
         # Something read has changed (another swap, or this very swap committed): read again.
         _jitter(pause, attempt, policy)
+    if throttled:
+        # Throttling is never "unknown": a retry gets the committed answer if an earlier attempt did commit.
+        raise ServiceBusy("DynamoDB kept refusing for throughput", retry_after_seconds=_retry_after(throttled))
     if uncertain:
         raise SwapOutcomeUndetermined("the transaction's outcome is still unknown")
     raise SwapConflict()
+
+
+def _back_off(pause: Callable[[float], None] | None, throttled: int, budget: TimeBudget) -> None:
+    """Full jitter after a throughput refusal, only while a call still fits after it."""
+    delay = random.uniform(0, min(_THROTTLE_CAP_SECONDS, _THROTTLE_BASE_SECONDS * 2**throttled))  # noqa: S311
+    if budget.allows_call(after_ms=int(delay * 1000)):
+        (pause or time.sleep)(delay)
+
+
+def _retry_after(throttled: int) -> int:
+    """Whole seconds a client should wait: the next back-off's ceiling, at least 1."""
+    return int(math.ceil(2 * min(_THROTTLE_CAP_SECONDS, _THROTTLE_BASE_SECONDS * 2**throttled)))
 
 
 def _jitter(pause: Callable[[float], None] | None, attempt: int, policy: SwapPolicy) -> None:
@@ -288,6 +325,8 @@ def _resolve_by_reading(
         raise SwapOutcomeUndetermined("no time left to read the outcome")
     try:
         state = ledger.read_swap_state(caller.au_id, app_id, point_id, coin_id, fingerprint, budget.allows_call)
+    except Throttled as error:
+        raise ServiceBusy(f"the outcome could not be read: {error}") from error
     except LedgerReadFailed as error:
         raise SwapOutcomeUndetermined(f"the outcome could not be read: {error}") from error
     if state.request is not None and state.request.is_live(int(now() * 1000)):
@@ -450,6 +489,9 @@ def _count_wrong_code(
                 raise OtpInvalid()  # our write landed; only its answer was lost
             if guard.is_locked(now_ms):
                 raise OtpLocked()
+    except Throttled as error:
+        # a wrong code is answered 32107 only once counted: overload never switches the lockout off
+        raise ServiceBusy(f"wrong OTP code could not be counted: {error}") from error
     except LedgerReadFailed as error:
         raise InternalError(f"wrong OTP code could not be counted: {error}") from error
     _log.warning("wrong OTP code of au_id %d not judged: contention or no time left; answered as locked", au_id)

@@ -16,8 +16,9 @@ class TimeBudget:
     call_ms: int
     margin_ms: int = 500
 
-    def allows_call(self) -> bool:
-        return self.remaining_ms() - self.margin_ms >= self.call_ms
+    def allows_call(self, after_ms: int = 0) -> bool:
+        """Whether a call started `after_ms` from now would still end inside the invocation."""
+        return self.remaining_ms() - after_ms - self.margin_ms >= self.call_ms
 
     def before_call(self) -> None:
         """Raise OutOfTime (answered as an internal error) if the next call might outlive the invocation."""
