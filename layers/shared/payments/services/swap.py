@@ -291,7 +291,7 @@ def _back_off(pause: Callable[[float], None] | None, throttled: int, budget: Tim
 
 def _retry_after(throttled: int) -> int:
     """Whole seconds a client should wait: the next back-off's ceiling, at least 1."""
-    return int(math.ceil(2 * min(_THROTTLE_CAP_SECONDS, _THROTTLE_BASE_SECONDS * 2**throttled)))
+    return math.ceil(2 * min(_THROTTLE_CAP_SECONDS, _THROTTLE_BASE_SECONDS * 2.0**throttled))
 
 
 def _jitter(pause: Callable[[float], None] | None, attempt: int, policy: SwapPolicy) -> None:
