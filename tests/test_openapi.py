@@ -203,6 +203,31 @@ def test_request_schemas_describe_the_documented_bodies(document):
         assert examples and all(check.is_valid(example["value"]) for example in examples.values())
 
 
+@pytest.mark.parametrize("path", [PROGRESS, SWAP])
+def test_a_busy_answer_is_documented_with_its_retry_after_header(document, monkeypatch, path):
+    from conftest import LambdaContext, api_event, token
+    from functions.payment_progress import app as progress_app
+    from functions.swap import app as swap_app
+    from payments.errors import ServiceBusy
+
+    def busy(*_: Any, **__: Any) -> Any:
+        raise ServiceBusy("throttled", retry_after_seconds=3)
+
+    # Given DynamoDB too busy for the route's service
+    module, service = (progress_app, "progress_payment") if path == PROGRESS else (swap_app, "execute_swap")
+    monkeypatch.setattr(module, service, busy)
+    headers = {"x-token": token(149)} if path == PROGRESS else {"Authorization": f"Bearer {token(19)}"}
+    body = {"concern_idx": 1577} if path == PROGRESS else {"event_id": 3}
+    # When the handler answers
+    answer = module.lambda_handler(api_event(path, body, headers), LambdaContext())
+    # Then it is the documented 503, with the documented Retry-After header
+    assert answer["statusCode"] == 503
+    assert answer["multiValueHeaders"]["Retry-After"] == ["3"]
+    documented = document["paths"][path]["post"]["responses"]["503"]
+    assert validator(document, documented["content"]["application/json"]["schema"]).is_valid(json.loads(answer["body"]))
+    assert Draft202012Validator(documented["headers"]["Retry-After"]["schema"]).is_valid(3)
+
+
 # --- served by the local stack ---
 
 

@@ -5,8 +5,9 @@ and exports `lambda_handler = api.lambda_handler`; the endpoint only parses, aut
 its domain service and shapes the response. Everything else is here, the same for both routes:
 
 - Powertools' REST resolver with the project's CORS (`payments.http.PaymentsResolver`);
-- every PaymentsError answered from the route's catalogue in the route's envelope, an InternalError
-  logged; any other exception logged with its traceback and answered as the catalogue's internal error;
+- every PaymentsError answered from the route's catalogue in the route's envelope (ServiceBusy with
+  its Retry-After header), an InternalError logged; any other exception logged with its traceback
+  and answered as the catalogue's internal error;
 - the Lambda entry point under Logger (correlation id from API Gateway), Tracer and Metrics.
 
 What the route documents (request model and examples, catalogued responses) is attached only when
@@ -24,7 +25,7 @@ from aws_lambda_powertools.logging import correlation_paths
 
 from payments.config import Settings
 from payments.contract import RouteContract
-from payments.errors import InternalError, PaymentsError
+from payments.errors import InternalError, PaymentsError, ServiceBusy
 from payments.http import PaymentsResolver, json_response
 from payments.observability import logger, metrics, tracer
 
@@ -87,9 +88,12 @@ class Api:
         return endpoint
 
     def error_response(self, error: PaymentsError) -> Response[str]:
-        """The catalogued answer to `error`, in this route's envelope."""
+        """The catalogued answer to `error`, in this route's envelope (busy: with its Retry-After, SPEC §7)."""
         status, body = self.contract.render_error(error)
-        return json_response(status, body)
+        response = json_response(status, body)
+        if isinstance(error, ServiceBusy):
+            response.headers["Retry-After"] = str(error.retry_after_seconds)
+        return response
 
     def _refused(self, error: PaymentsError) -> Response[str]:
         if self._on_refusal is not None:

@@ -22,6 +22,7 @@ from payments.errors import (
     WILLSON_CATALOGUE,
     CatalogueEntry,
     PaymentsError,
+    ServiceBusy,
     dashboard_error_body,
     willson_error_body,
 )
@@ -30,9 +31,13 @@ from payments.models.payment_progress import PaymentProgressData, PaymentProgres
 from payments.models.swap import SwapRequest, SwapValue
 
 if TYPE_CHECKING:
-    from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+    from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse, OpenAPIResponseHeader
 
 JSON = "application/json"
+RETRY_AFTER: OpenAPIResponseHeader = {
+    "description": "Whole seconds to wait before sending the same request again (DynamoDB was busy).",
+    "schema": {"type": "integer", "minimum": 1, "maximum": 99},
+}
 
 
 # --- envelopes ---
@@ -146,6 +151,8 @@ class RouteContract:
                 "description": f"Refused: {listed}.",
                 "content": {JSON: {"schema": {**envelope, "anyOf": variants}, "examples": examples}},
             }
+            if any(kind == ServiceBusy.kind for kind, _ in by_status[status]):
+                responses[status]["headers"] = {"Retry-After": RETRY_AFTER}
         return responses
 
 
