@@ -228,6 +228,32 @@ def test_a_busy_answer_is_documented_with_its_retry_after_header(document, monke
     assert Draft202012Validator(documented["headers"]["Retry-After"]["schema"]).is_valid(3)
 
 
+@pytest.mark.parametrize("origin, exposed", [("https://dashboard.example", True), ("https://elsewhere.example", False)])
+def test_a_busy_answer_lets_an_allowed_page_read_its_retry_after(origin, exposed):
+    from aws_lambda_powertools.event_handler import Response
+
+    from conftest import LambdaContext, api_event
+    from payments import contract
+    from payments.api import Api
+    from payments.config import get_settings
+    from payments.errors import ServiceBusy
+
+    # Given a route built by the factory with CORS on for one origin, whose service is busy
+    api = Api(contract.SWAP, get_settings().model_copy(update={"cors_allowed_origins": ("https://dashboard.example",)}))
+
+    @api.route
+    def busy() -> Response[str]:
+        raise ServiceBusy("throttled", retry_after_seconds=2)
+
+    # When a page of that origin (or of another) calls it
+    answer = api.lambda_handler(api_event(SWAP, {}, {"Origin": origin}), LambdaContext())
+    # Then the answer says when to retry, and only the allowed page is told it may read that
+    headers = answer["multiValueHeaders"]
+    assert (answer["statusCode"], headers["Retry-After"]) == (503, ["2"])
+    assert ("Access-Control-Expose-Headers" in headers) is exposed
+    assert (headers.get("Access-Control-Allow-Origin") == [origin]) is exposed
+
+
 # --- served by the local stack ---
 
 

@@ -93,6 +93,8 @@ class Api:
         response = json_response(status, body)
         if isinstance(error, ServiceBusy):
             response.headers["Retry-After"] = str(error.retry_after_seconds)
+            if self.app.cors_origins:  # a page can read it (stripped with the rest for other origins)
+                response.headers["Access-Control-Expose-Headers"] = "Retry-After"
         return response
 
     def _refused(self, error: PaymentsError) -> Response[str]:

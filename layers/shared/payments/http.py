@@ -50,6 +50,11 @@ class PaymentsResolver(APIGatewayRestResolver):
         self._origins = frozenset(settings.cors_allowed_origins)
         self.not_found(self._no_route)
 
+    @property
+    def cors_origins(self) -> frozenset[str]:
+        """The browser origins allowed to call the API (empty: CORS off)."""
+        return self._origins
+
     def resolve(self, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
         headers = event.get("headers") or {}
         origin = next((value for name, value in headers.items() if name.lower() == "origin"), None)
