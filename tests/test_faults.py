@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -47,6 +48,7 @@ from helpers import swap_logs as logs
 from payments.aws import dynamodb_client
 from payments.repositories import batch as batch_module
 from payments.repositories import codec, keys
+from payments.services import swap as swap_service
 from payments_cli.reconcile import reconcile
 
 # payments.aws: standard retry mode; botocore's `max_attempts` counts the retries after the first
@@ -294,6 +296,8 @@ def faults(database: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultInje
     _refill_retry_quota(database)
     batch_pauses: list[float] = []
     monkeypatch.setattr(batch_module, "time", SimpleNamespace(sleep=batch_pauses.append))
+    # nor the swap's own pauses (its back-off after throttling, its jitter between optimistic attempts)
+    monkeypatch.setattr(swap_service, "time", SimpleNamespace(time=time.time, sleep=batch_pauses.append))
     monkeypatch.setattr(swap_app, "clock", lambda: T0)
     injector = FaultInjector(database).start()
     injector.delays = delays  # type: ignore[attr-defined]
