@@ -147,7 +147,7 @@ def test_token_step_signs_and_verifies_with_pyjwt_and_leaves_the_auth_cache_empt
     from payments import auth
     from payments.config import get_settings
 
-    auth.forget_verified_tokens()
+    auth._verified_claims.cache_clear()
     decoded = calls_of(monkeypatch, jwt, "decode")
     assert payments.priming.prime(get_settings()) == []
     token, secret = decoded[0][0], decoded[0][1]
@@ -209,19 +209,18 @@ def test_a_failing_step_is_skipped_and_the_import_goes_on(monkeypatch: pytest.Mo
 
 
 def test_priming_with_no_dynamodb_reachable_neither_raises_nor_waits(monkeypatch: pytest.MonkeyPatch) -> None:
+    import boto3
+
     import payments.priming
     from payments import aws
     from payments.config import get_settings
 
-    # a port nothing listens on: a connection would be refused (or, firewalled, wait for its timeout)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:9")
-    aws.dynamodb_client.cache_clear()
-    try:
-        started = time.monotonic()
-        assert payments.priming.prime(get_settings()) == []
-        assert time.monotonic() - started < 1.0
-    finally:
-        aws.dynamodb_client.cache_clear()
+    # a client of a port nothing listens on: a connection would be refused (or, firewalled, wait for its timeout)
+    unreachable = boto3.client("dynamodb", endpoint_url="http://127.0.0.1:9", config=aws._CLIENT_CONFIG)
+    monkeypatch.setattr(aws, "dynamodb_client", lambda: unreachable)
+    started = time.monotonic()
+    assert payments.priming.prime(get_settings()) == []
+    assert time.monotonic() - started < 1.0
 
 
 def test_after_restore_reseeds_random(snapstart: Any) -> None:

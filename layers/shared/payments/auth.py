@@ -64,11 +64,6 @@ def _verified_claims(token: str, secret: str) -> tuple[int, float]:
     return au_id, expires / 1000 if expires > _MILLISECONDS_THRESHOLD else expires
 
 
-def forget_verified_tokens() -> None:
-    """Empty this execution environment's cache of verified tokens (priming leaves none of its own)."""
-    _verified_claims.cache_clear()
-
-
 def issue_access_token(
     au_id: int, secret: str, ttl_seconds: int = 3600, now: float | None = None, milliseconds: bool = False
 ) -> str:

@@ -115,9 +115,5 @@ def caller_from_bearer(event: BaseProxyEvent, settings: Settings) -> Caller:
 
 
 def json_response(status: int, body: Any) -> Response[str]:
-    return raw_json_response(status, dumps(body))
-
-
-def raw_json_response(status: int, text: str) -> Response[str]:
-    """A response whose JSON text is already written (replayed or exact-number bodies)."""
-    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=text)
+    """A JSON answer, Decimals written as exact numbers (payments.json_body.dumps)."""
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=dumps(body))
