@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import http.client
 import json
-import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import ExitStack, contextmanager
 from decimal import Decimal
 from pathlib import Path
@@ -218,9 +217,15 @@ def test_serve_killed_mid_burst_then_every_request_retried(database):
             ThreadPoolExecutor(max_workers=len(bodies)) as pool,
         ):
             futures = [pool.submit(_post_or_error, local, body) for body in bodies]
-            time.sleep(0.15)
+            # killed as soon as one swap has committed, while the others are in flight (more requests than
+            # serve's execution environments: some are still waiting for one)
+            for done in as_completed(futures):
+                if done.result() is not None and done.result()[0] == 200:
+                    break
             local.kill()
             first_round = [future.result() for future in futures]
+        assert any(answer is not None and answer[0] == 200 for answer in first_round), first_round
+        assert any(answer is None for answer in first_round), ("nothing was in flight when serve died", first_round)
         # and restarted on the same database (no fixture: a restart never resets data)
         with LocalStack("--dynamodb-endpoint", endpoint, *extra) as local:
             retried = [_post_or_error(local, body) for body in bodies]
