@@ -233,13 +233,13 @@ def test_a_busy_answer_lets_an_allowed_page_read_its_retry_after(origin, exposed
     from aws_lambda_powertools.event_handler import Response
 
     from conftest import LambdaContext, api_event
-    from payments import contract
     from payments.api import Api
     from payments.config import get_settings
     from payments.errors import ServiceBusy
+    from payments.routes.swap import CONTRACT
 
     # Given a route built by the factory with CORS on for one origin, whose service is busy
-    api = Api(contract.SWAP, get_settings().model_copy(update={"cors_allowed_origins": ("https://dashboard.example",)}))
+    api = Api(CONTRACT, get_settings().model_copy(update={"cors_allowed_origins": ("https://dashboard.example",)}))
 
     @api.route
     def busy() -> Response[str]:

@@ -129,11 +129,12 @@ def test_botocore_step_resolves_every_nested_shape() -> None:
 
 def test_pydantic_step_validates_and_dumps_the_request_and_response_models(monkeypatch: pytest.MonkeyPatch) -> None:
     import payments.priming
-    from payments import contract
     from payments.config import get_settings
+    from payments.routes.payment_progress import PaymentProgressSuccess
+    from payments.routes.swap import SwapSuccess
 
-    dumped = calls_of(monkeypatch, contract.SwapSuccess, "model_dump")
-    validated = calls_of(monkeypatch, contract.PaymentProgressSuccess, "model_validate")
+    dumped = calls_of(monkeypatch, SwapSuccess, "model_dump")
+    validated = calls_of(monkeypatch, PaymentProgressSuccess, "model_validate")
     assert payments.priming.prime(get_settings()) == []
     assert len(dumped) == 1 and len(validated) == 1
 

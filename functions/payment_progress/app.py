@@ -8,7 +8,6 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import ValidationError
 
-from payments import contract
 from payments.api import Api
 from payments.aws import DYNAMODB_CALL_WORST_CASE_MS, dynamodb_client
 from payments.config import get_settings
@@ -18,12 +17,13 @@ from payments.models.payment_progress import PaymentProgressRequest
 from payments.observability import metrics
 from payments.priming import prime_on_init
 from payments.repositories.willson import WillsonRepository
+from payments.routes.payment_progress import CONTRACT, PaymentProgressSuccess
 from payments.services.payment_progress import progress_payment
 from payments.services.time_budget import TimeBudget
 
 settings = get_settings()
 repository = WillsonRepository(dynamodb_client(), settings.willson_table, settings.ledger_table)
-api = Api(contract.PAYMENT_PROGRESS, settings)
+api = Api(CONTRACT, settings)
 app = api.app
 
 
@@ -42,7 +42,7 @@ def payment_progress() -> Response[str]:
         budget=TimeBudget(app.lambda_context.get_remaining_time_in_millis, DYNAMODB_CALL_WORST_CASE_MS),
     )
     metrics.add_metric(name="PaymentProgressServed", unit=MetricUnit.Count, value=1)
-    return json_response(200, contract.PaymentProgressSuccess(data=data).model_dump())
+    return json_response(200, PaymentProgressSuccess(data=data).model_dump())
 
 
 def _parse_request(body: dict[str, Any]) -> PaymentProgressRequest:

@@ -7,7 +7,6 @@ import time
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.metrics import MetricUnit
 
-from payments import contract
 from payments.api import Api
 from payments.aws import DYNAMODB_CALL_WORST_CASE_MS, dynamodb_client
 from payments.config import get_settings
@@ -17,6 +16,7 @@ from payments.models.swap import SwapRequest
 from payments.observability import metrics
 from payments.priming import prime_on_init
 from payments.repositories.ledger import LedgerRepository
+from payments.routes.swap import CONTRACT, SwapSuccess
 from payments.services.otp import LockoutPolicy
 from payments.services.swap import SwapPolicy, execute_swap, request_fingerprint
 from payments.services.time_budget import TimeBudget
@@ -46,7 +46,7 @@ def count_refusal(error: PaymentsError) -> None:
 
 
 api = Api(
-    contract.SWAP,
+    CONTRACT,
     settings,
     on_refusal=count_refusal,
     internal_log_messages={SwapOutcomeUndetermined: "swap outcome unknown: the client's retry will read it"},
@@ -73,7 +73,7 @@ def swap() -> Response[str]:
     metrics.add_metric(name="SwapReplayed" if outcome.replayed else "SwapSucceeded", unit=MetricUnit.Count, value=1)
     if outcome.race_retries:
         metrics.add_metric(name="SwapRaceRetried", unit=MetricUnit.Count, value=outcome.race_retries)
-    return json_response(200, contract.SwapSuccess(value=outcome.value).model_dump(by_alias=True))
+    return json_response(200, SwapSuccess(value=outcome.value).model_dump(by_alias=True))
 
 
 lambda_handler = api.lambda_handler

@@ -1,6 +1,6 @@
 """One factory for both handlers: the resolver, the error rendering and the decorated `lambda_handler`.
 
-A handler module builds `api = Api(contract.SWAP, ...)`, registers its endpoint with `@api.route`
+A handler module builds `api = Api(payments.routes.swap.CONTRACT, ...)`, registers its endpoint with `@api.route`
 and exports `lambda_handler = api.lambda_handler`; the endpoint only parses, authenticates, calls
 its domain service and shapes the response. Everything else is here, the same for both routes:
 

@@ -170,15 +170,15 @@ def _dynamodb_samples(settings: Settings) -> dict[str, dict[str, Any]]:
 
 def _pydantic(_: Settings) -> None:
     """Validate and dump each request and response envelope once."""
-    from payments import contract
     from payments.models.payment_progress import PaymentProgressRequest
     from payments.models.swap import SwapRequest, SwapValue
+    from payments.routes import payment_progress, swap
 
     PaymentProgressRequest.model_validate({"concern_idx": 1, "match_type": 2})
-    SwapRequest.from_body(contract.SWAP_EXAMPLE_REQUEST).coin_id  # noqa: B018 - reads a nested field
-    value = SwapValue.model_validate(contract.SWAP_EXAMPLE_VALUE)
-    contract.SwapSuccess(value=value).model_dump(by_alias=True)
-    contract.PaymentProgressSuccess.model_validate(contract.PAYMENT_PROGRESS_EXAMPLE).model_dump()
+    SwapRequest.from_body(swap.SWAP_EXAMPLE_REQUEST).coin_id  # noqa: B018 - reads a nested field
+    value = SwapValue.model_validate(swap.SWAP_EXAMPLE_VALUE)
+    swap.SwapSuccess(value=value).model_dump(by_alias=True)
+    payment_progress.PaymentProgressSuccess.model_validate(payment_progress.PAYMENT_PROGRESS_EXAMPLE).model_dump()
 
 
 def _jwt(_: Settings) -> None:

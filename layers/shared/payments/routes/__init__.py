@@ -1,0 +1,1 @@
+"""Each route's contract: its envelopes, examples and catalogued errors (`payments.contract.RouteContract`)."""
