@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -75,13 +76,15 @@ class ProcessStarted(AssertionError):
 
 @contextmanager
 def _no_processes(item: pytest.Item) -> Iterator[list[str]]:
-    """Every way this interpreter starts a process (subprocess, asyncio and multiprocessing go through
-    _posixsubprocess.fork_exec or os.posix_spawn; os.fork, os.system) raises, and is recorded."""
+    """Every way this interpreter starts a process raises, and is recorded: subprocess (and asyncio's) through its
+    bound _fork_exec or os.posix_spawn, multiprocessing through _posixsubprocess.fork_exec or os.fork, os.system."""
     started: list[str] = []
 
     def refuse(name: str) -> Any:
         def refused(*args: Any, **_: Any) -> Any:
-            what = args[0] if args and name in ("fork_exec", "posix_spawn", "posix_spawnp", "system") else ""
+            what = (
+                args[0] if args and name in ("_fork_exec", "fork_exec", "posix_spawn", "posix_spawnp", "system") else ""
+            )
             started.append(f"{name}({what!r})")
             raise ProcessStarted(
                 f"{item.nodeid} started a process ({name} {what!r}) but is not marked slow: "
@@ -90,7 +93,7 @@ def _no_processes(item: pytest.Item) -> Iterator[list[str]]:
 
         return refused
 
-    patches = [(_posixsubprocess, "fork_exec")] + [
+    patches = [(subprocess, "_fork_exec"), (_posixsubprocess, "fork_exec")] + [
         (os, name) for name in ("fork", "forkpty", "posix_spawn", "posix_spawnp", "system") if hasattr(os, name)
     ]
     saved = [(module, name, getattr(module, name)) for module, name in patches]
