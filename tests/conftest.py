@@ -47,6 +47,7 @@ import _posixsubprocess
 import pytest
 from moto import mock_aws
 
+import payments_cli.tables
 from helpers.events import LambdaContext, api_event, call  # noqa: F401 - re-exported
 from helpers.tokens import SECRET, token  # noqa: F401 - re-exported
 from payments_cli.fixture_loader import load_fixture, parse_fixture_text
@@ -132,6 +133,26 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
 
 
 # --- moto and the demo data ------------------------------------------------------------------------
+
+
+def _parsed_once(load_template: Any) -> Any:
+    """template.yaml parsed once per session (0.1 s a parse; create_tables parses it on every call), a copy given
+    to each caller; parsed again if the file changes."""
+    parsed: dict[Path, tuple[int, dict[str, Any]]] = {}
+
+    def cached(path: Path | None = None) -> dict[str, Any]:
+        from payments_cli.template import template_path
+
+        key = Path(path or template_path()).resolve()
+        stamp = key.stat().st_mtime_ns
+        if key not in parsed or parsed[key][0] != stamp:
+            parsed[key] = (stamp, load_template(key))
+        return copy.deepcopy(parsed[key][1])
+
+    return cached
+
+
+payments_cli.tables.load_template = _parsed_once(payments_cli.tables.load_template)
 
 
 @pytest.fixture(scope="session")
