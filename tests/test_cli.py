@@ -253,10 +253,4 @@ def test_commands_find_the_running_serve_and_an_explicit_endpoint_wins(
         )
     finally:
         stack.stop()
-    # serve is gone: one line saying so, not a try at AWS
-    assert_one_line_failure(
-        run_with(["otp", "code", "--au-id", "19"], state_home),
-        1,
-        "is not running: start `payments serve`",
-        f"http://127.0.0.1:{stack.port}",
-    )
+    # (serve gone, several at once, none live: test_local_stacks.py)
