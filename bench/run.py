@@ -351,9 +351,8 @@ def ms(seconds: float) -> str:
 
 
 def report_cold(work: Path, args: Any) -> None:
-    listings = {
-        name: subprocess.run([sys.executable, __file__, "modules", name], capture_output=True) for name in HANDLERS
-    }
+    command = [sys.executable, __file__, "modules"]
+    listings = {name: subprocess.run([*command, name], capture_output=True, check=True) for name in HANDLERS}
     (work / "modules.json").write_text(json.dumps({name: json.loads(p.stdout) for name, p in listings.items()}))
     benchmarks, rows = suite(work, "cold", args.processes_cold, 1, 1), []
     for name in HANDLERS:
