@@ -9,13 +9,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
+from conftest import moto_tables
 from payments.repositories import codec
 from payments_cli.fixture_loader import FixtureError, load_fixture, parse_fixture_text
-from payments_cli.tables import create_tables
 
 WILLSON = "WillsonTable"
 LEDGER = "LedgerTable"
@@ -34,17 +32,17 @@ Contents = dict[Key, dict[str, Any]]
 
 
 @pytest.fixture
-def client(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+def client(monkeypatch: pytest.MonkeyPatch, table_snapshots: dict[str, Any]) -> Iterator[Any]:
+    """The template's tables, empty, in a fresh moto: the handlers' client (count_batch_writes' hook removed after)."""
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
         monkeypatch.setenv(name, "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.setenv("AWS_REGION", "us-east-1")
     for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB"):
         monkeypatch.delenv(name, raising=False)
-    with mock_aws():
-        dynamodb = boto3.client("dynamodb", region_name="us-east-1")
-        create_tables(dynamodb)  # the template's own tables
+    with moto_tables(table_snapshots["empty"]) as dynamodb:
         yield dynamodb
+        dynamodb.meta.events.unregister("before-call.dynamodb.BatchWriteItem", unique_id=_COUNTER)
 
 
 def example() -> dict[str, Any]:
@@ -109,9 +107,12 @@ def session(willsoner_idx: int, completed_at: str) -> dict[str, Any]:
     return {"asker_au_id": 149, "willsoner_idx": willsoner_idx, "concern_idx": 1500, "completed_at": completed_at}
 
 
+_COUNTER = "test_fixture_loader.count_batch_writes"
+
+
 def count_batch_writes(client: Any) -> list[int]:
     calls: list[int] = []
-    client.meta.events.register("before-call.dynamodb.BatchWriteItem", lambda **_: calls.append(1))
+    client.meta.events.register("before-call.dynamodb.BatchWriteItem", lambda **_: calls.append(1), unique_id=_COUNTER)
     return calls
 
 
