@@ -29,6 +29,7 @@ from payments.errors import (
     PointQuantityInsufficient,
     ServiceBusy,
     SwapConflict,
+    SwapOutcomeUndetermined,
     WillsonerNotFound,
 )
 from payments.models.ledger import Coin, PointAccount, SwappableApp, Wallet
@@ -281,6 +282,22 @@ def test_a_lost_answer_is_resolved_and_money_moves_once(ledger, committed):
     assert outcome.value.log_id == 1
     assert ledger.points[(19, 1, 1)].quantity == 1990
     assert list(ledger.logs) == [(19, 1)]
+
+
+def test_outcomes_still_unknown_are_settled_by_one_last_read(ledger):
+    # the first attempt's sends never leave (nothing applied), the second's commit and every answer is lost
+    ledger.lose_next_answers = [False, False, True, True]
+    outcome = run_swap(ledger, swap_body())
+    assert outcome.replayed and outcome.value.log_id == 1
+    assert ledger.calls == ["BatchGetItem", *["TransactWriteItems"] * 2] * 2 + ["BatchGetItem"]
+    assert list(ledger.logs) == [(19, 1)]
+
+
+def test_an_outcome_nobody_can_read_is_unknown_never_failed(ledger):
+    ledger.lose_next_answers = [False, False, False, False]
+    with pytest.raises(SwapOutcomeUndetermined):
+        run_swap(ledger, swap_body())
+    assert not ledger.logs
 
 
 def test_a_lost_race_every_time_is_a_conflict(ledger):
