@@ -1,5 +1,6 @@
 """Priming (payments.priming): SnapStart hooks registered when the runtime offers them, each one-time step done by
-calling the libraries themselves, nothing sent, nothing left behind, and an import that priming can never break."""
+calling the libraries themselves, only reads of keys no item has (and a transaction that cannot write) sent, nothing
+left behind, and an import that priming can never break."""
 
 from __future__ import annotations
 
@@ -66,6 +67,34 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return sent
 
 
+@pytest.fixture
+def answers_nothing(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, dict[str, Any]]]:
+    """Every request botocore would put on the wire, recorded (operation, body) and answered "nothing found"."""
+    from botocore.awsrequest import AWSResponse
+    from botocore.endpoint import Endpoint
+
+    sent: list[tuple[str, dict[str, Any]]] = []
+    empty = {"BatchGetItem": b'{"Responses": {}, "UnprocessedKeys": {}}', "Query": b'{"Items": [], "Count": 0}'}
+
+    def send(self: Any, request: Any) -> Any:
+        operation = request.headers.get("X-Amz-Target", b"").decode().rpartition(".")[2]
+        sent.append((operation, json.loads(request.body)))
+        body = empty.get(operation, b"{}")
+        return AWSResponse(request.url, 200, {}, types.SimpleNamespace(stream=lambda **_: iter([body])))
+
+    monkeypatch.setattr(Endpoint, "_send", send)
+    return sent
+
+
+def keys_read(body: dict[str, Any]) -> list[str]:
+    """The partition keys a request names (BatchGetItem keys, a Query's :pk, a transaction's keys)."""
+    found = [key["pk"]["S"] for table in body.get("RequestItems", {}).values() for key in table["Keys"]]
+    found += [value["S"] for name, value in body.get("ExpressionAttributeValues", {}).items() if name == ":pk"]
+    for item in body.get("TransactItems", []):
+        found += [action["Key"]["pk"]["S"] for action in item.values()]
+    return found
+
+
 def calls_of(monkeypatch: pytest.MonkeyPatch, owner: Any, name: str) -> list[Any]:
     """Record each call of `owner.name` (its first argument after self, or its first argument), still calling it."""
     real = getattr(owner, name)
@@ -80,15 +109,27 @@ def calls_of(monkeypatch: pytest.MonkeyPatch, owner: Any, name: str) -> list[Any
 
 
 @pytest.mark.parametrize("name", sorted(HANDLERS))
-def test_hooks_are_registered_and_every_step_succeeds_with_nothing_sent(
-    name: str, snapstart: Any, no_network: list[str]
+def test_hooks_are_registered_and_every_step_succeeds_reading_only_keys_no_item_has(
+    name: str, snapstart: Any, answers_nothing: list[tuple[str, dict[str, Any]]]
 ) -> None:
+    import payments.priming
+
     fresh_load(name)
     assert len(snapstart["before"]) == 1 and len(snapstart["after"]) == 1
     func, args, kwargs = snapstart["before"][0]
-    # no step failed (prime returns the failed ones) and not one request left the process
-    assert func(*args, **kwargs) == []
-    assert no_network == []
+    assert func(*args, **kwargs) == []  # no step failed (prime returns the failed ones)
+    operations = [operation for operation, _ in answers_nothing]
+    rounds = payments.priming.REHEARSALS
+    if name == "payment_progress":
+        assert operations == ["BatchGetItem", "Query"] * rounds
+    else:
+        assert operations == ["BatchGetItem", "TransactWriteItems"] * rounds
+    for operation, body in answers_nothing:
+        # nobody's keys (caller and concern 0: no token names au_id 0), the ticket catalogue, a gender no concern has
+        assert {key.partition("#")[2] for key in keys_read(body)} <= {"0", "", "0#PRIMING"}, body
+        if operation == "TransactWriteItems":
+            # a transaction of condition checks only: nothing in it can write, whatever the answer
+            assert [list(item) for item in body["TransactItems"]] == [["ConditionCheck"]], body
 
 
 def test_botocore_step_validates_serialises_and_parses_each_dynamodb_operation(
@@ -114,17 +155,13 @@ def test_botocore_step_resolves_every_nested_shape() -> None:
     import payments.priming
     from payments.aws import dynamodb_client
 
-    seen: set[str] = set()
     shape = dynamodb_client().meta.service_model.operation_model("TransactWriteItems").input_shape
-    payments.priming._resolve(shape, seen)
-    # down to the attribute values inside an item of a Put inside the transaction
-    assert {
-        "TransactWriteItems" + "Input",
-        "TransactWriteItem",
-        "Put",
-        "PutItemInputAttributeMap",
-        "AttributeValue",
-    } <= seen
+    assert payments.priming._resolve(shape) > 100
+    # botocore caches each member on its parent: an attribute value two maps deep inside an Update's values
+    update = shape.members["TransactItems"].member.members["Update"]
+    value = update.members["ExpressionAttributeValues"].value
+    nested = value.members["M"].value.members["M"].value
+    assert {"members", "serialization"} <= set(vars(nested))
 
 
 def test_pydantic_step_validates_and_dumps_the_request_and_response_models(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -190,16 +227,18 @@ def test_priming_registers_nothing_on_the_production_client(monkeypatch: pytest.
     assert registered == {"register_first": [], "register": [], "register_last": []}
 
 
-def test_a_failing_step_is_skipped_and_the_import_goes_on(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failing_step_is_skipped_and_the_import_goes_on(
+    monkeypatch: pytest.MonkeyPatch, answers_nothing: Any
+) -> None:
     import payments.priming
 
     ran: list[str] = []
 
-    def broken(_: Any) -> None:
+    def broken() -> None:
         raise RuntimeError("no pyjwt today")
 
     monkeypatch.setattr(payments.priming, "_jwt", broken)
-    monkeypatch.setattr(payments.priming, "_otp", lambda _: ran.append("otp"))
+    monkeypatch.setattr(payments.priming, "_otp", lambda: ran.append("otp"))
     monkeypatch.setenv("PAYMENTS_PRIME_AT_INIT", "true")
     module = fresh_load("swap")  # primes at import: the broken step must not make the import fail
     assert callable(module.lambda_handler)
@@ -211,17 +250,44 @@ def test_a_failing_step_is_skipped_and_the_import_goes_on(monkeypatch: pytest.Mo
 
 def test_priming_with_no_dynamodb_reachable_neither_raises_nor_waits(monkeypatch: pytest.MonkeyPatch) -> None:
     import boto3
+    from botocore.endpoint import Endpoint
 
     import payments.priming
     from payments import aws
     from payments.config import get_settings
+    from payments.repositories.willson import WillsonRepository
 
     # a client of a port nothing listens on: a connection would be refused (or, firewalled, wait for its timeout)
     unreachable = boto3.client("dynamodb", endpoint_url="http://127.0.0.1:9", config=aws._CLIENT_CONFIG)
     monkeypatch.setattr(aws, "dynamodb_client", lambda: unreachable)
+    settings = get_settings()
+    attempts = calls_of(monkeypatch, Endpoint, "_send")
     started = time.monotonic()
-    assert payments.priming.prime(get_settings()) == []
-    assert time.monotonic() - started < 1.0
+    repository = WillsonRepository(unreachable, settings.willson_table, settings.ledger_table)
+    # only the rehearsed reads fail, logged; the first failed read ends them (one call's attempts, none after)
+    assert payments.priming.prime(settings, None, repository) == ["reads"]
+    assert len(attempts) == aws.TOTAL_MAX_ATTEMPTS
+    # at most the client's one back-off between its two attempts (a refused connection does not wait)
+    assert time.monotonic() - started < 2.5
+
+
+def test_the_rehearsed_refusals_leave_no_metric_behind(snapstart: Any, answers_nothing: Any) -> None:
+    from payments.observability import metrics
+
+    fresh_load("swap")  # the swap counts every refusal in a metric: the rehearsed ones are not real
+    func, args, kwargs = snapstart["before"][0]
+    assert func(*args, **kwargs) == []
+    assert metrics.metric_set == {}
+
+
+def test_rehearsing_the_swap_writes_nothing(demo: Any, snapstart: Any) -> None:
+    from conftest import LEDGER_TABLE
+
+    before = demo.scan(TableName=LEDGER_TABLE, ConsistentRead=True)["Items"]
+    fresh_load("swap")
+    func, args, kwargs = snapstart["before"][0]
+    assert func(*args, **kwargs) == []
+    assert demo.scan(TableName=LEDGER_TABLE, ConsistentRead=True)["Items"] == before
 
 
 def test_after_restore_reseeds_random(snapstart: Any) -> None:
@@ -250,7 +316,7 @@ def test_without_the_runtime_priming_runs_only_when_asked(monkeypatch: pytest.Mo
     import payments.priming
 
     primed: list[Any] = []
-    monkeypatch.setattr(payments.priming, "prime", primed.append)
+    monkeypatch.setattr(payments.priming, "prime", lambda *args: primed.append(args))
     monkeypatch.delenv("PAYMENTS_PRIME_AT_INIT", raising=False)
     fresh_load("payment_progress")
     assert primed == []

@@ -59,4 +59,4 @@ def _parse_request(body: dict[str, Any]) -> PaymentProgressRequest:
 
 
 lambda_handler = api.lambda_handler
-prime_on_init(settings)
+prime_on_init(settings, api, repository)

@@ -77,4 +77,4 @@ def swap() -> Response[str]:
 
 
 lambda_handler = api.lambda_handler
-prime_on_init(settings)
+prime_on_init(settings, api, ledger)

@@ -1,25 +1,41 @@
 """Priming: at init, the one-time work a first request would otherwise pay, done by calling the libraries.
 
-Each handler module ends with `prime_on_init(settings)`:
+Each handler module ends with `prime_on_init(settings, api, repository)`:
 
 - Under Lambda SnapStart the runtime provides `snapshot_restore_py`: `prime` is registered as a
   before-snapshot hook, and `after_restore` as an after-restore hook (each restored environment re-seeds
   `random` and drops cached secrets, so environments differ and fetch what may have changed).
 - Elsewhere `prime` runs at import only when PAYMENTS_PRIME_AT_INIT=true (the benchmarks use it).
 
-`prime` sends nothing and changes nothing the handlers use: it builds the clients; loads botocore's
-DynamoDB model and the shapes of the operations the repositories call, validating and serialising a
-request of each and parsing an answer shaped as DynamoDB's (items of every attribute kind) through
-botocore's own serializer and parser, and boto3's item (de)serialisers; validates and dumps the request
-and response models once with pydantic; signs and verifies a throwaway token with PyJWT and computes a
-TOTP code with pyotp; imports what Powertools imports on a first request. Each step is on its own: a
-step that fails is logged and skipped, so priming never makes an import fail, and no step touches the
-network (a real read would warm the client's own per-operation work too, but could wait up to the
-client's timeouts where DynamoDB is unreachable).
+`prime` writes nothing and changes nothing the handlers use. It builds the clients; loads botocore's
+DynamoDB model and resolves, path by path, the shapes of the operations the repositories call, validating
+and serialising a request of each and parsing an answer shaped as DynamoDB's (items of every attribute
+kind) through botocore's own serializer and parser, and boto3's item (de)serialisers; validates and dumps
+the request and response models once with pydantic; signs and verifies a throwaway token with PyJWT and
+computes a TOTP code with pyotp; imports what Powertools imports on a first request and serialises a
+metric with a CloudWatch EMF provider of its own. It then collects the garbage of all that, and rehearses
+the request path a few times with values no real request can have:
+
+- reads through the handler's own repository and the production client, of keys no item can have
+  (caller and concern 0: a token's au_id is a positive integer), each answered "not found" by the
+  service (payment progress: no such concern; swap: no such app), plus a listing Query of a gender no
+  concern has, and, for the swap, a TransactWriteItems holding only a ConditionCheck on such a key:
+  nothing in it can write, whatever DynamoDB answers;
+- the handler's resolver with a body that is not a JSON object: refused before any token or secret is
+  read, through the route, the error rendering and the response; the metric the swap counts for that
+  refusal is cleared (Powertools' public `clear_metrics`).
+
+Each step is on its own: a step that fails is logged and skipped, so priming never makes an import fail.
+The rehearsal stops at the first answer that is not the expected refusal; where DynamoDB is unreachable
+that is its first read, which waits at most one call's bounded worst case (payments.aws). Nothing is
+registered on the client and no handler is invoked, so Powertools' cold-start flags stay for the first
+real request.
 """
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import importlib
 import json
 import os
@@ -29,15 +45,22 @@ import sys
 import time
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from payments.config import Settings
+
+if TYPE_CHECKING:
+    from payments.api import Api
 
 try:  # present only in Lambda's Python runtimes (3.12+), where SnapStart can call these hooks
     import snapshot_restore_py  # type: ignore[import-not-found]
 except ImportError:
     snapshot_restore_py = None
 
+# How deep an attribute value is followed inside itself (the ledger's items nest maps and lists this deep).
+_NESTING = 3
+# How many times the request path is rehearsed (each round makes 2 DynamoDB calls of keys no item has).
+REHEARSALS = 3
 # The DynamoDB operations the repositories call.
 DYNAMODB_OPERATIONS = ("BatchGetItem", "GetItem", "Query", "TransactWriteItems", "PutItem", "UpdateItem")
 # What Powertools imports lazily while it answers a first request (logger context, metrics flush, tracing).
@@ -49,19 +72,28 @@ POWERTOOLS_MODULES = (
 )
 
 
-def prime(settings: Settings) -> list[str]:
-    """Run every priming step; return the names of those that failed (each is logged, none raises)."""
-    steps: list[tuple[str, Callable[[Settings], None]]] = [
-        ("botocore", _botocore),
+def prime(settings: Settings, api: Api | None = None, repository: object = None) -> list[str]:
+    """Run every priming step; return the names of those that failed (each is logged, none raises).
+
+    `api` and `repository` are the handler's own (payments.api.Api, and its WillsonRepository or
+    LedgerRepository); without them the request path is not rehearsed.
+    """
+    steps: list[tuple[str, Callable[[], object]]] = [
+        ("botocore", lambda: _botocore(settings)),
         ("pydantic", _pydantic),
         ("jwt", _jwt),
         ("otp", _otp),
         ("powertools", _powertools),
+        ("garbage", gc.collect),
     ]
+    if repository is not None:
+        steps.append(("reads", lambda: _rehearse_reads(settings, repository)))
+    if api is not None:
+        steps.append(("resolver", lambda: _rehearse_refusal(api)))
     failed = []
     for name, step in steps:
         try:
-            step(settings)
+            step()
         except Exception:  # noqa: BLE001 - priming is an optimisation: whatever fails, the import goes on
             failed.append(name)
             from payments.observability import logger
@@ -89,7 +121,7 @@ def _botocore(settings: Settings) -> None:
     for name in DYNAMODB_OPERATIONS:
         operation = model.operation_model(name)
         for shape in (operation.input_shape, operation.output_shape):
-            _resolve(shape, set())
+            _resolve(shape)
         validate_parameters(samples[name], operation.input_shape)
         serializer.serialize_to_request(samples[name], operation)
         body = json.dumps(answers[name]).encode()
@@ -98,19 +130,28 @@ def _botocore(settings: Settings) -> None:
     TypeSerializer().serialize({"n": Decimal("1.5"), "l": ["x", 1, True, None], "m": {"s": "x"}})
 
 
-def _resolve(shape: Any, seen: set[str]) -> None:
-    """Resolve every member shape under `shape` (botocore resolves them lazily, on first access)."""
-    if shape is None or shape.name in seen:
-        return
-    seen.add(shape.name)
+def _resolve(shape: Any, path: tuple[str, ...] = ()) -> int:
+    """Resolve every member shape under `shape`, down each path (botocore resolves them lazily, on first access).
+
+    botocore caches a member's shape on its parent, so each path holds shapes of its own: the walk follows
+    paths, not names, and a recursive shape (an attribute value in a map or list of attribute values) is
+    followed until it is _NESTING deep in itself. Each shape's cached properties that the serializer and the
+    parser read are computed too. Returns the number of shapes visited.
+    """
+    if shape is None or path.count(shape.name) >= _NESTING:
+        return 0
+    path = (*path, shape.name)
+    shape.serialization, shape.metadata  # noqa: B018 - computed on first access
     if shape.type_name == "structure":
-        for member in shape.members.values():
-            _resolve(member, seen)
+        shape.required_members, shape.is_document_type, shape.is_tagged_union  # noqa: B018 - as above
+        children = list(shape.members.values())
     elif shape.type_name == "list":
-        _resolve(shape.member, seen)
+        children = [shape.member]
     elif shape.type_name == "map":
-        _resolve(shape.key, seen)
-        _resolve(shape.value, seen)
+        children = [shape.key, shape.value]
+    else:
+        return 1
+    return 1 + sum(_resolve(child, path) for child in children)
 
 
 _KEY = {"pk": {"S": "PRIMING"}, "sk": {"S": "PRIMING"}}
@@ -168,7 +209,7 @@ def _dynamodb_samples(settings: Settings) -> dict[str, dict[str, Any]]:
     }
 
 
-def _pydantic(_: Settings) -> None:
+def _pydantic() -> None:
     """Validate and dump each request and response envelope once."""
     from payments.models.payment_progress import PaymentProgressRequest
     from payments.models.swap import SwapRequest, SwapValue
@@ -181,7 +222,7 @@ def _pydantic(_: Settings) -> None:
     payment_progress.PaymentProgressSuccess.model_validate(payment_progress.PAYMENT_PROGRESS_EXAMPLE).model_dump()
 
 
-def _jwt(_: Settings) -> None:
+def _jwt() -> None:
     """Sign and verify a throwaway token (a secret made now and dropped), as the handlers verify theirs."""
     import jwt
 
@@ -192,7 +233,7 @@ def _jwt(_: Settings) -> None:
     jwt.decode(token, secret, algorithms=[ALGORITHM], options={"require": ["exp", "au_id"], "verify_exp": False})
 
 
-def _otp(_: Settings) -> None:
+def _otp() -> None:
     """Compute and check a TOTP code of a throwaway secret."""
     import pyotp
 
@@ -200,9 +241,139 @@ def _otp(_: Settings) -> None:
     totp.verify(totp.now(), valid_window=1)
 
 
-def _powertools(_: Settings) -> None:
+def _powertools() -> None:
+    """Import what a first request imports; serialise a metric and read a correlation id as the handlers do."""
     for name in POWERTOOLS_MODULES:
         importlib.import_module(name)
+    from aws_lambda_powertools.logging import correlation_paths
+    from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
+    from aws_lambda_powertools.utilities.jmespath_utils import query
+
+    provider = AmazonCloudWatchEMFProvider(namespace="Priming", service="priming")  # its own metric set
+    provider.add_metric(name="Priming", unit="Count", value=1)
+    json.dumps(provider.serialize_metric_set(), separators=(",", ":"))
+    query({"requestContext": {"requestId": "priming"}}, correlation_paths.API_GATEWAY_REST)
+
+
+# No real caller or concern has id 0 (a token's au_id is a positive integer), no concern this gender.
+_NOBODY, _NO_CONCERN, _NO_GENDER = 0, 0, "PRIMING"
+# A swap of nobody's naming no app: refused (no such app) once its state is read.
+_NO_SWAP: dict[str, Any] = {
+    "event_id": 3,
+    "otp_code": "000000",
+    "point": {"app_id": 0, "point_id": 0, "adjust_point_quantity": -1},
+    "coin": {"coin_id": 0, "adjust_coin_quantity": 1},
+}
+
+
+def _rehearse_reads(settings: Settings, repository: object) -> None:
+    """The service's reads through the handler's repository and client, of keys no item has, REHEARSALS times.
+
+    Each round must end in the expected refusal; anything else (DynamoDB unreachable, refused, throttled)
+    ends the step at once, so an unreachable DynamoDB costs one bounded call.
+    """
+    from payments.auth import Caller
+    from payments.aws import DYNAMODB_CALL_WORST_CASE_MS
+    from payments.repositories.ledger import LedgerRepository
+    from payments.repositories.willson import WillsonRepository
+    from payments.services.time_budget import TimeBudget
+
+    nobody = Caller(au_id=_NOBODY)
+    budget = TimeBudget(remaining_ms=lambda: 60_000, call_ms=DYNAMODB_CALL_WORST_CASE_MS)
+    for _ in range(REHEARSALS):
+        if isinstance(repository, WillsonRepository):
+            _payment_progress_reads(settings, repository, nobody, budget)
+        elif isinstance(repository, LedgerRepository):
+            _swap_reads(settings, repository, nobody, budget)
+        else:
+            raise TypeError(f"no rehearsal for {type(repository).__name__}")
+
+
+def _payment_progress_reads(settings: Settings, repository: Any, nobody: Any, budget: Any) -> None:
+    from payments.errors import ConcernNotFound
+    from payments.models.payment_progress import PaymentProgressRequest
+    from payments.services.payment_progress import progress_payment
+
+    with contextlib.suppress(ConcernNotFound):  # one BatchGetItem over both tables
+        progress_payment(
+            repository,
+            nobody,
+            PaymentProgressRequest(concern_idx=_NO_CONCERN),
+            honeypot_app_id=settings.honeypot_app_id,
+            honeypot_point_id=settings.honeypot_point_id,
+            max_listed=settings.max_listed_willsoners,
+            budget=budget,
+        )
+    repository.list_candidates(_NO_CONCERN, _NO_GENDER, settings.max_listed_willsoners, budget.before_call)
+
+
+def _swap_reads(settings: Settings, ledger: Any, nobody: Any, budget: Any) -> None:
+    from payments.aws import dynamodb_client
+    from payments.errors import AppIdInvalid
+    from payments.models.swap import SwapRequest
+    from payments.repositories.keys import account
+    from payments.services.swap import SwapPolicy, execute_swap, request_fingerprint
+
+    try:  # one strongly consistent BatchGetItem over the ledger and the OTP secrets
+        request = SwapRequest.from_body(_NO_SWAP)
+        execute_swap(
+            ledger, nobody, request, request_fingerprint(_NOBODY, _NO_SWAP), SwapPolicy(max_attempts=1), budget
+        )
+    except AppIdInvalid:
+        pass
+    # A transaction of one ConditionCheck (it writes nothing, whatever the answer) on nobody's account.
+    check = {"TableName": settings.ledger_table, "Key": _attributes(account(_NOBODY))}
+    client = dynamodb_client()
+    with contextlib.suppress(client.exceptions.TransactionCanceledException):  # the condition failed: no such account
+        client.transact_write_items(
+            TransactItems=[{"ConditionCheck": {**check, "ConditionExpression": "attribute_exists(pk)"}}]
+        )
+
+
+def _attributes(key: dict[str, str]) -> dict[str, dict[str, str]]:
+    return {name: {"S": value} for name, value in key.items()}
+
+
+class _PrimingContext:
+    """What the resolver may read of a Lambda context."""
+
+    function_name = "priming"
+    function_version = "$LATEST"
+    memory_limit_in_mb = 512
+    invoked_function_arn = "arn:aws:lambda:us-east-1:000000000000:function:priming"
+    aws_request_id = "priming"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 60_000
+
+
+def _rehearse_refusal(api: Api) -> None:
+    """The handler's resolver with a body that is not a JSON object, REHEARSALS times (no token, no secret read)."""
+    from payments.observability import metrics
+
+    path = api.contract.path
+    headers = {"content-type": "application/json"}
+    event = {
+        "resource": path,
+        "path": path,
+        "httpMethod": "POST",
+        "headers": headers,
+        "multiValueHeaders": {name: [value] for name, value in headers.items()},
+        "queryStringParameters": None,
+        "multiValueQueryStringParameters": None,
+        "pathParameters": None,
+        "stageVariables": None,
+        "requestContext": {"resourcePath": path, "httpMethod": "POST", "path": path, "requestId": "priming"},
+        "body": "[]",
+        "isBase64Encoded": False,
+    }
+    try:
+        for _ in range(REHEARSALS):
+            status = api.app.resolve(event, _PrimingContext())["statusCode"]
+            if status != 400:
+                raise RuntimeError(f"a body that is not an object was answered {status}")
+    finally:
+        metrics.clear_metrics()  # the swap counts each refusal: none of these is a real one
 
 
 def after_restore() -> None:
@@ -216,10 +387,10 @@ def after_restore() -> None:
         aws.secrets_provider().clear_cache()
 
 
-def prime_on_init(settings: Settings) -> None:
+def prime_on_init(settings: Settings, api: Api | None = None, repository: object = None) -> None:
     """Register priming with SnapStart's runtime hooks when present, else prime now if asked to."""
     if snapshot_restore_py is not None:
-        snapshot_restore_py.register_before_snapshot(prime, settings)
+        snapshot_restore_py.register_before_snapshot(prime, settings, api, repository)
         snapshot_restore_py.register_after_restore(after_restore)
     elif os.environ.get("PAYMENTS_PRIME_AT_INIT", "").lower() == "true":
-        prime(settings)
+        prime(settings, api, repository)
