@@ -119,6 +119,22 @@ CONFLICT = Fault(
         ],
     },
 )
+
+
+def _cancelled_for(reason: str) -> Fault:
+    """A transaction cancelled because one of its items was refused for throughput (botocore does not retry it)."""
+    return Fault(
+        f"TransactionCanceled-{reason}",
+        400,
+        _error_type("TransactionCanceledException"),
+        {
+            "message": f"Transaction cancelled, please refer cancellation reasons [None, {reason}]",
+            "CancellationReasons": [{"Code": "None"}, {"Code": reason, "Message": "Throughput exceeds the capacity"}],
+        },
+    )
+
+
+CANCELLED_FOR_THROUGHPUT = [_cancelled_for("ThrottlingError"), _cancelled_for("ProvisionedThroughputExceeded")]
 UNPROCESSED = Fault("UnprocessedKeys")  # BatchGetItem answers 200 and leaves every key unprocessed
 
 FAULTS = [THROTTLED, THROTTLING, INTERNAL, CONNECTION, CLOSED, TIMEOUT]
@@ -626,6 +642,29 @@ def test_transaction_conflict_every_time_is_32203_after_bounded_retries(faults, 
     assert faults.calls("TransactWriteItems") == swap_app.settings.swap_max_attempts
     assert_untouched(faults._client, scenario.account)
     faults.disarm()
+    assert scenario.send() == scenario.account.success()
+    assert_swapped_once(faults._client, scenario.account)
+
+
+@pytest.mark.parametrize("fault", CANCELLED_FOR_THROUGHPUT, ids=str)
+def test_transaction_cancelled_for_throughput_once_is_tried_again(faults, scenario_for, fault):
+    scenario = scenario_for("swap")
+    faults.arm("TransactWriteItems", fault)
+    # nothing committed, no OTP step consumed: the swap reads and judges again, then commits once
+    assert scenario.send() == scenario.account.success()
+    assert faults.calls("TransactWriteItems") == 2
+    assert_swapped_once(faults._client, scenario.account)
+
+
+@pytest.mark.parametrize("fault", CANCELLED_FOR_THROUGHPUT, ids=str)
+def test_transaction_cancelled_for_throughput_every_time_is_busy(faults, scenario_for, fault):
+    scenario = scenario_for("swap")
+    faults.arm("TransactWriteItems", fault, every_attempt=True)
+    assert scenario.send() == BUSY_SWAP  # never 32202: DynamoDB said what happened
+    assert faults.calls("TransactWriteItems") == swap_app.settings.swap_max_attempts
+    assert_untouched(faults._client, scenario.account)
+    faults.disarm()
+    # the same code still works: no step was consumed
     assert scenario.send() == scenario.account.success()
     assert_swapped_once(faults._client, scenario.account)
 

@@ -57,7 +57,11 @@ class WillsonerNotFound(PaymentsError):
 
 
 class ServiceBusy(PaymentsError):
-    """DynamoDB refused for throughput and the retries that fit did not get through; nothing committed."""
+    """DynamoDB refused for throughput and the retries that fit did not get through.
+
+    The refused attempts committed nothing (no OTP step consumed); if an earlier attempt's answer was lost, that
+    one may have: the same request sent again gets its committed answer, or is judged afresh.
+    """
 
     kind = "service_busy"
 

@@ -58,7 +58,7 @@ class SwapRejected(Exception):
 class CommitResult(Enum):
     COMMITTED = "committed"
     STALE = "stale"  # a condition failed: something read has changed (or this very swap committed)
-    THROTTLED = "throttled"  # refused for throughput: nothing of this call committed
+    THROTTLED = "throttled"  # refused for throughput: this attempt committed nothing (an earlier lost one may have)
 
 
 class GuardWriteResult(Enum):

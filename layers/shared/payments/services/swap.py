@@ -220,7 +220,7 @@ def execute_swap(
             state = ledger.read_swap_state(caller.au_id, app_id, point_id, coin_id, fingerprint, budget.allows_call)
         except Throttled:
             throttled += 1
-            _back_off(pause, throttled, budget)
+            _back_off(pause, attempt, throttled, policy, budget)
             continue
         except LedgerReadFailed as error:
             if uncertain:
@@ -244,7 +244,7 @@ def execute_swap(
             continue
         except Throttled:
             throttled += 1
-            _back_off(pause, throttled, budget)
+            _back_off(pause, attempt, throttled, policy, budget)
             continue
         except PaymentsError as refusal:
             if uncertain and not isinstance(refusal, ServiceBusy):
@@ -265,7 +265,7 @@ def execute_swap(
         if result is CommitResult.THROTTLED:
             # nothing committed, the OTP step included: read and judge again after a pause
             throttled += 1
-            _back_off(pause, throttled, budget)
+            _back_off(pause, attempt, throttled, policy, budget)
             continue
         if result is None:
             unknown_outcomes += 1
@@ -282,8 +282,13 @@ def execute_swap(
     raise SwapConflict()
 
 
-def _back_off(pause: Callable[[float], None] | None, throttled: int, budget: TimeBudget) -> None:
-    """Full jitter after a throughput refusal, only while a call still fits after it."""
+def _back_off(
+    pause: Callable[[float], None] | None, attempt: int, throttled: int, policy: SwapPolicy, budget: TimeBudget
+) -> None:
+    """Full jitter after a throughput refusal, before the next attempt only (none after the last one), and only
+    while a call still fits after it."""
+    if attempt + 1 >= policy.max_attempts:
+        return
     delay = random.uniform(0, min(_THROTTLE_CAP_SECONDS, _THROTTLE_BASE_SECONDS * 2**throttled))  # noqa: S311
     if budget.allows_call(after_ms=int(delay * 1000)):
         (pause or time.sleep)(delay)
