@@ -81,7 +81,7 @@ run-dynamodb-local: install dynamodb-local
 	$(BIN)/python -m payments_cli.dynamodb_local --data-dir $(LOCAL)/dynamodb-data -- \
 		$(BIN)/payments serve --host $(HOST) --port $(PORT)
 
-# ruff (lint + format) and mypy (strict on layers/ and functions/), configured in pyproject.toml.
+# ruff (lint + format) and mypy (strict on layers/, functions/ and cli/), configured in pyproject.toml.
 lint: install $(SAM_VENV)/bin/sam
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

@@ -347,7 +347,7 @@ def _scan(client: Any, table: str, entities: Iterable[str]) -> dict[ItemKey, Ite
         TableName=table,
         ConsistentRead=True,
         FilterExpression=f"#entity IN ({', '.join(values)})",
-        ExpressionAttributeNames={"#entity": "entity"},
+        ExpressionAttributeNames={"#entity": keys.ENTITY},
         ExpressionAttributeValues=values,
     )
     found: dict[ItemKey, Item] = {}
@@ -584,7 +584,7 @@ def _plan_willson(client: Any, fixture: Fixture, table: str) -> _Changes:
 
     listed: set[ItemKey] = set()
     for item in stored.values():
-        if item.get("entity") == ListingEntryItem.ENTITY:
+        if ListingEntryItem.holds(item):
             listed.add(_item_key(item))
         elif WillsonerProfileItem.holds(item):
             listed.update(WillsonerProfileItem.listing_keys(item))

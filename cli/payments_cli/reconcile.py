@@ -10,7 +10,7 @@ from typing import Any
 
 from payments.models.ledger import SwapLog
 from payments.repositories import keys
-from payments.repositories.ledger_items import AccountItem, PointBalanceItem, SwapLogItem, WalletItem
+from payments.repositories.ledger_items import AccountItem, PointBalanceItem, SwapLogItem, WalletItem, read_balance
 
 
 @dataclass
@@ -43,15 +43,16 @@ def reconcile(items: Iterable[Mapping[str, Any]]) -> ReconcileReport:
     """Check ids contiguous from 1, log_seq = last id, and each balance's chain of logs."""
     books: dict[int, _AccountBooks] = defaultdict(_AccountBooks)
     for item in items:
-        entity = item.get("entity")
-        if entity == AccountItem.ENTITY:
+        if AccountItem.holds(item):
             account = AccountItem.read(item)
             if account is not None:
                 books[account.au_id].log_seq = account.log_seq
-        elif entity == SwapLogItem.ENTITY:
-            books[int(item["au_id"])].logs.append(SwapLogItem.read(item))
-        elif entity in (PointBalanceItem.ENTITY, WalletItem.ENTITY):
-            books[int(item["au_id"])].balances[str(item[keys.SK])] = Decimal(item["quantity"])
+        elif SwapLogItem.holds(item):
+            log = SwapLogItem.read(item)
+            books[log.result.au_id].logs.append(log)
+        elif (balance := read_balance(item)) is not None:
+            au_id, name, quantity = balance
+            books[au_id].balances[name] = quantity
     report = ReconcileReport()
     for au_id, account_books in sorted(books.items()):
         report.accounts += 1

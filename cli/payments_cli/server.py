@@ -255,7 +255,3 @@ class _RequestHandler(BaseHTTPRequestHandler):
     do_GET = _handle
     do_POST = _handle
     do_OPTIONS = _handle
-
-
-def json_page(value: Any) -> tuple[str, bytes]:
-    return "application/json", json.dumps(value, ensure_ascii=False).encode("utf-8")

@@ -1,7 +1,7 @@
 """Domain errors and the one catalogue that renders them in both APIs' envelopes.
 
 Every refusal the service can give is an exception below; the handlers never build an error
-body themselves, they call `willson_error_response` or `dashboard_error_response`.
+body themselves: the handler factory (payments.api) answers each with its route's catalogue.
 """
 
 from __future__ import annotations

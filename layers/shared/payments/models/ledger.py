@@ -112,7 +112,7 @@ class RequestRecord(NamedTuple):
     """The committed answer of one request (account + fingerprint), replayed until it expires."""
 
     fingerprint: str
-    value: SwapResult
+    result: SwapResult
     created_at_ms: int
     expires_at_ms: int
 
@@ -153,4 +153,4 @@ class SwapCommit(NamedTuple):
 
     @property
     def log_id(self) -> int:
-        return self.record.value.log_id
+        return self.record.result.log_id

@@ -1,1 +1,1 @@
-"""The only code that talks to DynamoDB: key layout, item mapping and the two repositories."""
+"""DynamoDB access: key layout, the item shapes (*_items), and the two request paths' repositories."""

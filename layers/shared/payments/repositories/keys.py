@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
+from typing import Any
 
 PK = "pk"
 SK = "sk"
+# What kind of item this is (`account`, `swap_log`, `listing`...): every item but the OTP secret names it.
+ENTITY = "entity"
+
+
+class Entity:
+    """An item kind, told by its `entity` attribute (the *_items modules' item classes)."""
+
+    ENTITY: str
+
+    @classmethod
+    def holds(cls, item: Mapping[str, Any]) -> bool:
+        return item.get(ENTITY) == cls.ENTITY
 
 
 # Willson table

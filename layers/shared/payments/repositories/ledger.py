@@ -1,7 +1,10 @@
 """The ledger: accounts, balances, swap logs, request records, OTP guards, OTP secrets, swap catalogue.
 
-The only code that builds or reads the ledger's DynamoDB items; the swap service sees the typed
-values of payments.models.ledger.
+The swap's and the ops tools' access to the ledger; items are built and read through
+ledger_items, so the swap service sees the typed values of payments.models.ledger. Failures are
+its own exceptions (LedgerReadFailed, Throttled, SwapOutcomeUnknown, SwapRejected): the swap service
+decides which catalogued error each is, because the same failure means 34004, 34005, 32202 or 32204
+depending on where in the swap it happens.
 """
 
 from __future__ import annotations
@@ -113,7 +116,7 @@ class LedgerRepository:
                 consistent=True,
                 may_ask_again=may_ask_again,
             )
-        except (ClientError, BotoCoreError, RuntimeError) as error:
+        except (ClientError, BotoCoreError) as error:
             raise LedgerReadFailed(str(error)) from error
         items = {name: found.get((self._table, key[keys.PK], key[keys.SK])) for name, key in wanted.items()}
         secret = found.get((self._secrets, secret_key[keys.PK], secret_key[keys.SK]))
@@ -169,7 +172,7 @@ class LedgerRepository:
         # the swap's own clock, fixed with the plan, so that a resend is the very same transaction
         now_ms = record.created_at_ms
         log_item = SwapLogItem.write(
-            SwapLog(commit.log_id, record.fingerprint, commit.otp_step, record.created_at_ms, record.value)
+            SwapLog(commit.log_id, record.fingerprint, commit.otp_step, record.created_at_ms, record.result)
         )
         record_item = RequestRecordItem.write(record)
         return [
@@ -186,7 +189,7 @@ class LedgerRepository:
                     else "attribute_not_exists(#pk)",
                     "ExpressionAttributeNames": {
                         **({} if commit.account_exists else {"#pk": keys.PK}),
-                        "#entity": "entity",
+                        "#entity": keys.ENTITY,
                         "#au_id": "au_id",
                         "#version": AccountItem.VERSION,
                         "#log_seq": AccountItem.LOG_SEQ,
@@ -336,7 +339,7 @@ class LedgerRepository:
                 "#log_seq = if_not_exists(#log_seq, :zero), #otp_steps = if_not_exists(#otp_steps, :empty)"
             ),
             ExpressionAttributeNames={
-                "#entity": "entity",
+                "#entity": keys.ENTITY,
                 "#au_id": "au_id",
                 "#version": AccountItem.VERSION,
                 "#log_seq": AccountItem.LOG_SEQ,

@@ -30,7 +30,7 @@ from payments.repositories import keys
 Item = dict[str, Any]
 
 
-class AccountItem:
+class AccountItem(keys.Entity):
     """`ACCOUNT#{au_id}` / `ACCOUNT`: optimistic version, last log id, consumed OTP steps {"{step}": log_id}."""
 
     ENTITY = "account"
@@ -60,7 +60,7 @@ class AccountItem:
         return {str(step): log_id for step, log_id in steps.items()}
 
 
-class PointBalanceItem:
+class PointBalanceItem(keys.Entity):
     """`ACCOUNT#{au_id}` / `POINT#{app_id}#{point_id}`: `mu_id`, `quantity` (int), `last_log_id` (0: none)."""
 
     ENTITY = "point"
@@ -73,7 +73,7 @@ class PointBalanceItem:
         """The item as the loader sets it (a swap's `last_log_id` stays: the loader merges over what is stored)."""
         return {
             **cls.key(au_id, app_id, point_id),
-            "entity": cls.ENTITY,
+            keys.ENTITY: cls.ENTITY,
             "au_id": au_id,
             "app_id": app_id,
             "point_id": point_id,
@@ -95,7 +95,7 @@ class PointBalanceItem:
         return int((item or {}).get("quantity", 0))
 
 
-class WalletItem:
+class WalletItem(keys.Entity):
     """`ACCOUNT#{au_id}` / `WALLET#{coin_id}`: `walletaddress`, `quantity` (decimal), `last_log_id`."""
 
     ENTITY = "wallet"
@@ -105,7 +105,7 @@ class WalletItem:
     def write(cls, au_id: int, coin_id: int, walletaddress: str, quantity: Decimal) -> Item:
         return {
             **cls.key(au_id, coin_id),
-            "entity": cls.ENTITY,
+            keys.ENTITY: cls.ENTITY,
             "au_id": au_id,
             "coin_id": coin_id,
             "walletaddress": walletaddress,
@@ -121,6 +121,14 @@ class WalletItem:
             quantity=Decimal(str(item["quantity"])),
             last_log_id=int(item.get("last_log_id", 0)),
         )
+
+
+def read_balance(item: Mapping[str, Any]) -> tuple[int, str, Decimal] | None:
+    """(au_id, the balance's name: its sort key, `POINT#1#1` / `WALLET#2`, quantity) of a point balance or a
+    wallet item; None for any other item (what `reconcile` compares with the swap logs)."""
+    if not (PointBalanceItem.holds(item) or WalletItem.holds(item)):
+        return None
+    return int(item["au_id"]), str(item[keys.SK]), Decimal(item["quantity"])
 
 
 def _result_attribute(result: SwapResult) -> dict[str, Any]:
@@ -169,7 +177,7 @@ def _result_value(stored: Mapping[str, Any]) -> SwapResult:
     )
 
 
-class SwapLogItem:
+class SwapLogItem(keys.Entity):
     """`ACCOUNT#{au_id}` / `SWAPLOG#{log_id:020d}`: the audit trail, one per committed swap."""
 
     ENTITY = "swap_log"
@@ -180,7 +188,7 @@ class SwapLogItem:
         result = log.result
         return {
             **cls.key(result.au_id, log.log_id),
-            "entity": cls.ENTITY,
+            keys.ENTITY: cls.ENTITY,
             "au_id": result.au_id,
             "log_id": log.log_id,
             "fingerprint": log.fingerprint,
@@ -200,7 +208,7 @@ class SwapLogItem:
         )
 
 
-class RequestRecordItem:
+class RequestRecordItem(keys.Entity):
     """`ACCOUNT#{au_id}` / `REQUEST#{fingerprint}`: a committed request's answer, replayed until `expires_at_ms`."""
 
     ENTITY = "request"
@@ -209,10 +217,10 @@ class RequestRecordItem:
 
     @classmethod
     def write(cls, record: RequestRecord) -> Item:
-        result = record.value
+        result = record.result
         return {
             **cls.key(result.au_id, record.fingerprint),
-            "entity": cls.ENTITY,
+            keys.ENTITY: cls.ENTITY,
             "au_id": result.au_id,
             "fingerprint": record.fingerprint,
             "log_id": result.log_id,
@@ -229,13 +237,13 @@ class RequestRecordItem:
             return None
         return RequestRecord(
             fingerprint=str(item["fingerprint"]),
-            value=_result_value(item["value"]),
+            result=_result_value(item["value"]),
             created_at_ms=int(item["created_at_ms"]),
             expires_at_ms=int(item["expires_at_ms"]),
         )
 
 
-class OtpGuardItem:
+class OtpGuardItem(keys.Entity):
     """`ACCOUNT#{au_id}` / `OTP_GUARD`: recent wrong codes [{id, at_ms}], `locked_until_ms`, `version`, TTL."""
 
     ENTITY = "otp_guard"
@@ -246,7 +254,7 @@ class OtpGuardItem:
     def write(cls, au_id: int, guard: OtpGuard, expires_at: int) -> Item:
         return {
             **cls.key(au_id),
-            "entity": cls.ENTITY,
+            keys.ENTITY: cls.ENTITY,
             "au_id": au_id,
             "version": guard.version,
             "failures": [{"id": failure.failure_id, "at_ms": failure.at_ms} for failure in guard.failures],
@@ -265,7 +273,7 @@ class OtpGuardItem:
         )
 
 
-class AppItem:
+class AppItem(keys.Entity):
     """`APP#{app_id}` / `APP`: `database_id`, `name`, `points` {"{point_id}": name}."""
 
     ENTITY = "app"
@@ -275,7 +283,7 @@ class AppItem:
     def write(cls, app_id: int, database_id: int, name: str, points: Mapping[int, str]) -> Item:
         return {
             **cls.key(app_id),
-            "entity": cls.ENTITY,
+            keys.ENTITY: cls.ENTITY,
             "app_id": app_id,
             "database_id": database_id,
             "name": name,
@@ -297,7 +305,7 @@ class AppItem:
         )
 
 
-class CoinItem:
+class CoinItem(keys.Entity):
     """`COIN#{coin_id}` / `COIN`: `symbol`, `decimals` (the most fractional digits a quantity may have)."""
 
     ENTITY = "coin"
@@ -305,14 +313,14 @@ class CoinItem:
 
     @classmethod
     def write(cls, coin_id: int, symbol: str, decimals: int) -> Item:
-        return {**cls.key(coin_id), "entity": cls.ENTITY, "coin_id": coin_id, "symbol": symbol, "decimals": decimals}
+        return {**cls.key(coin_id), keys.ENTITY: cls.ENTITY, "coin_id": coin_id, "symbol": symbol, "decimals": decimals}
 
     @staticmethod
     def read(item: Mapping[str, Any] | None) -> Coin | None:
         return None if item is None else Coin(coin_id=int(item["coin_id"]), decimals=int(item["decimals"]))
 
 
-class RateItem:
+class RateItem(keys.Entity):
     """`RATE#{app_id}#{point_id}#{coin_id}` / `RATE`: `rate`, coins per point (decimal)."""
 
     ENTITY = "rate"
@@ -322,7 +330,7 @@ class RateItem:
     def write(cls, app_id: int, point_id: int, coin_id: int, rate: Decimal) -> Item:
         return {
             **cls.key(app_id, point_id, coin_id),
-            "entity": cls.ENTITY,
+            keys.ENTITY: cls.ENTITY,
             "app_id": app_id,
             "point_id": point_id,
             "coin_id": coin_id,

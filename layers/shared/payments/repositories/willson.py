@@ -1,7 +1,8 @@
 """Reads of the Willson table (and the caller's honeypot balance) for payment progress.
 
 The service gets typed values (payments.models.willson); item shapes are in willson_items and
-ledger_items. Every DynamoDB failure is raised as WillsonReadFailed, a catalogued internal error.
+ledger_items. A throughput refusal is raised as ServiceBusy, any other DynamoDB failure as
+WillsonReadFailed: both catalogued.
 """
 
 from __future__ import annotations

@@ -18,24 +18,19 @@ Item = dict[str, Any]
 COMPLETE = "complete"
 
 
-class FieldsItem:
+class FieldsItem(keys.Entity):
     """An item that stores named fields as they are, beside its key and its `entity` name."""
 
-    ENTITY: ClassVar[str]
     FIELDS: ClassVar[tuple[str, ...]]
 
     @classmethod
     def to_item(cls, key: Mapping[str, str], values: Mapping[str, Any]) -> Item:
-        return {**key, "entity": cls.ENTITY, **{name: values[name] for name in cls.FIELDS}}
+        return {**key, keys.ENTITY: cls.ENTITY, **{name: values[name] for name in cls.FIELDS}}
 
     @classmethod
     def fields(cls, item: Mapping[str, Any]) -> dict[str, Any]:
         """The stored fields of an item (absent ones left out)."""
         return {name: item[name] for name in cls.FIELDS if name in item}
-
-    @classmethod
-    def holds(cls, item: Mapping[str, Any]) -> bool:
-        return item.get("entity") == cls.ENTITY
 
 
 class UserItem(FieldsItem):
@@ -120,7 +115,7 @@ class ConcernItem(FieldsItem):
         )
 
 
-class TicketCatalogItem:
+class TicketCatalogItem(keys.Entity):
     """`TICKETS` / `CATALOG`: every ticket, {"{idx}": {minutes, price, active?}} (absent active: active)."""
 
     ENTITY = "tickets"
@@ -133,7 +128,7 @@ class TicketCatalogItem:
         for ticket in tickets:
             name = str(ticket.idx)
             merged[name] = {**merged.get(name, {}), "minutes": ticket.minutes, "price": ticket.price}
-        return {**cls.key(), "entity": cls.ENTITY, "tickets": merged}
+        return {**cls.key(), keys.ENTITY: cls.ENTITY, "tickets": merged}
 
     @staticmethod
     def read(item: Mapping[str, Any] | None) -> tuple[Ticket, ...]:
@@ -144,7 +139,7 @@ class TicketCatalogItem:
         )
 
 
-class AskerSessionsItem:
+class AskerSessionsItem(keys.Entity):
     """`ASKER#{au_id}` / `SESSIONS`: {"{willsoner_idx}": latest completed_at} of the asker's sessions."""
 
     ENTITY = "sessions"
@@ -154,7 +149,7 @@ class AskerSessionsItem:
     def write(cls, au_id: int, willsoners: Mapping[int, str]) -> Item:
         return {
             **cls.key(au_id),
-            "entity": cls.ENTITY,
+            keys.ENTITY: cls.ENTITY,
             "willsoners": {str(idx): when for idx, when in willsoners.items()},
         }
 
@@ -198,7 +193,7 @@ def _card_value(card: Mapping[str, Any]) -> WillsonerCard:
     )
 
 
-class CardItem:
+class CardItem(keys.Entity):
     """`WILLSONER#{idx}` / `CARD`: what a listed willsoner shows, rebuilt whenever its profile or user changes."""
 
     ENTITY = "willsoner_card"
@@ -208,7 +203,7 @@ class CardItem:
     def write(cls, card: WillsonerCard) -> Item:
         return {
             **cls.key(card.idx),
-            "entity": cls.ENTITY,
+            keys.ENTITY: cls.ENTITY,
             "au_id": card.au_id,
             "status": card.status,
             "card": _card_attribute(card),
@@ -219,7 +214,7 @@ class CardItem:
         return _card_value(item["card"])
 
 
-class ListingEntryItem:
+class ListingEntryItem(keys.Entity):
     """`LISTING#{subcategory_idx}#{gender}` / rank key: a complete willsoner's card, in listing order."""
 
     ENTITY = "listing"
@@ -238,7 +233,7 @@ class ListingEntryItem:
             {
                 keys.PK: keys.listing_partition(subcategory_idx, gender),
                 keys.SK: rank,
-                "entity": cls.ENTITY,
+                keys.ENTITY: cls.ENTITY,
                 "au_id": card.au_id,
                 "willsoner_idx": card.idx,
                 "card": _card_attribute(card),

@@ -231,7 +231,7 @@ def execute_swap(
         throttled = 0
         now_ms = int(now() * 1000)
         if state.request is not None and state.request.is_live(now_ms):
-            return SwapOutcome(state.request.value, replayed=True, race_retries=attempt)
+            return SwapOutcome(state.request.result, replayed=True, race_retries=attempt)
         try:
             if _is_partial(state):
                 raise _PartialRead()
@@ -261,7 +261,7 @@ def execute_swap(
             raise InternalError(str(error)) from error
         uncertain = uncertain or lost
         if result is CommitResult.COMMITTED:
-            return SwapOutcome(commit.record.value, replayed=False, race_retries=attempt)
+            return SwapOutcome(commit.record.result, replayed=False, race_retries=attempt)
         if result is CommitResult.THROTTLED:
             # nothing committed, the OTP step included: read and judge again after a pause
             throttled += 1
@@ -335,7 +335,7 @@ def _resolve_by_reading(
     except LedgerReadFailed as error:
         raise SwapOutcomeUndetermined(f"the outcome could not be read: {error}") from error
     if state.request is not None and state.request.is_live(int(now() * 1000)):
-        return SwapOutcome(state.request.value, replayed=True)
+        return SwapOutcome(state.request.result, replayed=True)
     raise SwapOutcomeUndetermined("the transaction's outcome is still unknown")
 
 
@@ -545,7 +545,7 @@ def _plan(
     )
     record = RequestRecord(
         fingerprint=fingerprint,
-        value=result,
+        result=result,
         created_at_ms=now_ms,
         expires_at_ms=now_ms + policy.replay_seconds * 1000,
     )
