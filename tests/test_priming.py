@@ -167,11 +167,11 @@ def test_botocore_step_resolves_every_nested_shape() -> None:
 def test_pydantic_step_validates_and_dumps_the_request_and_response_models(monkeypatch: pytest.MonkeyPatch) -> None:
     import payments.priming
     from payments.config import get_settings
-    from payments.routes.payment_progress import PaymentProgressSuccess
-    from payments.routes.swap import SwapSuccess
+    from payments.models.payment_progress import PaymentProgressData
+    from payments.models.swap import SwapValue
 
-    dumped = calls_of(monkeypatch, SwapSuccess, "model_dump")
-    validated = calls_of(monkeypatch, PaymentProgressSuccess, "model_validate")
+    dumped = calls_of(monkeypatch, SwapValue, "model_dump")
+    validated = calls_of(monkeypatch, PaymentProgressData, "model_validate")
     assert payments.priming.prime(get_settings()) == []
     assert len(dumped) == 1 and len(validated) == 1
 

@@ -17,7 +17,7 @@ from payments.models.payment_progress import PaymentProgressRequest
 from payments.observability import metrics
 from payments.priming import prime_on_init
 from payments.repositories.willson import WillsonRepository
-from payments.routes.payment_progress import CONTRACT, PaymentProgressSuccess
+from payments.routes.payment_progress import CONTRACT, success_body
 from payments.services.payment_progress import progress_payment
 from payments.services.time_budget import TimeBudget
 
@@ -42,7 +42,7 @@ def payment_progress() -> Response[str]:
         budget=TimeBudget(app.lambda_context.get_remaining_time_in_millis, DYNAMODB_CALL_WORST_CASE_MS),
     )
     metrics.add_metric(name="PaymentProgressServed", unit=MetricUnit.Count, value=1)
-    return json_response(200, PaymentProgressSuccess(data=data).model_dump())
+    return json_response(200, success_body(data))
 
 
 def _parse_request(body: dict[str, Any]) -> PaymentProgressRequest:

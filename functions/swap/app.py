@@ -16,7 +16,7 @@ from payments.models.swap import SwapRequest
 from payments.observability import metrics
 from payments.priming import prime_on_init
 from payments.repositories.ledger import LedgerRepository
-from payments.routes.swap import CONTRACT, SwapSuccess
+from payments.routes.swap import CONTRACT, success_body
 from payments.services.otp import LockoutPolicy
 from payments.services.swap import SwapPolicy, execute_swap, request_fingerprint
 from payments.services.time_budget import TimeBudget
@@ -73,7 +73,7 @@ def swap() -> Response[str]:
     metrics.add_metric(name="SwapReplayed" if outcome.replayed else "SwapSucceeded", unit=MetricUnit.Count, value=1)
     if outcome.race_retries:
         metrics.add_metric(name="SwapRaceRetried", unit=MetricUnit.Count, value=outcome.race_retries)
-    return json_response(200, SwapSuccess(value=outcome.value).model_dump(by_alias=True))
+    return json_response(200, success_body(outcome.value))
 
 
 lambda_handler = api.lambda_handler

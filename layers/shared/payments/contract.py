@@ -51,12 +51,23 @@ class RouteContract(NamedTuple):
     request_model: type[BaseModel]
     request_description: str
     request_examples: dict[str, dict[str, Any]]  # name → {"summary", "value"}
-    success_model: type[BaseModel]
+    # The (success, error) envelopes as pydantic models, built on first call: only the document needs them
+    # (the handler answers the envelope as a dict around its data model, and errors with render_error).
+    envelopes: Callable[[], tuple[type[BaseModel], type[BaseModel]]]
     success_description: str
     success_examples: dict[str, dict[str, Any]]
-    error_model: type[BaseModel]
     catalogue: dict[str, CatalogueEntry]
     render_error: Callable[[PaymentsError], tuple[int, dict[str, Any]]]
+
+    @property
+    def success_model(self) -> type[BaseModel]:
+        """The success envelope (built on first use)."""
+        return self.envelopes()[0]
+
+    @property
+    def error_model(self) -> type[BaseModel]:
+        """The error envelope (built on first use)."""
+        return self.envelopes()[1]
 
     @property
     def code_field(self) -> str:

@@ -210,16 +210,16 @@ def _dynamodb_samples(settings: Settings) -> dict[str, dict[str, Any]]:
 
 
 def _pydantic() -> None:
-    """Validate and dump each request and response envelope once."""
-    from payments.models.payment_progress import PaymentProgressRequest
+    """Validate and dump each request model and each success body's data model once (the contract's examples)."""
+    from payments.models.payment_progress import PaymentProgressData, PaymentProgressRequest
     from payments.models.swap import SwapRequest, SwapValue
     from payments.routes import payment_progress, swap
 
     PaymentProgressRequest.model_validate({"concern_idx": 1, "match_type": 2})
     SwapRequest.from_body(swap.SWAP_EXAMPLE_REQUEST).coin_id  # noqa: B018 - reads a nested field
-    value = SwapValue.model_validate(swap.SWAP_EXAMPLE_VALUE)
-    swap.SwapSuccess(value=value).model_dump(by_alias=True)
-    payment_progress.PaymentProgressSuccess.model_validate(payment_progress.PAYMENT_PROGRESS_EXAMPLE).model_dump()
+    swap.success_body(SwapValue.model_validate(swap.SWAP_EXAMPLE_VALUE))
+    data = PaymentProgressData.model_validate(payment_progress.PAYMENT_PROGRESS_EXAMPLE["data"])
+    payment_progress.success_body(data)
 
 
 def _jwt() -> None:

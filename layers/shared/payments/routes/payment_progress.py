@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -11,23 +12,33 @@ from payments.errors import WILLSON_CATALOGUE, willson_error_body
 from payments.models.payment_progress import PaymentProgressData, PaymentProgressRequest
 
 
-class PaymentProgressSuccess(BaseModel):
-    """Success envelope of the Willson endpoint."""
+@cache
+def envelopes() -> tuple[type[BaseModel], type[BaseModel]]:
+    """The success and error envelopes as pydantic models, for the document only (built on first call)."""
 
-    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+    class PaymentProgressSuccess(BaseModel):
+        """Success envelope of the Willson endpoint."""
 
-    code: Literal["success"] = "success"
-    message: Literal["success"] = "success"
-    data: PaymentProgressData
+        model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
+        code: Literal["success"] = "success"
+        message: Literal["success"] = "success"
+        data: PaymentProgressData
+
+    class WillsonError(BaseModel):
+        """Every refusal of the Willson endpoint: a catalogued code and its message."""
+
+        model_config = ConfigDict(extra="forbid")
+
+        code: str
+        message: str
+
+    return PaymentProgressSuccess, WillsonError
 
 
-class WillsonError(BaseModel):
-    """Every refusal of the Willson endpoint: a catalogued code and its message."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    code: str
-    message: str
+def success_body(data: PaymentProgressData) -> dict[str, Any]:
+    """The success envelope around `data`, as its model would dump it."""
+    return {"code": "success", "message": "success", "data": data.model_dump()}
 
 
 _PIC = "https://willson-v1.s3.ap-northeast-2.amazonaws.com"
@@ -88,12 +99,11 @@ CONTRACT = RouteContract(
         "all": {"summary": "Every matching willsoner", "value": {"concern_idx": 1577}},
         "different": {"summary": "Willsoners never met before", "value": {"concern_idx": 1577, "match_type": 2}},
     },
-    success_model=PaymentProgressSuccess,
+    envelopes=envelopes,
     success_description="The payment page's data.",
     success_examples={
         "seed": {"summary": "The seed page's answer, cut to one willsoner", "value": PAYMENT_PROGRESS_EXAMPLE}
     },
-    error_model=WillsonError,
     catalogue=WILLSON_CATALOGUE,
     render_error=willson_error_body,
 )

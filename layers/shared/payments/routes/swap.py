@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -11,23 +12,33 @@ from payments.errors import DASHBOARD_CATALOGUE, dashboard_error_body
 from payments.models.swap import SwapRequest, SwapValue
 
 
-class SwapSuccess(BaseModel):
-    """Success envelope of the swap endpoint."""
+@cache
+def envelopes() -> tuple[type[BaseModel], type[BaseModel]]:
+    """The success and error envelopes as pydantic models, for the document only (built on first call)."""
 
-    model_config = ConfigDict(populate_by_name=True, json_schema_serialization_defaults_required=True)
+    class SwapSuccess(BaseModel):
+        """Success envelope of the swap endpoint."""
 
-    return_: Literal[0] = Field(default=0, alias="return")
-    message: Literal["success"] = "success"
-    value: SwapValue
+        model_config = ConfigDict(populate_by_name=True, json_schema_serialization_defaults_required=True)
+
+        return_: Literal[0] = Field(default=0, alias="return")
+        message: Literal["success"] = "success"
+        value: SwapValue
+
+    class SwapError(BaseModel):
+        """Every refusal of the swap endpoint: a catalogued code and its message."""
+
+        model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+        return_: int = Field(alias="return")
+        message: str
+
+    return SwapSuccess, SwapError
 
 
-class SwapError(BaseModel):
-    """Every refusal of the swap endpoint: a catalogued code and its message."""
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-    return_: int = Field(alias="return")
-    message: str
+def success_body(value: SwapValue) -> dict[str, Any]:
+    """The success envelope around `value`, as its model would dump it (by alias)."""
+    return {"return": 0, "message": "success", "value": value.model_dump(by_alias=True)}
 
 
 # The seed page's swap, which the demo data reproduces (a request of -110 points, +11 coins).
@@ -76,7 +87,7 @@ CONTRACT = RouteContract(
     request_examples={
         "seed": {"summary": "110 points to 11 coins at the demo rate 0.1", "value": SWAP_EXAMPLE_REQUEST},
     },
-    success_model=SwapSuccess,
+    envelopes=envelopes,
     success_description="The swap was committed (or this is the replay of the same request's success).",
     success_examples={
         "seed": {
@@ -84,7 +95,6 @@ CONTRACT = RouteContract(
             "value": {"return": 0, "message": "success", "value": SWAP_EXAMPLE_VALUE},
         }
     },
-    error_model=SwapError,
     catalogue=DASHBOARD_CATALOGUE,
     render_error=dashboard_error_body,
 )
