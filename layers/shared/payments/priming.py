@@ -35,7 +35,6 @@ real request.
 from __future__ import annotations
 
 import contextlib
-import gc
 import importlib
 import json
 import os
@@ -78,6 +77,8 @@ def prime(settings: Settings, api: Api | None = None, repository: object = None)
     `api` and `repository` are the handler's own (payments.api.Api, and its WillsonRepository or
     LedgerRepository); without them the request path is not rehearsed.
     """
+    import gc  # only priming collects
+
     steps: list[tuple[str, Callable[[], object]]] = [
         ("botocore", lambda: _botocore(settings)),
         ("pydantic", _pydantic),
