@@ -312,6 +312,20 @@ def test_after_restore_forgets_the_cached_signing_secret(snapstart: Any, monkeyp
     assert cleared == [True]
 
 
+def test_after_restore_drops_the_connections_of_the_snapshot(
+    snapstart: Any, monkeypatch: pytest.MonkeyPatch, answers_nothing: Any
+) -> None:
+    from payments.aws import dynamodb_client
+
+    fresh_load("payment_progress")
+    before, _, _ = snapstart["before"][0]
+    before(*snapstart["before"][0][1])  # the rehearsal reads through the client: its pool holds connections
+    closed = calls_of(monkeypatch, dynamodb_client(), "close")
+    func, args, kwargs = snapstart["after"][0]
+    func(*args, **kwargs)
+    assert len(closed) == 1
+
+
 def test_without_the_runtime_priming_runs_only_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
     import payments.priming
 

@@ -378,7 +378,11 @@ def _rehearse_refusal(api: Api) -> None:
 
 
 def after_restore() -> None:
-    """Each restored environment: its own random state, secrets fetched again."""
+    """Each restored environment: its own random state, secrets fetched again, DynamoDB connections opened anew.
+
+    The rehearsed reads left connections in the client's pool; a connection of the snapshot is no connection of
+    the restored environment, so the pool is emptied (botocore's `close`; the client opens new ones as needed).
+    """
     random.seed()
     parameters = sys.modules.get("aws_lambda_powertools.utilities.parameters")
     if parameters is not None:
@@ -386,6 +390,8 @@ def after_restore() -> None:
     aws = sys.modules.get("payments.aws")
     if aws is not None and aws.secrets_provider.cache_info().currsize:
         aws.secrets_provider().clear_cache()
+    if aws is not None and aws.dynamodb_client.cache_info().currsize:
+        aws.dynamodb_client().close()
 
 
 def prime_on_init(settings: Settings, api: Api | None = None, repository: object = None) -> None:
