@@ -4,7 +4,8 @@ Each handler module ends with `prime_on_init(settings, api, repository)`:
 
 - Under Lambda SnapStart the runtime provides `snapshot_restore_py`: `prime` is registered as a
   before-snapshot hook, and `after_restore` as an after-restore hook (each restored environment re-seeds
-  `random` and drops cached secrets, so environments differ and fetch what may have changed).
+  `random`, drops cached secrets and the client's pooled connections, so environments differ, fetch what
+  may have changed and connect anew).
 - Elsewhere `prime` runs at import only when PAYMENTS_PRIME_AT_INIT=true (the benchmarks use it).
 
 `prime` writes nothing and changes nothing the handlers use. Once: it builds the clients; loads botocore's
@@ -17,11 +18,12 @@ is what ran last (CPython specialises code that runs repeatedly): pydantic valid
 and data models (the contract's examples), PyJWT signs and verifies a throwaway token, pyotp computes a
 TOTP code, and the request path is rehearsed with values no real request can have:
 
-- reads through the handler's own repository and the production client, of keys no item can have
-  (caller and concern 0: a token's au_id is a positive integer), each answered "not found" by the
-  service (payment progress: no such concern; swap: no such app), plus a listing Query of a gender no
-  concern has, and, for the swap, a TransactWriteItems holding only a ConditionCheck on such a key:
-  nothing in it can write, whatever DynamoDB answers;
+- reads through the handler's own repository and the production client, keyed by a caller and a concern
+  that cannot exist (id 0: a token's au_id is a positive integer; payment progress's read also fetches the
+  ticket catalogue, as every request does), each refused by the service (payment progress: no such concern;
+  swap: no such app), plus a listing Query of a gender no concern has, and, for the swap, a
+  TransactWriteItems holding only a ConditionCheck on caller 0's account: nothing in it can write,
+  whatever DynamoDB answers (a ConditionCheck is billed as a write: 2 write units a round);
 - the handler's resolver with a body that is not a JSON object: refused before any token or secret is
   read, through the route, the error rendering and the response; the metric the swap counts for that
   refusal is cleared (Powertools' public `clear_metrics`).
