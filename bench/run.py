@@ -2,10 +2,10 @@
 
     .venv/bin/python bench/run.py [--processes-cold 12] [--processes-warm 5] [--values 150] [--only cold,first,...]
 
-Nothing fails on a figure: the command fails only if a measurement breaks. Its children run this script too:
-`modules NAME` (the third-party modules the handler's import loads), `dynamodb WORK [ENDPOINT]` (the DynamoDB
-section, recording the warm scenarios' calls), `--kinds cold|first|warm` (pyperf: docs/performance.md says what
-each benchmark's warm-ups and values are). Only the standard library and pyperf at module level.
+Nothing fails on a figure, only a broken measurement. Its children run this script too: `modules NAME` (the
+third-party modules the handler's import loads), `dynamodb WORK [ENDPOINT]` (the DynamoDB section, recording the
+warm scenarios' calls), `--kinds cold|first|warm` (pyperf: docs/performance.md says what each benchmark's warm-ups
+and values are). Only the standard library and pyperf at module level.
 """
 
 from __future__ import annotations
@@ -64,10 +64,10 @@ class LambdaContext:
         return 10_000
 
 
-def token(au_id: int) -> str:
+def token(au_id: int, ttl: int = 7200) -> str:
     from payments.auth import issue_access_token
 
-    return issue_access_token(au_id, JWT_SECRET, 7200)
+    return issue_access_token(au_id, JWT_SECRET, ttl)
 
 
 def swap_body(secret: str, points: int = 110, at: float | None = None, event_id: int = 3) -> dict[str, Any]:
@@ -80,13 +80,13 @@ def swap_body(secret: str, points: int = 110, at: float | None = None, event_id:
     return {"event_id": event_id, "otp_code": code, "point": point, "coin": coin}
 
 
-def scenario_event(scenario: dict[str, Any]) -> dict[str, Any]:
+def scenario_event(scenario: dict[str, Any], ttl: int = 7200) -> dict[str, Any]:
     """An API Gateway event: a swap when the scenario has an OTP secret, else payment progress."""
     from payments_cli.events import api_event
 
     if "otp_secret" not in scenario:
-        return api_event(PROGRESS_PATH, scenario["request"], {"x-token": token(scenario["au_id"])})
-    headers = {"Authorization": f"Bearer {token(scenario['au_id'])}"}
+        return api_event(PROGRESS_PATH, scenario["request"], {"x-token": token(scenario["au_id"], ttl)})
+    headers = {"Authorization": f"Bearer {token(scenario['au_id'], ttl)}"}
     return api_event(SWAP_PATH, swap_body(scenario["otp_secret"]), headers)
 
 
@@ -191,16 +191,17 @@ def timed(handler: Any, request: dict[str, Any], status: int) -> float:
 
 
 def first(loops: int, name: str, args: Any) -> float:
-    if not STATE:  # init: the event is built before it, as JSON text, and decoded after it, as a runtime does
+    if not STATE:  # init: the events are built before it, as JSON text, and decoded after it, as a runtime does
         from payments.aws import dynamodb_client
 
         os.environ["PAYMENTS_PRIME_AT_INIT"] = "true"
         scenario = recorded(args.work)["answers"][HANDLERS[name]]
         memory = MemoryAnswers(dynamodb_client(), scenario["calls"], replaying=False)
-        STATE.update(text=json.dumps(scenario_event(scenario)), status=scenario["status"])
-        STATE["handler"] = importlib.import_module(f"functions.{name}.app").lambda_handler
+        # each request a token of its own (the cache of verified tokens is per token, not per environment)
+        STATE.update(texts=[json.dumps(scenario_event(scenario, 7200 + n)) for n in range(64)])  # 21 + 30 used
+        STATE.update(status=scenario["status"], handler=importlib.import_module(f"functions.{name}.app").lambda_handler)
         memory.replaying = True
-    return timed(STATE["handler"], json.loads(STATE["text"]), STATE["status"])
+    return timed(STATE["handler"], json.loads(STATE["texts"].pop()), STATE["status"])
 
 
 def floor_handler(scenario: dict[str, Any]) -> Any:
