@@ -315,7 +315,7 @@ def _swap_reads(settings: Settings, ledger: Any, nobody: Any, budget: Any) -> No
     from payments.aws import dynamodb_client
     from payments.errors import AppIdInvalid
     from payments.models.swap import SwapRequest
-    from payments.repositories.keys import account
+    from payments.repositories.keys import PK, account
     from payments.services.swap import SwapPolicy, execute_swap, request_fingerprint
 
     try:  # one strongly consistent BatchGetItem over the ledger and the OTP secrets
@@ -330,7 +330,15 @@ def _swap_reads(settings: Settings, ledger: Any, nobody: Any, budget: Any) -> No
     client = dynamodb_client()
     with contextlib.suppress(client.exceptions.TransactionCanceledException):  # the condition failed: no such account
         client.transact_write_items(
-            TransactItems=[{"ConditionCheck": {**check, "ConditionExpression": "attribute_exists(pk)"}}]
+            TransactItems=[
+                {
+                    "ConditionCheck": {
+                        **check,
+                        "ConditionExpression": "attribute_exists(#pk)",
+                        "ExpressionAttributeNames": {"#pk": PK},
+                    }
+                }
+            ]
         )
 
 
