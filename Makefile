@@ -123,7 +123,7 @@ test: lint dev-tools build
 # DynamoDB Local, no SAM CLI, no browser, no linters: tests that start a process are marked `slow` (tests/conftest.py
 # fails any other test that starts one).
 test-fast: install
-	$(BIN)/pytest -m "not slow"
+	$(BIN)/pytest -m "not slow" -n auto --dist loadfile
 
 # docs/openapi.json from the handlers' routes (Powertools' OpenAPI generator); tests/test_openapi.py checks it is current.
 openapi: install
