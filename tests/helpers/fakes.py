@@ -152,7 +152,12 @@ class InMemoryLedger:
         self.points[point_key] = point._replace(quantity=commit.new_point, last_log_id=commit.log_id)
         self.wallets[wallet_key] = wallet._replace(quantity=commit.new_coin, last_log_id=commit.log_id)
         self.logs[(commit.au_id, commit.log_id)] = SwapLog(
-            commit.log_id, commit.record.fingerprint, commit.otp_step, commit.record.created_at_ms, commit.record.result
+            commit.log_id,
+            commit.record.fingerprint,
+            commit.otp_step,
+            commit.record.created_at_ms,
+            commit.record.result,
+            commit.rate,
         )
         self.records[(commit.au_id, commit.record.fingerprint)] = commit.record
         return CommitResult.COMMITTED

@@ -106,6 +106,8 @@ class SwapLog(NamedTuple):
     otp_step: int
     created_at_ms: int
     result: SwapResult
+    # coins per point this swap applied (None: a log written before the rate was recorded)
+    rate: Decimal | None = None
 
 
 class RequestRecord(NamedTuple):
@@ -150,6 +152,7 @@ class SwapCommit(NamedTuple):
     new_coin: Decimal
     otp_step: int
     record: RequestRecord
+    rate: Decimal
 
     @property
     def log_id(self) -> int:

@@ -172,7 +172,9 @@ class LedgerRepository:
         # the swap's own clock, fixed with the plan, so that a resend is the very same transaction
         now_ms = record.created_at_ms
         log_item = SwapLogItem.write(
-            SwapLog(commit.log_id, record.fingerprint, commit.otp_step, record.created_at_ms, record.result)
+            SwapLog(
+                commit.log_id, record.fingerprint, commit.otp_step, record.created_at_ms, record.result, commit.rate
+            )
         )
         record_item = RequestRecordItem.write(record)
         return [

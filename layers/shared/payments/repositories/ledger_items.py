@@ -195,6 +195,7 @@ class SwapLogItem(keys.Entity):
             "otp_step": log.otp_step,
             "created_at_ms": log.created_at_ms,
             "value": _result_attribute(result),
+            **({} if log.rate is None else {"rate": log.rate}),
         }
 
     @staticmethod
@@ -205,6 +206,7 @@ class SwapLogItem(keys.Entity):
             otp_step=int(item.get("otp_step", 0)),
             created_at_ms=int(item.get("created_at_ms", 0)),
             result=_result_value(item["value"]),
+            rate=None if item.get("rate") is None else Decimal(str(item["rate"])),
         )
 
 

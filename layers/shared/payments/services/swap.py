@@ -176,6 +176,7 @@ class _Checked:
     coin_id: int
     adjust_point: int
     adjust_coin: Decimal
+    rate: Decimal
 
 
 def request_fingerprint(au_id: int, body: dict[str, Any]) -> str:
@@ -405,7 +406,9 @@ def _check_ids_and_quantities(request: SwapRequest, state: SwapState) -> _Checke
         raise AdjustQuantityInvalid("event 4 takes coins and gives points")
     if _EXACT.multiply(Decimal(abs(adjust_point)), state.rate) != abs(adjust_coin):
         raise AdjustQuantityInvalid("adjustments disagree with the rate")
-    return _Checked(request.event_id, request.app_id, request.point_id, request.coin_id, adjust_point, adjust_coin)
+    return _Checked(
+        request.event_id, request.app_id, request.point_id, request.coin_id, adjust_point, adjust_coin, state.rate
+    )
 
 
 def _coin_amount(value: Any, decimals: int) -> Decimal:
@@ -563,4 +566,5 @@ def _plan(
         new_coin=new_coin,
         otp_step=step,
         record=record,
+        rate=checked.rate,
     )
