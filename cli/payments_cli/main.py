@@ -306,6 +306,20 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     return 1 if report.problems else 0
 
 
+def cmd_migrate_otp_secrets(args: argparse.Namespace) -> int:
+    """Move OTP secrets still on ledger items to the OTP secret table (payments_cli.migrate_otp_secrets)."""
+    _prepare_environment(args.dynamodb_endpoint)
+    from payments.config import get_settings
+    from payments_cli.migrate_otp_secrets import migrate_otp_secrets
+
+    settings = get_settings()
+    report = migrate_otp_secrets(
+        _client(), settings.ledger_table, settings.otp_secret_table, dry_run=args.dry_run, out=sys.stdout
+    )
+    print(report.summary())
+    return 0 if report.complete else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="payments", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -371,6 +385,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     reconcile = with_endpoint(commands.add_parser("reconcile", help="check every account's swap log chain"))
     reconcile.set_defaults(func=cmd_reconcile)
+    migrate = with_endpoint(
+        commands.add_parser("migrate-otp-secrets", help="move OTP secrets left on ledger items to their own table")
+    )
+    migrate.add_argument("--dry-run", action="store_true", help="write nothing: say what would move")
+    migrate.set_defaults(func=cmd_migrate_otp_secrets)
     return parser
 
 
