@@ -23,7 +23,7 @@ BUILD_DIR := .aws-sam/build
 CHROMIUM := /usr/bin/chromium
 
 .PHONY: help install dev-tools dynamodb-local browser run run-dynamodb-local test test-fast lint openapi bench soak soak-ui clean \
-	build lock build-SharedLayer build-PaymentProgressFunction build-SwapFunction
+	build lock build-SharedLayer build-PaymentProgressFunction build-SwapFunction build-AuditFunction
 
 help:
 	@echo "make run        start the local stack on the embedded DynamoDB emulator (http://$(HOST):$(PORT))"
@@ -107,6 +107,9 @@ build-PaymentProgressFunction:
 
 build-SwapFunction:
 	mkdir -p "$(ARTIFACTS_DIR)" && cp $(ROOT)functions/swap/*.py "$(ARTIFACTS_DIR)/"
+
+build-AuditFunction:
+	mkdir -p "$(ARTIFACTS_DIR)" && cp $(ROOT)functions/audit/*.py "$(ARTIFACTS_DIR)/"
 
 # One lock serves both platforms: it holds every wheel's hash of each pinned version, and pip refuses to install
 # anything (a dependency included) that it does not pin.

@@ -50,7 +50,11 @@ def test_only_the_swap_function_may_read_the_otp_secret_table(template):
     }
     readers = {name: _secret_table_actions(template, function) for name, function in functions.items()}
     # the swap reads the secret in its one BatchGetItem; it never writes, scans or queries the table
-    assert readers == {"PaymentProgressFunction": set(), "SwapFunction": {"dynamodb:BatchGetItem"}}
+    assert readers == {
+        "PaymentProgressFunction": set(),
+        "SwapFunction": {"dynamodb:BatchGetItem"},
+        "AuditFunction": set(),
+    }
     # and only the swap function is told where the secrets are
     assert "OTP_SECRET_TABLE_NAME" not in json.dumps(template["Globals"])
     assert "OTP_SECRET_TABLE_NAME" not in json.dumps(functions["PaymentProgressFunction"])
