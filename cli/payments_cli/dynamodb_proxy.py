@@ -10,12 +10,16 @@ signature headers) and counted by its X-Amz-Target operation. It can:
   writes made meanwhile), so every DynamoDB call stays atomic whatever serves the endpoint;
 - inject faults: forward a request and then reset the client's connection instead of answering
   ("drop_answer": the call happened, its caller cannot know), or reset it without forwarding
-  ("drop_request").
+  ("drop_request");
+- count requests per partition key (table + `pk`), and, with a scale factor (--partition-scale F), play
+  DynamoDB's per-partition limits divided by F: read and write units counted as DynamoDB counts them, and
+  DynamoDB's own answers past them (payments_cli.partitions says how).
 
-Control requests (never forwarded): GET /__proxy/stats answers the counts as JSON, POST
-/__proxy/reset zeroes counts and faults, POST /__proxy/faults with
-{"operation": "TransactWriteItems", "drop_answer": 1, "drop_request": 0, "after": 0} arms faults for
-the requests of that operation that follow the next `after` ones.
+Control requests (never forwarded): GET /__proxy/stats answers the counts as JSON (per operation, and per
+partition under "partitions"), POST /__proxy/reset zeroes counts, faults and partition budgets, POST
+/__proxy/faults with {"operation": "TransactWriteItems", "drop_answer": 1, "drop_request": 0, "after": 0} arms
+faults for the requests of that operation that follow the next `after` ones, POST /__proxy/partitions with
+{"scale": 100, "burst_seconds": 1} sets the partition budgets ({"scale": null}: counts only).
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
+
+from payments_cli.partitions import PartitionModel
 
 _HOP_BY_HOP = {
     "connection",
@@ -70,7 +76,15 @@ class Traffic:
 class DynamoDBProxy:
     """A loopback proxy to one DynamoDB endpoint: serialising, counting and fault-injecting."""
 
-    def __init__(self, upstream: str, *, serialise: bool = True, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        upstream: str,
+        *,
+        serialise: bool = True,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        partitions: PartitionModel | None = None,
+    ) -> None:
         target = urlsplit(upstream)
         if target.scheme not in {"http", "https"} or not target.hostname:
             raise ValueError(f"not an http(s) endpoint: {upstream}")
@@ -80,6 +94,7 @@ class DynamoDBProxy:
         self._state = threading.Lock()
         self._traffic = Traffic()
         self._faults: dict[str, dict[str, int]] = {}
+        self.partitions = partitions or PartitionModel()
         self._server = _Server((host, port), _Handler, self)
         self._thread = threading.Thread(target=self._server.serve_forever, name="dynamodb-proxy", daemon=True)
 
@@ -100,12 +115,19 @@ class DynamoDBProxy:
     # counts and faults, also reachable over HTTP for a proxy in another process
     def stats(self) -> dict[str, Any]:
         with self._state:
-            return self._traffic.snapshot()
+            snapshot = self._traffic.snapshot()
+        return {**snapshot, "partitions": self.partitions.stats()}
 
     def reset(self) -> None:
         with self._state:
             self._traffic = Traffic()
             self._faults = {}
+        self.partitions.reset()
+
+    def set_partition_budgets(self, scale: float | None, burst_seconds: float = 1.0) -> None:
+        """DynamoDB's per-partition limits divided by `scale` from now on (None: count only); budgets start full."""
+        model = PartitionModel(scale, burst_seconds=burst_seconds, partition_key=self.partitions.partition_key)
+        self.partitions = model
 
     def arm(self, operation: str, *, drop_answer: int = 0, drop_request: int = 0, after: int = 0) -> None:
         """Drop the answers (or the requests) of the calls of `operation` that follow the next `after`."""
@@ -187,8 +209,19 @@ class _Handler(BaseHTTPRequestHandler):
             self._reset_connection()
             return
         headers = {name: value for name, value in self.headers.items() if name.lower() not in _HOP_BY_HOP}
+        partitions = proxy.partitions
+        admission = partitions.admit(operation, body)
+        if admission is not None and admission.refusal is not None:  # throttled: DynamoDB's answer, not forwarded
+            status, response_headers, payload = admission.refusal
+            proxy._record(operation, status, payload, None)
+            self._reply(status, response_headers, payload)
+            return
+        if admission is not None and admission.body is not None:
+            body = admission.body  # a batch without its throttled keys
         with proxy._forwarding:
             status, response_headers, payload = self._forward(body, headers)
+        if admission is not None:
+            response_headers, payload = partitions.settle(admission, status, response_headers, payload)
         proxy._record(operation, status, payload, fault)
         if fault == "drop_answer":
             self._reset_connection()
@@ -232,6 +265,17 @@ class _Handler(BaseHTTPRequestHandler):
                 self._reply_json(400, {"error": f"bad fault plan: {error}"})
                 return
             self._reply_json(200, {})
+        elif action == "partitions" and self.command == "POST":
+            try:
+                plan = json.loads(body or b"{}")
+                scale = plan.get("scale")
+                proxy.set_partition_budgets(
+                    None if scale is None else float(scale), float(plan.get("burst_seconds", 1.0))
+                )
+            except (ValueError, TypeError, AttributeError) as error:
+                self._reply_json(400, {"error": f"bad partition budgets: {error}"})
+                return
+            self._reply_json(200, proxy.partitions.stats()["model"] or {})
         else:
             self._reply_json(404, {"error": f"unknown control request {self.command} {self.path}"})
 
@@ -268,9 +312,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--concurrent", action="store_true", help="forward requests as they come (default: one at a time)"
     )
+    parser.add_argument(
+        "--partition-scale",
+        type=float,
+        metavar="F",
+        help="play DynamoDB's per-partition limits (3,000 read, 1,000 write units a second) divided by F",
+    )
+    parser.add_argument(
+        "--burst-seconds", type=float, default=1.0, help="seconds of unused units a partition keeps (default 1)"
+    )
     args = parser.parse_args(argv)
     try:
-        proxy = DynamoDBProxy(args.upstream, serialise=not args.concurrent, host=args.host, port=args.port)
+        model = PartitionModel(args.partition_scale, burst_seconds=args.burst_seconds)
+        proxy = DynamoDBProxy(
+            args.upstream, serialise=not args.concurrent, host=args.host, port=args.port, partitions=model
+        )
     except (ValueError, OSError) as error:
         print(f"dynamodb_proxy: {error}", file=sys.stderr)
         return 2
