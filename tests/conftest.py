@@ -184,9 +184,11 @@ def _moto_dynamodb() -> Any:
 def moto_tables(snapshot: Any) -> Iterator[Any]:
     """A fresh moto holding a copy of one of `table_snapshots`; yields the handlers' own DynamoDB client."""
     from payments.aws import dynamodb_client
+    from payments.repositories.shared_items import forget_all
 
     with mock_aws():
         _moto_dynamodb().tables = copy.deepcopy(snapshot)
+        forget_all()  # the handlers' environments kept items of the previous test's database
         yield dynamodb_client()
 
 
@@ -204,7 +206,11 @@ def load(client: Any, fixture: dict[str, Any] | str | Path) -> dict[str, int]:
         text = json.dumps(fixture, ensure_ascii=False)
     else:
         text = fixture
-    return load_fixture(client, parse_fixture_text(text), WILLSON_TABLE, LEDGER_TABLE, OTP_SECRET_TABLE)
+    from payments.repositories.shared_items import forget_all
+
+    counts = load_fixture(client, parse_fixture_text(text), WILLSON_TABLE, LEDGER_TABLE, OTP_SECRET_TABLE)
+    forget_all()  # as if the in-process handlers' shared items had outlived SHARED_ITEMS_CACHE_SECONDS
+    return counts
 
 
 @pytest.fixture

@@ -48,6 +48,7 @@ from helpers import swap_logs as logs
 from payments.aws import dynamodb_client
 from payments.repositories import batch as batch_module
 from payments.repositories import codec, keys
+from payments.repositories.shared_items import forget_all
 from payments.services import swap as swap_service
 from payments_cli.reconcile import reconcile
 
@@ -310,6 +311,7 @@ def faults(database: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultInje
 
     monkeypatch.setattr(standard.ExponentialBackoff, "delay_amount", no_sleep)
     _refill_retry_quota(database)
+    forget_all()  # and its empty caches: every shared item is read, so every call can be faulted
     batch_pauses: list[float] = []
     monkeypatch.setattr(batch_module, "time", SimpleNamespace(sleep=batch_pauses.append))
     # nor the swap's own pauses (its back-off after throttling, its jitter between optimistic attempts)

@@ -16,13 +16,15 @@ from payments.http import caller_from_x_token, json_response, request_json
 from payments.models.payment_progress import PaymentProgressRequest
 from payments.observability import metrics
 from payments.priming import prime_on_init
+from payments.repositories.shared_items import SharedItemCache
 from payments.repositories.willson import WillsonRepository
 from payments.routes.payment_progress import CONTRACT, success_body
 from payments.services.payment_progress import progress_payment
 from payments.services.time_budget import TimeBudget
 
 settings = get_settings()
-repository = WillsonRepository(dynamodb_client(), settings.willson_table, settings.ledger_table)
+shared_items = SharedItemCache(settings.shared_items_cache_seconds)
+repository = WillsonRepository(dynamodb_client(), settings.willson_table, settings.ledger_table, shared_items)
 api = Api(CONTRACT, settings)
 app = api.app
 

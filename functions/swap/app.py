@@ -16,13 +16,19 @@ from payments.models.swap import SwapRequest
 from payments.observability import metrics
 from payments.priming import prime_on_init
 from payments.repositories.ledger import LedgerRepository
+from payments.repositories.shared_items import SharedItemCache
 from payments.routes.swap import CONTRACT, success_body
 from payments.services.otp import LockoutPolicy
 from payments.services.swap import SwapPolicy, execute_swap, request_fingerprint
 from payments.services.time_budget import TimeBudget
 
 settings = get_settings()
-ledger = LedgerRepository(dynamodb_client(), settings.ledger_table, settings.otp_secret_table)
+ledger = LedgerRepository(
+    dynamodb_client(),
+    settings.ledger_table,
+    settings.otp_secret_table,
+    SharedItemCache(settings.shared_items_cache_seconds),
+)
 policy = SwapPolicy(
     max_attempts=settings.swap_max_attempts,
     lockout=LockoutPolicy(

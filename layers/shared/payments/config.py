@@ -33,6 +33,9 @@ class Settings(BaseModel):
     otp_max_failures: int = 5
     otp_failure_window_seconds: int = 900
     otp_lock_seconds: int = 900
+    # How long an environment keeps what every request reads alike (apps, coins, rates, tickets, listing
+    # pages) before reading it again; 0: read on every request (repositories/shared_items.py).
+    shared_items_cache_seconds: float = Field(default=30, ge=0, le=60)
     # Browser origins allowed to call the API (CORS); empty: CORS off, no origin is allowed.
     cors_allowed_origins: tuple[str, ...] = ()
 
@@ -62,6 +65,7 @@ class Settings(BaseModel):
             "otp_max_failures": "OTP_MAX_FAILURES",
             "otp_failure_window_seconds": "OTP_FAILURE_WINDOW_SECONDS",
             "otp_lock_seconds": "OTP_LOCK_SECONDS",
+            "shared_items_cache_seconds": "SHARED_ITEMS_CACHE_SECONDS",
             "cors_allowed_origins": "CORS_ALLOWED_ORIGINS",
         }
         values: dict[str, object] = {field: env[name] for field, name in mapping.items() if env.get(name)}

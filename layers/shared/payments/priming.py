@@ -394,6 +394,9 @@ def after_restore() -> None:
     the restored environment, so the pool is emptied (botocore's `close`; the client opens new ones as needed).
     """
     random.seed()
+    shared_items = sys.modules.get("payments.repositories.shared_items")
+    if shared_items is not None:  # kept since the snapshot: as old as it
+        shared_items.forget_all()
     parameters = sys.modules.get("aws_lambda_powertools.utilities.parameters")
     if parameters is not None:
         parameters.clear_caches()

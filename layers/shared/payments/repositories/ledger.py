@@ -32,6 +32,7 @@ from payments.repositories.ledger_items import (
     SwapLogItem,
     WalletItem,
 )
+from payments.repositories.shared_items import SharedItemCache
 from payments.repositories.throttling import Throttled, is_throttling
 
 # Cancellation reasons that mean "what was read has changed": read again and decide again.
@@ -72,10 +73,14 @@ class GuardWriteResult(Enum):
 class LedgerRepository:
     """The swap request's only access to DynamoDB (and the ops tools' view of the ledger)."""
 
-    def __init__(self, client: Any, ledger_table: str, otp_secret_table: str) -> None:
+    def __init__(
+        self, client: Any, ledger_table: str, otp_secret_table: str, shared_items: SharedItemCache | None = None
+    ) -> None:
         self._client = client
         self._table = ledger_table
         self._secrets = otp_secret_table
+        # apps, coins and rates: read by every swap, kept for a bounded time (shared_items.py)
+        self._shared_items = shared_items or SharedItemCache(0)
 
     # --- the swap -------------------------------------------------------------------------
 
@@ -99,26 +104,34 @@ class LedgerRepository:
             "otp_guard": OtpGuardItem.key(au_id),
             "request": RequestRecordItem.key(au_id, fingerprint),
         }
+        shared: dict[str, dict[str, str]] = {}
         if app_id is not None:
-            wanted["app"] = AppItem.key(app_id)
+            shared["app"] = AppItem.key(app_id)
             if point_id is not None:
                 wanted["point"] = PointBalanceItem.key(au_id, app_id, point_id)
             if coin_id is not None:
                 wanted["wallet"] = WalletItem.key(au_id, coin_id)
-                wanted["coin"] = CoinItem.key(coin_id)
+                shared["coin"] = CoinItem.key(coin_id)
             if point_id is not None and coin_id is not None:
-                wanted["rate"] = RateItem.key(app_id, point_id, coin_id)
+                shared["rate"] = RateItem.key(app_id, point_id, coin_id)
+        # the catalogue items still kept are not read; the others ride in the same round trip
+        items = {name: self._shared_items.get(self._shared_key(key)) for name, key in shared.items()}
+        stale = {name: key for name, key in shared.items() if items[name] is None}
         secret_key = OtpSecretItem.key(au_id)
+        read_at = self._shared_items.now()
         try:
             found = batch_get(
                 self._client,
-                {self._table: list(wanted.values()), self._secrets: [secret_key]},
+                {self._table: [*wanted.values(), *stale.values()], self._secrets: [secret_key]},
                 consistent=True,
                 may_ask_again=may_ask_again,
             )
         except (ClientError, BotoCoreError) as error:
             raise LedgerReadFailed(str(error)) from error
-        items = {name: found.get((self._table, key[keys.PK], key[keys.SK])) for name, key in wanted.items()}
+        items.update({name: found.get(self._shared_key(key)) for name, key in {**wanted, **stale}.items()})
+        for name, key in stale.items():
+            if items[name] is not None:
+                self._shared_items.put(self._shared_key(key), items[name], read_at)
         secret = found.get((self._secrets, secret_key[keys.PK], secret_key[keys.SK]))
         try:
             wallet = WalletItem.read(items.get("wallet"))
@@ -138,6 +151,9 @@ class LedgerRepository:
             )
         except (KeyError, TypeError, ValueError, ArithmeticError) as error:
             raise LedgerReadFailed(f"malformed ledger item: {error!r}") from error
+
+    def _shared_key(self, key: dict[str, str]) -> tuple[str, str, str]:
+        return (self._table, key[keys.PK], key[keys.SK])
 
     def commit_swap(self, commit: SwapCommit) -> CommitResult:
         """Move both balances, consume the OTP step, append the log and the request record, all or nothing.

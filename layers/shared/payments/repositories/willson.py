@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NamedTuple
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -18,6 +18,7 @@ from payments.models.willson import ListingPage, PaymentContext, WillsonerCard
 from payments.repositories import codec, keys
 from payments.repositories.batch import batch_get
 from payments.repositories.ledger_items import PointBalanceItem
+from payments.repositories.shared_items import SharedItemCache
 from payments.repositories.throttling import Throttled, is_throttling
 from payments.repositories.willson_items import (
     AskerSessionsItem,
@@ -28,6 +29,13 @@ from payments.repositories.willson_items import (
 )
 
 _BATCH_GET_LIMIT = 100
+
+
+class _KeptListing(NamedTuple):
+    """The head of a listing partition, in rank order; `complete` when it is the whole partition."""
+
+    cards: tuple[WillsonerCard, ...]
+    complete: bool
 
 
 @contextmanager
@@ -50,10 +58,14 @@ def _reading(what: str) -> Iterator[None]:
 class WillsonRepository:
     """The payment-progress request's only access to DynamoDB."""
 
-    def __init__(self, client: Any, willson_table: str, ledger_table: str) -> None:
+    def __init__(
+        self, client: Any, willson_table: str, ledger_table: str, shared_items: SharedItemCache | None = None
+    ) -> None:
         self._client = client
         self._willson_table = willson_table
         self._ledger_table = ledger_table
+        # the ticket catalogue and listing pages: read alike by every request, kept for a bounded time
+        self._shared_items = shared_items or SharedItemCache(0)
 
     def load_payment_context(
         self,
@@ -71,10 +83,15 @@ class WillsonRepository:
         tickets_key = TicketCatalogItem.key()
         sessions_key = AskerSessionsItem.key(au_id)
         balance_key = PointBalanceItem.key(au_id, app_id, point_id)
+        tickets_entry = (self._willson_table, tickets_key[keys.PK], tickets_key[keys.SK])
+        tickets = self._shared_items.get(tickets_entry)
+        # a catalogue no longer kept rides in the same round trip
+        willson_keys = [concern_key, sessions_key] + ([tickets_key] if tickets is None else [])
+        read_at = self._shared_items.now()
         with _reading("the payment context"):
             found = batch_get(
                 self._client,
-                {self._willson_table: [concern_key, tickets_key, sessions_key], self._ledger_table: [balance_key]},
+                {self._willson_table: willson_keys, self._ledger_table: [balance_key]},
                 consistent=False,
                 may_ask_again=may_ask_again,
             )
@@ -82,10 +99,14 @@ class WillsonRepository:
             def pick(table: str, key: dict[str, str]) -> dict[str, Any] | None:
                 return found.get((table, key[keys.PK], key[keys.SK]))
 
+            if tickets is None:
+                tickets = pick(self._willson_table, tickets_key)
+                if tickets is not None:
+                    self._shared_items.put(tickets_entry, tickets, read_at)
             concern = pick(self._willson_table, concern_key)
             return PaymentContext(
                 concern=None if concern is None else ConcernItem.read(concern),
-                tickets=TicketCatalogItem.read(pick(self._willson_table, tickets_key)),
+                tickets=TicketCatalogItem.read(tickets),
                 past_willsoners=AskerSessionsItem.read(pick(self._willson_table, sessions_key)),
                 honeypot=PointBalanceItem.quantity_of(pick(self._ledger_table, balance_key)),
             )
@@ -97,16 +118,20 @@ class WillsonRepository:
 
         `before_call` runs before each page is asked for (a caller's time budget may raise there).
         """
+        partition = ListingEntryItem.partition(subcategory_idx, gender)
+        entry = (self._willson_table, partition)
+        kept: _KeptListing | None = self._shared_items.get(entry)
+        if kept is not None and (kept.complete or len(kept.cards) >= wanted):
+            return ListingPage(cards=kept.cards)
         cards: list[WillsonerCard] = []
         request: dict[str, Any] = {
             "TableName": self._willson_table,
             "KeyConditionExpression": "#pk = :pk",
             "ExpressionAttributeNames": {"#pk": keys.PK},
-            "ExpressionAttributeValues": {
-                ":pk": codec.to_attribute(ListingEntryItem.partition(subcategory_idx, gender))
-            },
+            "ExpressionAttributeValues": {":pk": codec.to_attribute(partition)},
             "Limit": wanted,
         }
+        read_at = self._shared_items.now()
         while True:
             before_call()
             with _reading("the listing"):
@@ -114,7 +139,10 @@ class WillsonRepository:
                 cards.extend(ListingEntryItem.read(codec.from_item(raw) or {}) for raw in response.get("Items", []))
             last_key = response.get("LastEvaluatedKey")
             if not last_key or len(cards) >= wanted:
-                return ListingPage(cards=tuple(cards))
+                page = ListingPage(cards=tuple(cards))
+                if cards:  # an empty subcategory is asked again: its first willsoner shows at once
+                    self._shared_items.put(entry, _KeptListing(page.cards, complete=not last_key), read_at)
+                return page
             request["ExclusiveStartKey"] = last_key
 
     def get_cards(
