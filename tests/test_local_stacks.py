@@ -148,6 +148,28 @@ def test_with_no_live_stack_the_commands_go_to_aws_as_boto3_would(state_home: di
     assert "127.0.0.1" not in result.stderr
 
 
+@pytest.mark.local_stack
+def test_a_fixture_loaded_into_a_live_stack_is_served_at_once_not_after_the_cache_ttl(
+    state_home: dict[str, str], tmp_path: Path
+) -> None:
+    from helpers.tokens import token
+
+    stack = start(state_home)
+    try:
+        ask = {"x-token": token(149)}
+        status, body = stack.post("/api/v1/asker/payment/progress", {"concern_idx": 1577}, ask)
+        assert status == 200 and body["data"]["tickets"][0]["amount"] == "꿀단지 7개"  # kept by the environment now
+        fixture = tmp_path / "tickets.json"
+        fixture.write_text(json.dumps({"tickets": [{"idx": 1, "minutes": 30, "price": 8}]}), encoding="utf-8")
+        loaded = payments(["load-fixture", str(fixture)], state_home)  # no flag: the live stack's DynamoDB
+        assert loaded.returncode == 0, loaded
+        assert f"Local stack http://127.0.0.1:{stack.port} (pid {record_of(stack)['pid']}) reads" in loaded.stdout
+        status, body = stack.post("/api/v1/asker/payment/progress", {"concern_idx": 1577}, ask)
+        assert status == 200 and body["data"]["tickets"][0]["amount"] == "꿀단지 8개"
+    finally:
+        stack.stop()
+
+
 # --- the records alone, in this process (no `serve`) ----------------------------------------------------------
 
 NO_SUCH_PID = 2**22 + 1  # above Linux's largest pid_max: no process has it

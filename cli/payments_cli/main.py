@@ -148,7 +148,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"DynamoDB: {endpoint}")
     from payments_cli.state import record_serve, remove_record
 
-    record = record_serve(handlers_endpoint, url)
+    record = record_serve(handlers_endpoint, url, endpoint if endpoint != handlers_endpoint else "")
     print(f"DynamoDB endpoint recorded for the other commands (payments otp code, load-fixture, …): {record.path}")
     print(f"Local stack listening on {url}")
     print("CORS: " + (", ".join(cors_origins) + " allowed" if cors_origins else "off (no --cors-origin)"))
@@ -169,6 +169,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     )
     print(f"  OpenAPI: {url}/docs", flush=True)
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it as cleanly as Ctrl-C
+    from payments.repositories.shared_items import forget_all
+    from payments_cli.state import DATA_RELOADED_SIGNAL
+
+    # `payments load-fixture` sends it: every environment reads apps, rates, tickets, listings again
+    signal.signal(DATA_RELOADED_SIGNAL, lambda signum, frame: forget_all())
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -235,6 +240,12 @@ def cmd_load_fixture(args: argparse.Namespace) -> int:
     _prepare_environment(args.dynamodb_endpoint)
     counts = _load_fixture_file_or_fail(Path(args.path))
     print("Loaded: " + ", ".join(f"{name} {count}" for name, count in counts.items()))
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_DYNAMODB")
+    if endpoint:
+        from payments_cli.state import tell_data_reloaded
+
+        for stack in tell_data_reloaded(endpoint):  # else they would keep apps, rates, tickets… up to their TTL
+            print(f"Local stack {stack.url} (pid {stack.pid}) reads its shared items again")
     return 0
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import time
 from dataclasses import asdict, dataclass
@@ -33,6 +34,13 @@ class ServeRecord:
     dynamodb_endpoint: str
     url: str
     started_at: float
+    # the DynamoDB behind the stack's proxy ("" for the embedded emulator): writes there reach the stack too
+    upstream_endpoint: str = ""
+
+    def serves(self, endpoint: str) -> bool:
+        """Whether the stack's handlers read the DynamoDB at `endpoint`."""
+        wanted = endpoint.rstrip("/")
+        return wanted in {self.dynamodb_endpoint.rstrip("/"), self.upstream_endpoint.rstrip("/")} - {""}
 
     @property
     def path(self) -> Path:
@@ -84,9 +92,15 @@ def _port_answers(url: str) -> bool:
     return True
 
 
-def record_serve(dynamodb_endpoint: str, url: str) -> ServeRecord:
+def record_serve(dynamodb_endpoint: str, url: str, upstream_endpoint: str = "") -> ServeRecord:
     """Record this process's stack (after it listens: a reader checks that its port answers)."""
-    record = ServeRecord(pid=os.getpid(), dynamodb_endpoint=dynamodb_endpoint, url=url, started_at=time.time())
+    record = ServeRecord(
+        pid=os.getpid(),
+        dynamodb_endpoint=dynamodb_endpoint,
+        url=url,
+        started_at=time.time(),
+        upstream_endpoint=upstream_endpoint,
+    )
     path = record.path
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.tmp")
@@ -110,6 +124,7 @@ def _read(path: Path) -> ServeRecord | None:
             dynamodb_endpoint=str(data["dynamodb_endpoint"]),
             url=str(data["url"]),
             started_at=float(data["started_at"]),
+            upstream_endpoint=str(data.get("upstream_endpoint", "")),
         )
     except (OSError, ValueError, TypeError, KeyError):
         return None
@@ -148,3 +163,20 @@ def recorded_endpoint() -> str | None:
             + ": pass --dynamodb-endpoint URL with the DynamoDB of the one to use (or set AWS_ENDPOINT_URL_DYNAMODB)"
         )
     return live[0].dynamodb_endpoint
+
+
+# `serve` empties its environments' caches of shared items (apps, coins, rates, tickets, listings) on this signal.
+DATA_RELOADED_SIGNAL = signal.SIGHUP
+
+
+def tell_data_reloaded(endpoint: str) -> list[ServeRecord]:
+    """Tell each live local stack reading the DynamoDB at `endpoint` to read its shared items again; those told."""
+    told = []
+    for record in live_records():
+        if record.serves(endpoint):
+            try:
+                os.kill(record.pid, DATA_RELOADED_SIGNAL)
+            except OSError:
+                continue
+            told.append(record)
+    return told
