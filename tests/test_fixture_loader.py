@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -170,9 +171,15 @@ def test_example_writes_exactly_these_keys(client):
             ("RATE#1#1#2", "RATE"),
             ("ACCOUNT#149", "ACCOUNT"),
             ("ACCOUNT#149", "POINT#1#1"),
+            ("ACCOUNT#149", "ADJUSTMENT#00000000000000000001"),
+            ("ACCOUNT#149", f"ADJUSTMENT_ID#{adjustment_id(ledger, 149, 1)}"),
             ("ACCOUNT#19", "ACCOUNT"),
             ("ACCOUNT#19", "POINT#1#1"),
             ("ACCOUNT#19", "WALLET#2"),
+            ("ACCOUNT#19", "ADJUSTMENT#00000000000000000001"),
+            ("ACCOUNT#19", f"ADJUSTMENT_ID#{adjustment_id(ledger, 19, 1)}"),
+            ("ACCOUNT#19", "ADJUSTMENT#00000000000000000002"),
+            ("ACCOUNT#19", f"ADJUSTMENT_ID#{adjustment_id(ledger, 19, 2)}"),
         ]
     )
 
@@ -281,11 +288,38 @@ def test_example_tickets_and_sessions(client):
     }
 
 
+def adjustment_id(ledger: Contents, au_id: int, seq: int) -> str:
+    """The id of an account's adjustment entry: `fixture-` and 64 hex digits when a fixture wrote it."""
+    entry = ledger[(f"ACCOUNT#{au_id}", f"ADJUSTMENT#{seq:020d}")]
+    return str(entry["adjustment_id"])
+
+
+def fixture_id(value: str) -> bool:
+    return value.startswith("fixture-") and len(value) == 72 and all(c in "0123456789abcdef" for c in value[8:])
+
+
 def test_example_account_19(client):
     # When the example fixture is loaded
+    started = int(time.time() * 1000)
     load(client, example())
-    # Then account 19 has its account item, its honeypot balance and its coin wallet
+    finished = int(time.time() * 1000)
+    # Then account 19 has its account item, its honeypot balance and its coin wallet, both written by opening
+    # adjustments (previous 0) in the transaction that created the account
     account = {key: item for key, item in contents(client, LEDGER).items() if key[0] == "ACCOUNT#19"}
+    point_id, wallet_id = adjustment_id(account, 19, 1), adjustment_id(account, 19, 2)
+    assert fixture_id(point_id) and fixture_id(wallet_id) and point_id != wallet_id
+    written_at = account[("ACCOUNT#19", "ADJUSTMENT#00000000000000000001")]["created_at_ms"]
+    assert started <= written_at <= finished
+    opening = {
+        "pk": "ACCOUNT#19",
+        "entity": "adjustment",
+        "au_id": 19,
+        "after_log_id": 0,
+        "reason": "load-fixture",
+        "actor": "load-fixture fixture",
+        "created_at_ms": written_at,
+        "opening": True,
+    }
     assert account == {
         ("ACCOUNT#19", "ACCOUNT"): {
             "pk": "ACCOUNT#19",
@@ -295,6 +329,7 @@ def test_example_account_19(client):
             "version": 0,
             "log_seq": 0,
             "otp_steps": {},
+            "adjustment_seq": 2,
         },
         ("ACCOUNT#19", "POINT#1#1"): {
             "pk": "ACCOUNT#19",
@@ -305,6 +340,7 @@ def test_example_account_19(client):
             "point_id": 1,
             "mu_id": 28,
             "quantity": 2100,
+            "last_adjustment_seq": 1,
         },
         ("ACCOUNT#19", "WALLET#2"): {
             "pk": "ACCOUNT#19",
@@ -314,6 +350,43 @@ def test_example_account_19(client):
             "coin_id": 2,
             "walletaddress": "0x0cE183FBE350BE042c9F456Da78CfADAA5Cf1225",
             "quantity": Decimal("0"),
+            "last_adjustment_seq": 2,
+        },
+        ("ACCOUNT#19", "ADJUSTMENT#00000000000000000001"): {
+            **opening,
+            "sk": "ADJUSTMENT#00000000000000000001",
+            "adjustment_seq": 1,
+            "adjustment_id": point_id,
+            "balance": "POINT#1#1",
+            "previous_quantity": 0,
+            "new_quantity": 2100,
+        },
+        ("ACCOUNT#19", "ADJUSTMENT#00000000000000000002"): {
+            **opening,
+            "sk": "ADJUSTMENT#00000000000000000002",
+            "adjustment_seq": 2,
+            "adjustment_id": wallet_id,
+            "balance": "WALLET#2",
+            "previous_quantity": 0,
+            "new_quantity": Decimal("0"),
+        },
+        ("ACCOUNT#19", f"ADJUSTMENT_ID#{point_id}"): {
+            "pk": "ACCOUNT#19",
+            "sk": f"ADJUSTMENT_ID#{point_id}",
+            "entity": "adjustment_marker",
+            "au_id": 19,
+            "adjustment_id": point_id,
+            "adjustment_seq": 1,
+            "created_at_ms": written_at,
+        },
+        ("ACCOUNT#19", f"ADJUSTMENT_ID#{wallet_id}"): {
+            "pk": "ACCOUNT#19",
+            "sk": f"ADJUSTMENT_ID#{wallet_id}",
+            "entity": "adjustment_marker",
+            "au_id": 19,
+            "adjustment_id": wallet_id,
+            "adjustment_seq": 2,
+            "created_at_ms": written_at,
         },
     }
 
@@ -482,9 +555,19 @@ def test_reloading_an_account_keeps_its_counters_and_secret(client):
         "version": 3,
         "log_seq": 2,
         "otp_steps": {"last": 55_000_000},
+        "adjustment_seq": 3,  # two opening entries, then this fixture's adjustment
     }
     point = get(client, LEDGER, "ACCOUNT#19", "POINT#1#1")
-    assert point is not None and point["quantity"] == 500
+    assert point is not None and point["quantity"] == 500 and point["last_adjustment_seq"] == 3
+    entry = get(client, LEDGER, "ACCOUNT#19", "ADJUSTMENT#00000000000000000003")
+    assert entry is not None
+    assert (entry["balance"], entry["previous_quantity"], entry["new_quantity"], entry["after_log_id"]) == (
+        "POINT#1#1",
+        2100,
+        500,
+        2,
+    )
+    assert "opening" not in entry
 
 
 def test_new_otp_secret_replaces_the_stored_one_normalised(client):

@@ -89,7 +89,7 @@ def test_clean_ledger_after_swaps(swapped):
     assert report.accounts == 3  # 19, 20 and 149 (who has a point account but never swapped)
     assert report.swap_logs == 4
     assert report.broken_accounts == 0
-    assert report.summary() == "accounts checked: 3, swap logs: 4, broken accounts: 0"
+    assert report.summary() == "accounts checked: 3, swap logs: 4, adjustments: 5, broken accounts: 0"
     # and the chain does end at the balances the swaps produced
     balances = {
         item["sk"]: item["quantity"]
@@ -102,12 +102,12 @@ def test_clean_ledger_after_swaps(swapped):
 def test_balance_changed_behind_the_ledgers_back(swapped):
     set_attribute(swapped, keys.point_balance(19, 1, 1), "SET quantity = quantity + :one", {":one": 1})
     problems = problems_of(swapped)
-    assert problems == ["au_id 19: POINT#1#1 balance 2034 but the last log ends at 2033"]
+    assert problems == ["au_id 19: POINT#1#1 balance 2034 but the entries end at 2033"]
 
 
 def test_wallet_changed_behind_the_ledgers_back(swapped):
     set_attribute(swapped, keys.wallet(20, 2), "SET quantity = :q", {":q": Decimal("100")})
-    assert problems_of(swapped) == ["au_id 20: WALLET#2 balance 100 but the last log ends at 0.0"]
+    assert problems_of(swapped) == ["au_id 20: WALLET#2 balance 100 but the entries end at 0.0"]
 
 
 def test_missing_log_id(swapped):
@@ -116,7 +116,7 @@ def test_missing_log_id(swapped):
     assert "au_id 19: log ids are not contiguous from 1: [1, 3]" in problems
     # without log 2, log 3 no longer starts where log 1 ended
     assert any(
-        p.startswith("au_id 19: log 3 POINT#1#1: previous 2040 but the log before ended at 1990") for p in problems
+        p.startswith("au_id 19: log 3 POINT#1#1: previous 2040 but the entry before left 1990") for p in problems
     )
     assert reconcile(ledger_items(swapped)).broken_accounts == 1
 
@@ -132,8 +132,8 @@ def test_log_whose_previous_does_not_match(swapped):
     )
     problems = problems_of(swapped)
     assert problems == [
-        "au_id 19: log 3 POINT#1#1: previous 2041 but the log before ended at 2040",
-        "au_id 19: POINT#1#1 balance 2033 but the last log ends at 2034",
+        "au_id 19: log 3 POINT#1#1: previous 2041 but the entry before left 2040",
+        "au_id 19: POINT#1#1 balance 2033 but the entries end at 2034",
     ]
 
 
@@ -160,7 +160,7 @@ def test_log_added_behind_the_ledgers_back(swapped):
     problems = problems_of(swapped)
     assert "au_id 20: log_seq 1 but last log id 2" in problems
     assert any(
-        p.startswith("au_id 20: log 2 POINT#1#1: previous 500 but the log before ended at 515") for p in problems
+        p.startswith("au_id 20: log 2 POINT#1#1: previous 500 but the entry before left 515") for p in problems
     )
 
 
@@ -169,7 +169,7 @@ def test_several_broken_accounts_are_all_reported(swapped):
     set_attribute(swapped, keys.point_balance(20, 1, 1), "SET quantity = :q", {":q": 0})
     report = reconcile(ledger_items(swapped))
     assert report.broken_accounts == 2
-    assert report.summary() == "accounts checked: 3, swap logs: 4, broken accounts: 2"
+    assert report.summary() == "accounts checked: 3, swap logs: 4, adjustments: 5, broken accounts: 2"
 
 
 # --- the command, against a running local stack --------------------------------------------------
@@ -218,7 +218,7 @@ def test_reconcile_command_on_a_running_stack():
         assert broken.returncode == 1
         assert broken.stdout.splitlines() == [
             "accounts checked: 2, swap logs: 2, broken accounts: 1",
-            "BROKEN au_id 19: POINT#1#1 balance 999999 but the last log ends at 2020",
+            "BROKEN au_id 19: POINT#1#1 balance 999999 but the entries end at 2020",
         ]
 
         # put it back, then lose the first log: the chain has a hole

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Hashable, Iterable, Iterator
@@ -20,9 +21,24 @@ from payments.models.willson import Concern as ConcernValue
 from payments.models.willson import Ticket as TicketValue
 from payments.models.willson import WillsonerCard
 from payments.repositories import codec, keys
+from payments.repositories.adjustments import (
+    AdjustmentRepository,
+    BalanceSetting,
+    Outcome,
+    PointTarget,
+    WalletTarget,
+)
 from payments.repositories.batch import batch_get
 from payments.repositories.ledger import LedgerRepository
-from payments.repositories.ledger_items import AppItem, CoinItem, PointBalanceItem, RateItem, WalletItem
+from payments.repositories.ledger_items import (
+    AccountItem,
+    AppItem,
+    CoinItem,
+    OtpSecretItem,
+    PointBalanceItem,
+    RateItem,
+    WalletItem,
+)
 from payments.repositories.willson_items import (
     AskerSessionsItem,
     CardItem,
@@ -387,17 +403,32 @@ class _Changes:
             self.puts.append(merged)
 
 
+ADJUSTMENT_REASON = "load-fixture"
+
+
 def load_fixture(
-    client: Any, fixture: Fixture, willson_table: str, ledger_table: str, otp_secret_table: str
+    client: Any,
+    fixture: Fixture,
+    willson_table: str,
+    ledger_table: str,
+    otp_secret_table: str,
+    source: str = "fixture",
 ) -> dict[str, int]:
     """Upsert the fixture; every reference is checked (fixture ∪ stored) before anything is written.
 
     An existing account keeps its swap counters (version, log sequence, consumed OTP steps):
     they are only ever created, never overwritten, so loading over a live account rolls nothing back.
-    Returns how many entries each section of the fixture had.
+    Balances go through the adjustment path (payments.repositories.adjustments): a new account gets an
+    opening entry per balance, an existing balance whose quantity differs an adjustment whose id is derived
+    from the fixture's content (so loading the same fixture again changes nothing), an equal one no entry.
+    `source` names the fixture in the entries' actor. Returns how many entries each section of the fixture had.
     """
     willson = _plan_willson(client, fixture, willson_table)
     ledger = _plan_ledger(client, fixture, ledger_table)
+    stored_accounts = _get_all(client, ledger_table, [AccountItem.key(account.au_id) for account in fixture.accounts])
+    stored_secrets = _get_all(
+        client, otp_secret_table, [OtpSecretItem.key(a.au_id) for a in fixture.accounts if a.otp_secret is not None]
+    )
     # New listing entries go in before stale ones go, so a listing is never briefly empty.
     for table, changes in ((willson_table, willson), (ledger_table, ledger)):
         with BatchWriter(table, client) as writer:
@@ -407,12 +438,54 @@ def load_fixture(
         for pk, sk in willson.deletes:
             writer.delete_item(Key=codec.to_item({keys.PK: pk, keys.SK: sk}))
     accounts = LedgerRepository(client, ledger_table, otp_secret_table)
+    adjustments = AdjustmentRepository(client, ledger_table)
+    content = _content_digest(fixture)
     for account in fixture.accounts:
-        if account.otp_secret is not None:
+        settings = _balance_settings(account, content)
+        if settings:
+            # before the account item is created: the transaction that creates it writes the opening entries
+            for result in adjustments.set_balances(
+                account.au_id, settings, reason=ADJUSTMENT_REASON, actor=f"load-fixture {source}"
+            ):
+                if result.outcome is Outcome.NO_BALANCE:  # cannot happen: every setting can create its balance
+                    raise FixtureError(f"accounts: au_id {account.au_id}: {result.setting.target} was not written")
+        secret_key = _item_key(OtpSecretItem.key(account.au_id))
+        if account.otp_secret is not None and OtpSecretItem.read(stored_secrets.get(secret_key)) != account.otp_secret:
             accounts.enroll_otp(account.au_id, account.otp_secret)
-        else:
+        elif not settings and _item_key(AccountItem.key(account.au_id)) not in stored_accounts:
             accounts.ensure_account(account.au_id)
     return {section: len(getattr(fixture, section)) for section in Fixture.model_fields}
+
+
+def _content_digest(fixture: Fixture) -> str:
+    """sha256 of the fixture's canonical text (parsed values, model order; OTP secrets left out)."""
+    canonical = fixture.model_dump_json(exclude={"accounts": {"__all__": {"otp_secret"}}})
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _balance_settings(account: Account, content: str) -> list[BalanceSetting]:
+    """The account's balances as adjustments; each id is the fixture's content and the balance's key."""
+
+    def adjustment_id(key: dict[str, str]) -> str:
+        return "fixture-" + hashlib.sha256(f"{content}\n{key[keys.PK]}\n{key[keys.SK]}".encode()).hexdigest()
+
+    settings = [
+        BalanceSetting(
+            adjustment_id(PointBalanceItem.key(account.au_id, point.app_id, point.point_id)),
+            PointTarget(point.app_id, point.point_id, point.mu_id),
+            point.quantity,
+        )
+        for point in account.points
+    ]
+    settings += [
+        BalanceSetting(
+            adjustment_id(WalletItem.key(account.au_id, wallet.coin_id)),
+            WalletTarget(wallet.coin_id, wallet.walletaddress),
+            wallet.quantity,
+        )
+        for wallet in account.wallets
+    ]
+    return settings
 
 
 # --- Willson table --------------------------------------------------------------------------
@@ -603,9 +676,6 @@ def _plan_ledger(client: Any, fixture: Fixture, table: str) -> _Changes:
     wanted = [AppItem.key(app_id) for app_id in sorted(app_ids)]
     wanted += [CoinItem.key(coin_id) for coin_id in sorted(coin_ids)]
     wanted += [RateItem.key(r.app_id, r.point_id, r.coin_id) for r in fixture.swap_rates]
-    for account in fixture.accounts:
-        wanted += [PointBalanceItem.key(account.au_id, p.app_id, p.point_id) for p in account.points]
-        wanted += [WalletItem.key(account.au_id, w.coin_id) for w in account.wallets]
     stored = _get_all(client, table, wanted)
 
     app_points: dict[int, dict[int, str]] = {}
@@ -651,11 +721,5 @@ def _plan_ledger(client: Any, fixture: Fixture, table: str) -> _Changes:
         changes.upsert(CoinItem.write(coin.coin_id, coin.symbol, coin.decimals))
     for rate in fixture.swap_rates:
         changes.upsert(RateItem.write(rate.app_id, rate.point_id, rate.coin_id, rate.rate))
-    for account in fixture.accounts:
-        for point in account.points:
-            changes.upsert(
-                PointBalanceItem.write(account.au_id, point.app_id, point.point_id, point.mu_id, point.quantity)
-            )
-        for wallet in account.wallets:
-            changes.upsert(WalletItem.write(account.au_id, wallet.coin_id, wallet.walletaddress, wallet.quantity))
+    # balances are not upserted: they go through the adjustment path (load_fixture), each with its entry
     return changes

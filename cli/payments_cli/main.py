@@ -76,7 +76,9 @@ def _load_fixture_file(path: Path) -> dict[str, int]:
 
     settings = get_settings()
     fixture = parse_fixture_text(path.read_text(encoding="utf-8"))
-    return load_fixture(_client(), fixture, settings.willson_table, settings.ledger_table, settings.otp_secret_table)
+    return load_fixture(
+        _client(), fixture, settings.willson_table, settings.ledger_table, settings.otp_secret_table, source=str(path)
+    )
 
 
 def _demo_ids(path: Path) -> tuple[int, int, int]:
@@ -307,14 +309,50 @@ def cmd_otp_unlock(args: argparse.Namespace) -> int:
 
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
+    """Replay every account's entries (payments_cli.reconcile); broken accounts on stderr (or in --json), exit 1."""
     _prepare_environment(args.dynamodb_endpoint)
-    from payments_cli.reconcile import reconcile
+    import time
 
-    report = reconcile(_ledger().iter_ledger_items())
-    print(report.summary())
-    for line in report.problems:
-        print(f"BROKEN {line}")
-    return 1 if report.problems else 0
+    from payments.config import get_settings
+    from payments.repositories.ledger_scan import LedgerScanner
+    from payments_cli.reconcile import reconcile_with_progress
+
+    started = time.monotonic()
+    show = sys.stderr.isatty() and not os.environ.get("CI") and not args.json
+    report = reconcile_with_progress(LedgerScanner(_client(), get_settings().ledger_table), args.segments, show)
+    if args.json:
+        document = {**report.as_json(), "segments": args.segments, "seconds": round(time.monotonic() - started, 3)}
+        print(json.dumps(document, indent=2))
+    else:
+        print(report.summary())
+        for line in report.broken_lines():
+            print(line, file=sys.stderr)
+    return 1 if report.broken else 0
+
+
+def cmd_adjust(args: argparse.Namespace) -> int:
+    """Set one balance through the adjustment path (payments_cli.adjust): the entry is written with it."""
+    _prepare_environment(args.dynamodb_endpoint)
+    from payments.config import get_settings
+    from payments.repositories.adjustments import AdjustmentConflict, AdjustmentRepository, PointTarget, WalletTarget
+    from payments_cli.adjust import AdjustFailed, AdjustRefused, adjust_balance, default_actor
+
+    if args.coin_id is not None and (args.app_id is not None or args.point_id is not None):
+        raise CliError("give either --app-id and --point-id or --coin-id, not both", status=2)
+    if args.coin_id is None and (args.app_id is None or args.point_id is None):
+        raise CliError("give --app-id and --point-id (a point balance) or --coin-id (a wallet)", status=2)
+    target = WalletTarget(args.coin_id) if args.coin_id is not None else PointTarget(args.app_id, args.point_id)
+    repository = AdjustmentRepository(_client(), get_settings().ledger_table)
+    try:
+        line = adjust_balance(
+            repository, args.au_id, target, args.quantity, args.reason, args.id, args.actor or default_actor()
+        )
+    except AdjustRefused as error:
+        raise CliError(f"refused, nothing written: {error}", status=2) from None
+    except (AdjustFailed, AdjustmentConflict) as error:
+        raise CliError(str(error)) from None
+    print(line)
+    return 0
 
 
 def cmd_migrate_otp_secrets(args: argparse.Namespace) -> int:
@@ -329,6 +367,15 @@ def cmd_migrate_otp_secrets(args: argparse.Namespace) -> int:
     )
     print(report.summary())
     return 0 if report.complete else 1
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    """The continuous auditor's checks on the ledger's stream, until Ctrl-C (payments_cli.audit_follow)."""
+    _prepare_environment(args.dynamodb_endpoint)
+    from payments.config import get_settings
+    from payments_cli.audit_follow import run
+
+    return run(_client(), get_settings().ledger_table, args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -394,13 +441,40 @@ def build_parser() -> argparse.ArgumentParser:
     unlock.add_argument("--au-id", type=_positive_int, required=True)
     unlock.set_defaults(func=cmd_otp_unlock)
 
-    reconcile = with_endpoint(commands.add_parser("reconcile", help="check every account's swap log chain"))
+    reconcile = with_endpoint(
+        commands.add_parser("reconcile", help="replay every account's entries (swaps, adjustments) to its balances")
+    )
+    reconcile.add_argument(
+        "--segments", type=_segments, default=1, help="parallel scan segments, one thread each (1-64, default 1)"
+    )
+    reconcile.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
     reconcile.set_defaults(func=cmd_reconcile)
+    adjust = with_endpoint(
+        commands.add_parser("adjust", help="set one balance (ops correction), written with its adjustment entry")
+    )
+    adjust.add_argument("--au-id", type=_positive_int, required=True)
+    adjust.add_argument("--app-id", type=_positive_int, help="a point balance: its app ...")
+    adjust.add_argument("--point-id", type=_positive_int, help="... and point")
+    adjust.add_argument("--coin-id", type=_positive_int, help="a wallet: its coin")
+    adjust.add_argument(
+        "--quantity", required=True, help="the new balance: an integer for points, a decimal string for coins"
+    )
+    adjust.add_argument("--reason", required=True, help="why (kept in the entry)")
+    adjust.add_argument(
+        "--id", help="the adjustment's id: the same id again changes nothing (default: a new one, printed)"
+    )
+    adjust.add_argument("--actor", help="who makes it (default: the user name)")
+    adjust.set_defaults(func=cmd_adjust)
     migrate = with_endpoint(
         commands.add_parser("migrate-otp-secrets", help="move OTP secrets left on ledger items to their own table")
     )
     migrate.add_argument("--dry-run", action="store_true", help="write nothing: say what would move")
     migrate.set_defaults(func=cmd_migrate_otp_secrets)
+    audit = with_endpoint(commands.add_parser("audit", help="follow the ledger's stream with the auditor's checks"))
+    from payments_cli.audit_follow import add_arguments as audit_arguments
+
+    audit_arguments(audit)
+    audit.set_defaults(func=cmd_audit)
     return parser
 
 
@@ -430,6 +504,7 @@ _positive_int = _argument(
     {"greater_than": "must be positive", "less_than": "too large", "*": "not an integer"},
 )
 _port = _argument(Annotated[int, Field(ge=0, le=65535)], {"*": "not a port number"})
+_segments = _argument(Annotated[int, Field(ge=1, le=64)], {"*": "not a number of segments from 1 to 64"})
 
 
 def _failure_line(error: Exception) -> str:

@@ -157,3 +157,25 @@ class SwapCommit(NamedTuple):
     @property
     def log_id(self) -> int:
         return self.record.result.log_id
+
+
+class Adjustment(NamedTuple):
+    """One adjustment entry: a balance set outside any swap (`load-fixture`, `payments adjust`).
+
+    It sits after swap `after_log_id` and before swap `after_log_id + 1` of its account; `opening` marks the
+    entries written by the transaction that created the account (its books then replay from zero).
+    """
+
+    au_id: int
+    adjustment_seq: int
+    adjustment_id: str
+    # the balance item's sort key: `POINT#{app_id}#{point_id}` or `WALLET#{coin_id}`
+    balance: str
+    after_log_id: int
+    # int for points, Decimal for wallets
+    previous_quantity: int | Decimal
+    new_quantity: int | Decimal
+    reason: str
+    actor: str
+    created_at_ms: int
+    opening: bool = False

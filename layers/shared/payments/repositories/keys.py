@@ -99,6 +99,20 @@ def swap_log(au_id: int, log_id: int) -> dict[str, str]:
     return {PK: f"ACCOUNT#{au_id}", SK: f"{SWAP_LOG_PREFIX}{log_id:020d}"}
 
 
+ADJUSTMENT_PREFIX = "ADJUSTMENT#"
+ADJUSTMENT_ID_PREFIX = "ADJUSTMENT_ID#"
+
+
+def adjustment(au_id: int, seq: int) -> dict[str, str]:
+    """An adjustment entry: a balance set outside any swap (load-fixture, `payments adjust`), its own sequence."""
+    return {PK: f"ACCOUNT#{au_id}", SK: f"{ADJUSTMENT_PREFIX}{seq:020d}"}
+
+
+def adjustment_marker(au_id: int, adjustment_id: str) -> dict[str, str]:
+    """An adjustment's idempotency marker: its id, given by whoever makes it, written once."""
+    return {PK: f"ACCOUNT#{au_id}", SK: f"{ADJUSTMENT_ID_PREFIX}{adjustment_id}"}
+
+
 # OTP secret table (KMS-encrypted; only the swap function and the ops tools may read it)
 def otp_secret(au_id: int) -> dict[str, str]:
     return {PK: f"ACCOUNT#{au_id}", SK: "OTP_SECRET"}

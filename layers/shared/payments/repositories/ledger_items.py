@@ -15,6 +15,7 @@ from typing import Any
 
 from payments.models.ledger import (
     Account,
+    Adjustment,
     Coin,
     OtpFailure,
     OtpGuard,
@@ -37,6 +38,7 @@ class AccountItem(keys.Entity):
     VERSION = "version"
     LOG_SEQ = "log_seq"
     OTP_STEPS = "otp_steps"
+    ADJUSTMENT_SEQ = "adjustment_seq"  # last adjustment_seq (absent: 0), written by adjustments only
     key = staticmethod(keys.account)
 
     @staticmethod
@@ -66,6 +68,8 @@ class PointBalanceItem(keys.Entity):
     ENTITY = "point"
     QUANTITY = "quantity"
     LAST_LOG_ID = "last_log_id"
+    # the adjustment that last set it (wallets too): a balance write is explained by the entry its stamp names
+    LAST_ADJUSTMENT_SEQ = "last_adjustment_seq"
     key = staticmethod(keys.point_balance)
 
     @classmethod
@@ -356,3 +360,68 @@ class OtpSecretItem:
     @staticmethod
     def read(item: Mapping[str, Any] | None) -> str | None:
         return str(item["otp_secret"]) if item and item.get("otp_secret") else None
+
+
+class AdjustmentItem(keys.Entity):
+    """`ACCOUNT#{au_id}` / `ADJUSTMENT#{adjustment_seq:020d}`: a balance set outside any swap, with what it replaced.
+
+    `balance` is the balance item's sort key; quantities are ints for points, decimals for wallets. `opening`
+    (true, or absent) marks the entries of the transaction that created the account.
+    """
+
+    ENTITY = "adjustment"
+    key = staticmethod(keys.adjustment)
+
+    @classmethod
+    def write(cls, adjustment: Adjustment) -> Item:
+        return {
+            **cls.key(adjustment.au_id, adjustment.adjustment_seq),
+            keys.ENTITY: cls.ENTITY,
+            "au_id": adjustment.au_id,
+            "adjustment_seq": adjustment.adjustment_seq,
+            "adjustment_id": adjustment.adjustment_id,
+            "balance": adjustment.balance,
+            "after_log_id": adjustment.after_log_id,
+            "previous_quantity": adjustment.previous_quantity,
+            "new_quantity": adjustment.new_quantity,
+            "reason": adjustment.reason,
+            "actor": adjustment.actor,
+            "created_at_ms": adjustment.created_at_ms,
+            **({"opening": True} if adjustment.opening else {}),
+        }
+
+    @staticmethod
+    def read(item: Mapping[str, Any]) -> Adjustment:
+        balance = str(item["balance"])
+        number = int if balance.startswith("POINT#") else (lambda value: Decimal(str(value)))
+        return Adjustment(
+            au_id=int(item["au_id"]),
+            adjustment_seq=int(item["adjustment_seq"]),
+            adjustment_id=str(item["adjustment_id"]),
+            balance=balance,
+            after_log_id=int(item["after_log_id"]),
+            previous_quantity=number(item["previous_quantity"]),
+            new_quantity=number(item["new_quantity"]),
+            reason=str(item.get("reason", "")),
+            actor=str(item.get("actor", "")),
+            created_at_ms=int(item.get("created_at_ms", 0)),
+            opening=bool(item.get("opening", False)),
+        )
+
+
+class AdjustmentMarkerItem(keys.Entity):
+    """`ACCOUNT#{au_id}` / `ADJUSTMENT_ID#{adjustment_id}`: an adjustment id already applied (and its entry's seq)."""
+
+    ENTITY = "adjustment_marker"
+    key = staticmethod(keys.adjustment_marker)
+
+    @classmethod
+    def write(cls, adjustment: Adjustment) -> Item:
+        return {
+            **cls.key(adjustment.au_id, adjustment.adjustment_id),
+            keys.ENTITY: cls.ENTITY,
+            "au_id": adjustment.au_id,
+            "adjustment_id": adjustment.adjustment_id,
+            "adjustment_seq": adjustment.adjustment_seq,
+            "created_at_ms": adjustment.created_at_ms,
+        }
