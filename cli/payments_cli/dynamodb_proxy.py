@@ -221,7 +221,11 @@ class _Handler(BaseHTTPRequestHandler):
         with proxy._forwarding:
             status, response_headers, payload = self._forward(body, headers)
         if admission is not None:
-            response_headers, payload = partitions.settle(admission, status, response_headers, payload)
+            try:
+                response_headers, payload = partitions.settle(admission, status, response_headers, payload)
+            except Exception as error:  # noqa: BLE001 - the answer still goes back; the model's slip is counted
+                with proxy._state:
+                    proxy._traffic.errors.setdefault("partition_model", Counter())[type(error).__name__] += 1
         proxy._record(operation, status, payload, fault)
         if fault == "drop_answer":
             self._reset_connection()

@@ -328,7 +328,7 @@ class PartitionModel:
             for touch in charged:
                 units = actual.get(id(touch), touch.estimate)
                 touch.units = units
-                stats = self._stats[touch.name]
+                stats = self._stats.setdefault(touch.name, PartitionStats())
                 if touch.bucket == "read":
                     stats.read_units += units
                 else:
@@ -481,7 +481,7 @@ class PartitionModel:
                 else:
                     stats.checks += 1
         for touch in refused:
-            self._stats[touch.name].throttled += 1
+            self._stats.setdefault(touch.name, PartitionStats()).throttled += 1
 
     def _refuse(self, admission: Admission, refused: list[Touch]) -> None:
         """DynamoDB's answer when partitions cannot pay: a single-item request or a batch refused whole
