@@ -20,8 +20,8 @@ from helpers import T0, LambdaContext, swap, swap_body
 from payments.audit import Finding, LedgerAuditor, UnreadableRecord
 from payments.models.ledger import SwapLog, SwapResult
 from payments.repositories import codec
-from payments.repositories.audit_reader import LedgerEntryReader, adjustment_key
-from payments.repositories.ledger_items import SwapLogItem
+from payments.repositories.audit_reader import LedgerEntryReader
+from payments.repositories.ledger_items import AdjustmentItem, SwapLogItem
 
 # the handler's metrics are spied on (add_metric replaced): Powertools then finds none to flush
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
@@ -115,7 +115,7 @@ def swap_log(log_id: int, points: tuple[int, int], coins: tuple[str, str], au_id
 def adjustment(seq: int, balance: str, previous: Any, new: Any, after_log_id: int = 0, au_id: int = AU) -> dict:
     """An adjustment entry as docs/data-model.md describes it."""
     return {
-        **adjustment_key(au_id, seq),
+        **AdjustmentItem.key(au_id, seq),
         "entity": "adjustment",
         "au_id": au_id,
         "adjustment_seq": seq,

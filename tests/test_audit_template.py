@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 from test_template import as_list, dashboard, dashboard_metrics, refs, resources, transform
 
+from payments.repositories.audit_reader import ENTRY_ATTRIBUTES
+
 pytestmark = pytest.mark.slow  # the SAM translator runs in its own interpreter
 
 
@@ -91,6 +93,7 @@ def test_the_audit_function_has_least_privilege(deployed):
     assert entry_read["Resource"] == {"Fn::GetAtt": ["LedgerTable", "Arn"]}
     attributes = set(entry_read["Condition"]["ForAllValues:StringEquals"]["dynamodb:Attributes"])
     assert {"otp_steps", "otp_secret", "failures", "fingerprint"}.isdisjoint(attributes)
+    assert attributes == set(ENTRY_ATTRIBUTES), "what the reader projects is what the role may read"
     dynamodb = {a for a in granted if a.startswith("dynamodb:")}
     assert dynamodb == {
         "dynamodb:DescribeStream",

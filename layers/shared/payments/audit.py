@@ -28,13 +28,12 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from payments.repositories import codec, keys
-from payments.repositories.audit_reader import ADJUSTMENT_ENTITY, ADJUSTMENT_PREFIX
-from payments.repositories.ledger_items import PointBalanceItem, SwapLogItem
+from payments.repositories.ledger_items import AdjustmentItem, PointBalanceItem, SwapLogItem
 
 BALANCE_PREFIXES = ("POINT#", "WALLET#")
 SWAP_LOG = "swap log"
 ADJUSTMENT = "adjustment"
-LAST_ADJUSTMENT_SEQ = "last_adjustment_seq"
+LAST_ADJUSTMENT_SEQ = PointBalanceItem.LAST_ADJUSTMENT_SEQ
 _MALFORMED = (KeyError, TypeError, ValueError, ArithmeticError, AttributeError, IndexError)
 
 
@@ -120,7 +119,7 @@ class Entry:
 
 
 def is_entry(sk: str) -> bool:
-    return sk.startswith((keys.SWAP_LOG_PREFIX, ADJUSTMENT_PREFIX))
+    return sk.startswith((keys.SWAP_LOG_PREFIX, keys.ADJUSTMENT_PREFIX))
 
 
 def is_balance(sk: str) -> bool:
@@ -154,18 +153,16 @@ def read_entry(item: Mapping[str, Any]) -> Entry | None:
             after_log_id=log.log_id,
             defects=defects,
         )
-    if item.get(keys.ENTITY) == ADJUSTMENT_ENTITY:
+    if AdjustmentItem.holds(item):
+        adjustment = AdjustmentItem.read(item)
         return Entry(
-            au_id=int(item["au_id"]),
+            au_id=adjustment.au_id,
             kind=ADJUSTMENT,
-            seq=int(item["adjustment_seq"]),
+            seq=adjustment.adjustment_seq,
             moves={
-                str(item["balance"]): (
-                    Decimal(str(item["previous_quantity"])),
-                    Decimal(str(item["new_quantity"])),
-                )
+                adjustment.balance: (Decimal(adjustment.previous_quantity), Decimal(adjustment.new_quantity)),
             },
-            after_log_id=int(item.get("after_log_id", 0)),
+            after_log_id=adjustment.after_log_id,
         )
     return None
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from payments.repositories import codec, keys
-from payments.repositories.ledger_items import SwapLogItem
+from payments.repositories.ledger_items import AdjustmentItem, SwapLogItem
 
 # What the auditor reads of an entry; the same list is the IAM condition of AuditFunctionRole's GetItem.
 ENTRY_ATTRIBUTES = (
@@ -22,19 +22,12 @@ ENTRY_ATTRIBUTES = (
     "log_id",
     "value",
     "adjustment_seq",
+    "adjustment_id",
     "balance",
     "after_log_id",
     "previous_quantity",
     "new_quantity",
 )
-
-# Adjustment entries (docs/data-model.md): `ACCOUNT#{au_id}` / `ADJUSTMENT#{seq:020d}`, entity "adjustment".
-ADJUSTMENT_PREFIX = "ADJUSTMENT#"
-ADJUSTMENT_ENTITY = "adjustment"
-
-
-def adjustment_key(au_id: int, seq: int) -> dict[str, str]:
-    return {keys.PK: f"ACCOUNT#{au_id}", keys.SK: f"{ADJUSTMENT_PREFIX}{seq:020d}"}
 
 
 class LedgerEntryReader:
@@ -50,7 +43,7 @@ class LedgerEntryReader:
         return self._get(SwapLogItem.key(au_id, log_id))
 
     def adjustment(self, au_id: int, seq: int) -> Mapping[str, Any] | None:
-        return self._get(adjustment_key(au_id, seq))
+        return self._get(AdjustmentItem.key(au_id, seq))
 
     def _get(self, key: dict[str, str]) -> Mapping[str, Any] | None:
         response = self._client.get_item(
