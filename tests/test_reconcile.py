@@ -22,9 +22,14 @@ import pytest
 
 from conftest import LEDGER_TABLE, demo_fixture, load, token
 from functions.swap import app as swap_app
+from helpers import account_items, exact_json, rated_swap_body, wait_for_calm_otp_step
+from helpers.processes import dynamodb_at, moto_server, run_payments
 from local_stack import LocalStack
 from payments.repositories import codec, keys
-from payments_cli.reconcile import reconcile
+from payments.repositories.ledger_scan import LedgerScanner
+from payments_cli import main as cli
+from payments_cli.dynamodb_local import DynamoDBLocal, is_installed
+from payments_cli.reconcile import ReconcileReport, reconcile, reconcile_table, reconcile_with_progress
 from swap_helpers import DEMO_SECRET, T0, ledger_items, swap, swap_body
 
 PAYMENTS = Path(sys.executable).with_name("payments")
@@ -159,9 +164,7 @@ def test_log_added_behind_the_ledgers_back(swapped):
     swapped.put_item(TableName=LEDGER_TABLE, Item=codec.to_item(forged))
     problems = problems_of(swapped)
     assert "au_id 20: log_seq 1 but last log id 2" in problems
-    assert any(
-        p.startswith("au_id 20: log 2 POINT#1#1: previous 500 but the entry before left 515") for p in problems
-    )
+    assert any(p.startswith("au_id 20: log 2 POINT#1#1: previous 500 but the entry before left 515") for p in problems)
 
 
 def test_several_broken_accounts_are_all_reported(swapped):
@@ -209,17 +212,16 @@ def test_reconcile_command_on_a_running_stack():
 
         clean = run_reconcile(endpoint)
         assert clean.returncode == 0, clean.stdout + clean.stderr
-        assert clean.stdout.splitlines() == ["accounts checked: 2, swap logs: 2, broken accounts: 0"]
+        assert clean.stdout.splitlines() == ["accounts checked: 2, swap logs: 2, adjustments: 3, broken accounts: 0"]
+        assert clean.stderr == ""
 
         # a balance changed behind the ledger's back
         client = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1")
         set_attribute(client, keys.point_balance(19, 1, 1), "SET quantity = :q", {":q": 999_999})
         broken = run_reconcile(endpoint)
         assert broken.returncode == 1
-        assert broken.stdout.splitlines() == [
-            "accounts checked: 2, swap logs: 2, broken accounts: 1",
-            "BROKEN au_id 19: POINT#1#1 balance 999999 but the entries end at 2020",
-        ]
+        assert broken.stdout.splitlines() == ["accounts checked: 2, swap logs: 2, adjustments: 3, broken accounts: 1"]
+        assert broken.stderr.splitlines() == ["au_id 19: POINT#1#1 balance 999999 but the entries end at 2020"]
 
         # put it back, then lose the first log: the chain has a hole
         set_attribute(client, keys.point_balance(19, 1, 1), "SET quantity = :q", {":q": 2020})
@@ -227,4 +229,228 @@ def test_reconcile_command_on_a_running_stack():
         client.delete_item(TableName=LEDGER_TABLE, Key=codec.to_item(keys.swap_log(19, 1)))
         missing = run_reconcile(endpoint)
         assert missing.returncode == 1
-        assert "BROKEN au_id 19: log ids are not contiguous from 1: [2]" in missing.stdout.splitlines()
+        assert missing.stderr.splitlines() == [
+            "au_id 19: log ids are not contiguous from 1: [2]; log 2 POINT#1#1: previous 1990 but the entry before "
+            "left 2100; log 2 WALLET#2: previous 11 but the entry before left 0"
+        ]
+
+
+# --- the parallel scan, the JSON report, the progress bar (in-process, on moto) ----------------------------------
+
+
+def scanner(client: Any) -> LedgerScanner:
+    return LedgerScanner(client, LEDGER_TABLE)
+
+
+@pytest.mark.parametrize("segments", [1, 2, 4, 7])
+def test_the_parallel_scan_finds_what_the_whole_ledger_holds(swapped, segments):
+    set_attribute(swapped, keys.wallet(20, 2), "SET quantity = :q", {":q": Decimal("100")})
+    advanced: list[tuple[int, int]] = []
+    report = reconcile_table(scanner(swapped), segments, lambda items, accounts: advanced.append((items, accounts)))
+    assert report == reconcile(ledger_items(swapped))
+    assert (report.accounts, report.swap_logs, report.adjustments) == (3, 4, 5)
+    assert report.broken == {20: ["WALLET#2 balance 100 but the entries end at 0.0"]}
+    # every item scanned and every account checked was told to the progress display
+    assert sum(items for items, _ in advanced) == len(ledger_items(swapped))
+    assert sum(accounts for _, accounts in advanced) == 3
+
+
+class PagesFrom:
+    """A scanner whose scan gives these pages, and whose Query reads the real table."""
+
+    def __init__(self, client: Any, pages: list[list[dict[str, Any]]]) -> None:
+        self._real = scanner(client)
+        self._pages = pages
+        self.queried: list[str] = []
+
+    def pages(self, segment: int = 0, total_segments: int = 1) -> Any:
+        return iter(self._pages if segment == 0 else [])
+
+    def partition_items(self, pk: str) -> list[dict[str, Any]]:
+        self.queried.append(pk)
+        return self._real.partition_items(pk)
+
+    def item_count(self) -> int | None:
+        return None
+
+
+def test_an_account_whose_items_do_not_come_together_is_read_whole(swapped):
+    # Given a scan that gives account 19's items in two pieces, account 20's between them
+    items = ledger_items(swapped)
+    of = {pk: [item for item in items if item["pk"] == pk] for pk in ("ACCOUNT#19", "ACCOUNT#20", "ACCOUNT#149")}
+    pages = [of["ACCOUNT#19"][:3], of["ACCOUNT#20"], of["ACCOUNT#19"][3:], of["ACCOUNT#149"]]
+    fake = PagesFrom(swapped, pages)
+    # Then account 19 is read again with a Query, and judged once, whole
+    report = reconcile_table(fake, 1)  # type: ignore[arg-type]
+    assert fake.queried == ["ACCOUNT#19"]
+    assert report == reconcile(items)
+    assert (report.accounts, report.swap_logs, report.broken) == (3, 4, {})
+
+
+def test_an_account_that_looks_broken_in_the_scan_is_read_again_before_it_is_named(swapped):
+    # Given a scan that saw account 20's wallet from before its swap (a swap landing while the scan passed)
+    items = ledger_items(swapped)
+    stale = [
+        {**item, "quantity": Decimal("1.5")} if (item["pk"], item["sk"]) == ("ACCOUNT#20", "WALLET#2") else item
+        for item in items
+    ]
+    fake = PagesFrom(swapped, [stale])
+    # Then the consistent Query of the account settles it: clean
+    report = reconcile_table(fake, 1)  # type: ignore[arg-type]
+    assert fake.queried == ["ACCOUNT#20"]
+    assert report.broken == {}
+    # while a real break stays named after the Query
+    set_attribute(swapped, keys.wallet(20, 2), "SET quantity = :q", {":q": Decimal("1.5")})
+    assert reconcile_table(PagesFrom(swapped, [stale]), 1).broken == {  # type: ignore[arg-type]
+        20: ["WALLET#2 balance 1.5 but the entries end at 0.0"]
+    }
+
+
+def test_the_progress_bar_run_reports_the_same(swapped):
+    assert reconcile_with_progress(scanner(swapped), 3, show=True) == reconcile(ledger_items(swapped))
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    status = cli.main(["reconcile", *args])
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def test_the_command_names_broken_accounts_on_stderr_one_line_each(swapped, capsys):
+    assert run_cli(capsys, "--segments", "3") == (
+        0,
+        "accounts checked: 3, swap logs: 4, adjustments: 5, broken accounts: 0\n",
+        "",
+    )
+    set_attribute(swapped, keys.point_balance(19, 1, 1), "SET quantity = :q", {":q": 1})
+    set_attribute(swapped, keys.swap_log(20, 1), "SET log_id = :n", {":n": 2})
+    assert run_cli(capsys, "--segments", "2") == (
+        1,
+        "accounts checked: 3, swap logs: 4, adjustments: 5, broken accounts: 2\n",
+        "au_id 19: POINT#1#1 balance 1 but the entries end at 2033\n"
+        "au_id 20: log ids are not contiguous from 1: [2]; log_seq 1 but last log id 2\n",
+    )
+
+
+def test_the_command_prints_a_json_report(swapped, capsys):
+    set_attribute(swapped, keys.point_balance(19, 1, 1), "SET quantity = :q", {":q": 1})
+    status, out, err = run_cli(capsys, "--json", "--segments", "4")
+    document = json.loads(out)
+    assert (status, err) == (1, "")
+    assert document["seconds"] >= 0
+    del document["seconds"]
+    assert document == {
+        "accounts_checked": 3,
+        "swap_logs": 4,
+        "adjustments": 5,
+        "broken_accounts": [{"au_id": 19, "problems": ["POINT#1#1 balance 1 but the entries end at 2033"]}],
+        "segments": 4,
+    }
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--segments", "0"], "argument --segments: not a number of segments from 1 to 64: '0'"),
+        (["--segments", "65"], "argument --segments: not a number of segments from 1 to 64: '65'"),
+        (["--segments", "two"], "argument --segments: not a number of segments from 1 to 64: 'two'"),
+    ],
+)
+def test_bad_segments_are_refused_in_one_line(capsys, args, message):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["reconcile", *args])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == f"payments reconcile: {message} (see payments reconcile --help)\n"
+
+
+def test_an_empty_report_summary():
+    assert ReconcileReport().summary() == "accounts checked: 0, swap logs: 0, adjustments: 0, broken accounts: 0"
+
+
+# --- from outside: DynamoDB Local and moto's server, swaps over HTTP, the commands as processes ------------------
+
+
+@pytest.fixture(params=["dynamodb-local", "moto-server"])
+def outside(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    """`payments serve` on DynamoDB Local or moto's server, demo data and account 20: (serve, endpoint, data)."""
+    fixture = demo_fixture()
+    [demo] = [account for account in fixture["accounts"] if account["au_id"] == 19]
+    fixture["accounts"].append(
+        {
+            **demo,
+            "au_id": 20,
+            "points": [{**demo["points"][0], "mu_id": 120}],
+            "wallets": [{**demo["wallets"][0], "walletaddress": "0x20"}],
+        }
+    )
+    path = tmp_path / "fixture.json"
+    path.write_text(json.dumps(fixture, ensure_ascii=False), encoding="utf-8")
+    if request.param == "dynamodb-local":
+        if not is_installed():
+            pytest.skip("DynamoDB Local not installed (make dynamodb-local)")
+        with (
+            DynamoDBLocal() as database,
+            LocalStack(
+                "--dynamodb-endpoint", database.endpoint, "--fixture", str(path), "--concurrent-dynamodb"
+            ) as stack,
+        ):
+            yield stack, database.endpoint, fixture
+    else:
+        with moto_server() as endpoint, LocalStack("--dynamodb-endpoint", endpoint, "--fixture", str(path)) as stack:
+            yield stack, endpoint, fixture
+
+
+@pytest.mark.local_stack
+def test_reconcile_from_outside_names_only_the_tampered_account(outside, tmp_path):
+    stack, endpoint, fixture = outside
+    # Given swaps of accounts 19 and 20 over HTTP
+    now = wait_for_calm_otp_step()
+    for au_id, points in ((19, -110), (20, -200)):
+        body = rated_swap_body(pyotp.TOTP(DEMO_SECRET).at(now), points)
+        status, answer = stack.post(
+            "/v1.0/db/swap", raw=exact_json(body), headers={"Authorization": f"Bearer {token(au_id)}"}
+        )
+        assert status == 200, answer
+
+    def reconcile_command(*args: str) -> subprocess.CompletedProcess[str]:
+        return run_payments("reconcile", "--dynamodb-endpoint", endpoint, *args)
+
+    # Then the untouched books are clean, in one segment or four
+    for segments in ("1", "4"):
+        clean = reconcile_command("--segments", segments)
+        assert (clean.returncode, clean.stderr) == (0, ""), clean.stdout + clean.stderr
+        assert clean.stdout == "accounts checked: 3, swap logs: 2, adjustments: 5, broken accounts: 0\n"
+
+    # When account 20's wallet is changed directly in the table
+    client = dynamodb_at(endpoint)
+    set_attribute(client, keys.wallet(20, 2), "SET quantity = :q", {":q": Decimal("999")})
+    # Then reconcile exits 1 and names account 20, and no other
+    broken = reconcile_command("--segments", "4")
+    assert broken.returncode == 1
+    assert broken.stderr == "au_id 20: WALLET#2 balance 999 but the entries end at 20\n"
+    report = json.loads(reconcile_command("--json").stdout)
+    assert [account["au_id"] for account in report["broken_accounts"]] == [20]
+
+    # When it is put back, and a fixture is loaded over the live account 19 (its points set to 5000)
+    set_attribute(client, keys.wallet(20, 2), "SET quantity = :q", {":q": Decimal("20")})
+    [account_19] = [account for account in fixture["accounts"] if account["au_id"] == 19]
+    account_19["points"][0]["quantity"] = 5000
+    changed = tmp_path / "changed.json"
+    changed.write_text(json.dumps({"accounts": [account_19]}), encoding="utf-8")
+    assert run_payments("load-fixture", str(changed), "--dynamodb-endpoint", endpoint).returncode == 0
+    # and ops correct account 20 with `payments adjust`, twice with the same id
+    adjust = ("adjust", "--au-id", "20", "--coin-id", "2", "--quantity", "1.5", "--reason", "ticket 12", "--id", "t12")
+    first = run_payments(*adjust, "--dynamodb-endpoint", endpoint)
+    assert (first.returncode, first.stdout, first.stderr) == (
+        0,
+        "au_id 20 WALLET#2: 20 -> 1.5 (adjustment 3)\n",
+        "",
+    )
+    again = run_payments(*adjust, "--dynamodb-endpoint", endpoint)
+    assert again.returncode == 0 and "was already applied" in again.stdout
+    # Then the books are still clean: 19's fixture entries sit after its swap, 20's adjustment after its own
+    after = reconcile_command("--segments", "2")
+    assert (after.returncode, after.stderr) == (0, ""), after.stdout + after.stderr
+    assert after.stdout == "accounts checked: 3, swap logs: 2, adjustments: 8, broken accounts: 0\n"
+    items = account_items(client, 19)
+    assert items["POINT#1#1"]["quantity"] == 5000 and items["ADJUSTMENT#00000000000000000003"]["after_log_id"] == 1
