@@ -33,7 +33,7 @@ from seed_values import SEED_SWAP_VALUE
 
 BUILD_TIMEOUT = 600
 RUN_TIMEOUT = 120
-FUNCTIONS = {"PaymentProgressFunction": "payment_progress", "SwapFunction": "swap"}
+FUNCTIONS = {"PaymentProgressFunction": "payment_progress", "SwapFunction": "swap", "AuditFunction": "audit"}
 SEED_FIXTURE = ROOT / "tests" / "data" / "seed_payment_progress_fixture.json"
 SEED_RESPONSE = json.loads(
     (ROOT / "tests" / "data" / "seed_payment_progress_response.json").read_text(encoding="utf-8")
