@@ -236,6 +236,11 @@ def test_a_late_partner_is_waited_for_within_the_bound():
     found = findings(Ledger(), balance, clock)
     assert reasons(found) == [(AU, "POINT#1#1", "the balance's stamp names swap log 1, which does not exist")]
     assert sum(clock.slept) == 2.0
+    # many missing entries in one batch wait once: the bound is the batch's
+    clock = FakeClock()
+    many = [stream_record("MODIFY", point(1990, n), point(2100, n - 1)) for n in range(1, 30)]
+    assert len(findings(Ledger(), many, clock)) == 29
+    assert sum(clock.slept) == 2.0
 
 
 def test_a_balance_edited_directly_is_a_break_naming_the_account():

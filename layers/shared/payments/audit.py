@@ -182,7 +182,8 @@ class LedgerAuditor:
     """Checks stream records against the entries of their batch and, for the others, the ledger (`reader`).
 
     An entry not in the batch is read consistently; if it is missing, it is read again every `retry_interval`
-    seconds for up to `partner_wait_seconds` (a late partner), then judged missing.
+    seconds until `partner_wait_seconds` after the batch began (a late partner), then judged missing. The bound is
+    the batch's, not each entry's: a batch of many breaks waits once.
     """
 
     def __init__(
@@ -222,9 +223,12 @@ class LedgerAuditor:
                 unreadable.append((raw, str(error)))
         return findings, unreadable
 
-    def read(self, au_id: int, kind: str, seq: int) -> Entry | None:
-        """The entry from the ledger, waiting a bounded time for a late one."""
-        deadline = self._clock() + self._wait
+    def deadline(self) -> float:
+        """Until when a batch beginning now waits for a late entry."""
+        return self._clock() + self._wait
+
+    def read(self, au_id: int, kind: str, seq: int, deadline: float) -> Entry | None:
+        """The entry from the ledger, read again until `deadline` while it is missing."""
         while True:
             item = self._reader.swap_log(au_id, seq) if kind == SWAP_LOG else self._reader.adjustment(au_id, seq)
             if item is not None:
@@ -242,6 +246,7 @@ class BatchAudit:
 
     def __init__(self, auditor: LedgerAuditor, records: Iterable[Mapping[str, Any]]) -> None:
         self._auditor = auditor
+        self._deadline = auditor.deadline()
         self._entries: dict[tuple[int, str, int], Entry | None] = {}
         for raw in records:
             try:
@@ -256,7 +261,7 @@ class BatchAudit:
     def entry(self, au_id: int, kind: str, seq: int) -> Entry | None:
         key = (au_id, kind, seq)
         if key not in self._entries:
-            self._entries[key] = self._auditor.read(au_id, kind, seq)
+            self._entries[key] = self._auditor.read(au_id, kind, seq, self._deadline)
         return self._entries[key]
 
     def check(self, raw: Mapping[str, Any]) -> list[Finding]:
