@@ -22,7 +22,7 @@ BUILD_DIR := .aws-sam/build
 
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: help install dev-tools dynamodb-local browser run run-dynamodb-local test test-fast lint openapi bench soak soak-ui clean \
+.PHONY: help install dev-tools dynamodb-local browser run run-dynamodb-local test test-fast lint openapi bench soak soak-ui scale scale-ui clean \
 	build lock build-SharedLayer build-PaymentProgressFunction build-SwapFunction build-AuditFunction
 
 help:
@@ -35,6 +35,8 @@ help:
 	@echo "make bench      benchmarks (cold start, warm overhead, DynamoDB cost, contention)"
 	@echo "make soak       Locust load of the local stack (headless, bounded), then the conservation check"
 	@echo "make soak-ui    the same load with Locust's web UI on http://127.0.0.1:8089"
+	@echo "make scale      hot-profile Locust runs through the DynamoDB proxy's partition limits, caches on then off"
+	@echo "make scale-ui   the same hot profile with Locust's web UI on http://127.0.0.1:8089 (caches as the env says)"
 
 $(BIN)/activate: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -143,6 +145,20 @@ soak: install dynamodb-local
 
 soak-ui: install dynamodb-local
 	$(SOAK) --web-host 127.0.0.1
+
+# The hot profile (bench/scale_locustfile.py): serve → the DynamoDB proxy playing DynamoDB's partition limits ÷ 300
+# → DynamoDB Local, on loopback; once with the shared-items caches on (30 s), once off (0). About 80 s a run.
+SCALE := DYNAMODB_LOCAL_DIR=$(abspath $(DDB_LOCAL)) $(BIN)/locust -f bench/scale_locustfile.py -u 16 -r 8 --loglevel WARNING
+SCALE_RUN := --headless --only-summary -t 30s --stop-timeout 5
+
+scale: install dynamodb-local
+	status=0; \
+	SHARED_ITEMS_CACHE_SECONDS=30 $(SCALE) $(SCALE_RUN) || status=1; \
+	SHARED_ITEMS_CACHE_SECONDS=0 $(SCALE) $(SCALE_RUN) || status=1; \
+	exit $$status
+
+scale-ui: install dynamodb-local
+	$(SCALE) --web-host 127.0.0.1
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) $(LOCAL) .aws-sam .pytest_cache .hypothesis

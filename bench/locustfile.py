@@ -54,25 +54,11 @@ def _start(environment: Any, **_: Any) -> None:
 
 @events.quitting.add_listener
 def _check(environment: Any, **_: Any) -> None:
-    import boto3
-
-    from payments.config import get_settings
-    from payments.repositories.ledger import LedgerRepository
-    from payments_cli.reconcile import reconcile
+    from conservation import conservation_problems
 
     environment.runner.stop()
-    client, settings = boto3.client("dynamodb", endpoint_url=STACK["database"].endpoint), get_settings()
-    items = list(LedgerRepository(client, settings.ledger_table, settings.otp_secret_table).iter_ledger_items())
-    report, successes = reconcile(items), sum(map(len, SEEN.values()))
-    stored = {
-        (i["au_id"], i["entity"]): Decimal(i["quantity"]) for i in items if i.get("entity") in ("point", "wallet")
-    }
-    problems = report.problems + ([] if report.swap_logs == successes else [f"{report.swap_logs} swap logs"])
-    for au_id in ACCOUNTS:
-        points = POINTS + sum(value["point"]["adjust_point_quantity"] for value in SEEN[au_id])
-        coins = COINS + sum(value["coin"]["adjust_coin_quantity"] for value in SEEN[au_id])
-        if (points, coins) != (stored[(au_id, "point")], stored[(au_id, "wallet")]):
-            problems.append(f"au_id {au_id}: initial + Σ answered = {points} points, {coins} coins; stored differ")
+    problems = conservation_problems(STACK["database"].endpoint, ACCOUNTS, SEEN, POINTS, COINS)
+    successes = sum(map(len, SEEN.values()))
     STACK["serve"].stop(), STACK["database"].stop()
     failures, verdict = environment.runner.stats.total.num_failures, "FAILED" if problems else "OK"
     print(f"\nconservation: {len(ACCOUNTS)} accounts, {successes} successful swaps seen by the clients, reconcile")
