@@ -303,3 +303,75 @@ def test_audit_follow_names_a_tampered_account_and_stops_on_ctrl_c(follow_endpoi
         seconds = [round(delay, 3) for delay in delays]
         print(f"\naudit --follow on {follow_endpoint}: tampered write to break line, s: {seconds}")
     assert max(delays) < 5.0
+
+
+# --- the built artifact -----------------------------------------------------------------------------------------
+
+
+def test_the_built_audit_function_reports_breaks_and_a_poison_record_in_lambdas_shapes(tmp_path):
+    """`make build`'s targets (the layer and AuditFunction, for this machine), imported in an isolated interpreter as
+    Lambda would: the partial batch response, the break's log line and the EMF metric on stdout."""
+    import shutil
+    import sys
+
+    from test_artifacts import make
+    from test_audit import point, stream_record, swap_records, wallet
+
+    from conftest import ROOT
+
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    make("build-SharedLayer", tmp_path / "opt", scratch)
+    make("build-AuditFunction", tmp_path / "audit", scratch)
+    poison = stream_record("MODIFY", point(10, 1), point(5))
+    poison["dynamodb"]["NewImage"]["quantity"] = {"S": "lots"}
+    tampered = stream_record("MODIFY", wallet("999", 1), wallet("11", 1))
+    event = {"Records": [*swap_records(1, (2100, 1990), ("0", "11")), poison, tampered]}
+    (tmp_path / "events.json").write_text(json.dumps([event]), encoding="utf-8")
+    shutil.copy(ROOT / "tests" / "artifact_runner.py", tmp_path / "artifact_runner.py")
+    environment = {
+        "LEDGER_TABLE_NAME": "LedgerTable",
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_SERVICE_NAME": "payments",
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "LANG": "C.UTF-8",
+    }
+    interpreter = getattr(sys, "_base_executable", None) or sys.executable
+    result = subprocess.run(
+        [
+            interpreter,
+            "-I",
+            "-S",
+            str(tmp_path / "artifact_runner.py"),
+            str(tmp_path / "audit"),
+            str(tmp_path / "opt"),
+            str(tmp_path / "events.json"),
+            str(tmp_path / "output.json"),
+        ],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    output = json.loads((tmp_path / "output.json").read_text(encoding="utf-8"))
+    assert "error" not in output, output["error"]
+    assert output["foreign_modules"] == [], output["foreign_modules"]
+    assert output["responses"] == [{"batchItemFailures": [{"itemIdentifier": poison["dynamodb"]["SequenceNumber"]}]}]
+    lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    [logged] = [line for line in lines if line.get("message") == "ledger audit break"]
+    assert (logged["au_id"], logged["item"], logged["level"]) == (19, "WALLET#2", "WARNING")
+    assert "quantity" not in json.dumps(logged), "no image is logged"
+    [emf] = [line for line in lines if "_aws" in line]
+    [directive] = emf["_aws"]["CloudWatchMetrics"]
+    assert directive["Namespace"] == "WillsonPayments"
+    assert ["service"] in directive["Dimensions"] and emf["service"] == "payments"
+    assert emf["LedgerAuditBreak"] in (1, [1])
