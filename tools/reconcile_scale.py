@@ -14,6 +14,7 @@ their idempotency markers), and for every fifth account one swap (its log, its s
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -112,7 +113,7 @@ def reconcile(endpoint: str, segments: int) -> tuple[float, int, int, dict[str, 
     _, status, usage = os.wait4(process.pid, 0)
     process.returncode = os.waitstatus_to_exitcode(status)
     seconds = time.monotonic() - started
-    if process.returncode not in (0, 1):
+    if process.returncode not in (0, 1) or not out.strip():
         raise RuntimeError(f"reconcile failed ({process.returncode}): {err.strip()}")
     return seconds, usage.ru_maxrss // 1024, process.returncode, json.loads(out)
 
@@ -125,15 +126,17 @@ def main() -> int:
     parser.add_argument(
         "--data-dir", type=Path, help="keep DynamoDB Local's data here (reused by a later run); default: in memory"
     )
+    parser.add_argument("--endpoint", help="a DynamoDB Local already running (its ledger generated if empty)")
     args = parser.parse_args()
-    if not is_installed():
+    if not args.endpoint and not is_installed():
         print("DynamoDB Local is not installed: make dynamodb-local", file=sys.stderr)
         return 2
     data_dir = None if args.data_dir is None else args.data_dir / str(args.accounts)
-    with DynamoDBLocal(data_dir=data_dir) as database:
+    with contextlib.ExitStack() as stack:
+        endpoint = args.endpoint or stack.enter_context(DynamoDBLocal(data_dir=data_dir)).endpoint
         client = boto3.client(
             "dynamodb",
-            endpoint_url=database.endpoint,
+            endpoint_url=endpoint,
             region_name="us-east-1",
             aws_access_key_id="local",
             aws_secret_access_key="local",  # noqa: S106 - DynamoDB Local's, not a secret
@@ -147,7 +150,7 @@ def main() -> int:
         print("| segments | seconds | accounts/s | peak RSS (MB) | accounts | swap logs | adjustments | broken |")
         print("|---|---|---|---|---|---|---|---|")
         for segments in [int(part) for part in args.segments.split(",")]:
-            seconds, rss, status, report = reconcile(database.endpoint, segments)
+            seconds, rss, status, report = reconcile(endpoint, segments)
             print(
                 f"| {segments} | {seconds:.1f} | {report['accounts_checked'] / seconds:.0f} | {rss} | "
                 f"{report['accounts_checked']} | {report['swap_logs']} | {report['adjustments']} | "
@@ -160,7 +163,7 @@ def main() -> int:
         original = client.get_item(TableName=LEDGER, Key=key)["Item"]
         client.put_item(TableName=LEDGER, Item={**original, "quantity": {"N": "12345"}})
         try:
-            seconds, rss, status, report = reconcile(database.endpoint, max(int(p) for p in args.segments.split(",")))
+            seconds, rss, status, report = reconcile(endpoint, max(int(p) for p in args.segments.split(",")))
             print(f"tampered au_id {tampered}: exit {status}, broken {report['broken_accounts']} ({seconds:.1f} s)")
             if status != 1 or [entry["au_id"] for entry in report["broken_accounts"]] != [tampered]:
                 return 1
