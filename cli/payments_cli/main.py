@@ -70,6 +70,21 @@ def _client() -> Any:
     return dynamodb_client()
 
 
+def _scan_client(segments: int) -> Any:
+    """A DynamoDB client for a whole-table scan: the handlers' bounds (3 s reads, 2 attempts) are a request's, not
+    an ops tool's; a page of a large table may take longer, and throttling is waited out (standard retries)."""
+    import boto3
+    from botocore.config import Config
+
+    config = Config(
+        retries={"mode": "standard", "total_max_attempts": 10},
+        connect_timeout=5,
+        read_timeout=120,
+        max_pool_connections=segments + 4,
+    )
+    return boto3.client("dynamodb", config=config)
+
+
 def _load_fixture_file(path: Path) -> dict[str, int]:
     from payments.config import get_settings
     from payments_cli.fixture_loader import load_fixture, parse_fixture_text
@@ -319,7 +334,8 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
 
     started = time.monotonic()
     show = sys.stderr.isatty() and not os.environ.get("CI") and not args.json
-    report = reconcile_with_progress(LedgerScanner(_client(), get_settings().ledger_table), args.segments, show)
+    scanner = LedgerScanner(_scan_client(args.segments), get_settings().ledger_table)
+    report = reconcile_with_progress(scanner, args.segments, show)
     if args.json:
         document = {**report.as_json(), "segments": args.segments, "seconds": round(time.monotonic() - started, 3)}
         print(json.dumps(document, indent=2))
