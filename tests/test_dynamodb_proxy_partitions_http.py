@@ -37,8 +37,9 @@ def upstream() -> Iterator[str]:
 
 @pytest.fixture
 def proxy(upstream: str) -> Iterator[DynamoDBProxy]:
-    # 1000× below DynamoDB's: 3 read units and 1 write unit a second per partition
-    started = DynamoDBProxy(upstream, partitions=PartitionModel(1000)).start()
+    # 1000× below DynamoDB's: 3 read units and 1 write unit a second per partition; the clock stands still, so a
+    # spent budget stays spent however slowly the machine runs the test
+    started = DynamoDBProxy(upstream, partitions=PartitionModel(1000, clock=lambda: 0.0)).start()
     try:
         yield started
     finally:
@@ -216,21 +217,7 @@ def crowd_fixture() -> dict[str, Any]:
     return fixture
 
 
-@pytest.mark.parametrize(
-    "cache_seconds",
-    [
-        pytest.param(
-            "30",
-            marks=pytest.mark.xfail(
-                reason="depends on the shared-items caches (SHARED_ITEMS_CACHE_SECONDS, "
-                "payments.repositories.shared_items), written by another engineer at the same time",
-                strict=False,
-            ),
-        ),
-        "0",
-    ],
-    ids=["caches on", "caches off"],
-)
+@pytest.mark.parametrize("cache_seconds", ["30", "0"], ids=["caches on", "caches off"])
 def test_36_callers_read_no_partition_in_more_than_a_third_of_their_requests(tmp_path, cache_seconds):
     """Caches on, no partition is touched by more than 12 of the 36 requests of a route; caches off (the check's
     own check), the shared items' partitions are touched by every request."""
@@ -258,7 +245,7 @@ def test_36_callers_read_no_partition_in_more_than_a_third_of_their_requests(tmp
                     }
                     return stack.post(SWAP_PATH, body, {"Authorization": f"Bearer {token(au_id)}"})
 
-                with ThreadPoolExecutor(4) as pool:
+                with ThreadPoolExecutor(2) as pool:
                     progress_answers = list(pool.map(progress, enumerate(ASKERS)))
                     progress_stats = counting.stats()["partitions"]["partitions"]
                     counting.reset()
@@ -266,8 +253,8 @@ def test_36_callers_read_no_partition_in_more_than_a_third_of_their_requests(tmp
                     swap_stats = counting.stats()["partitions"]["partitions"]
         finally:
             counting.stop()
-    assert [status for status, _ in progress_answers] == [200] * CALLERS, progress_answers[:3]
-    assert [(status, answer["return"]) for status, answer in swap_answers] == [(200, 0)] * CALLERS, swap_answers[:3]
+    assert [answer for answer in progress_answers if answer[0] != 200] == []
+    assert [answer for answer in swap_answers if (answer[0], answer[1].get("return")) != (200, 0)] == []
     for route, stats in (("payment progress", progress_stats), ("swap", swap_stats)):
         busiest = max(stats.items(), key=lambda item: item[1]["requests"])
         if cache_seconds == "0":
