@@ -171,3 +171,35 @@ def test_command_line_failure_is_one_line(dynamodb, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err
     assert err.startswith("payments migrate-otp-secrets: DynamoDB: ") and "create-tables" in err
+
+
+@pytest.mark.slow
+def test_the_console_script_on_moto_server_and_without_dynamodb():
+    """The installed `payments` command, as an operator runs it: dry run, run, run again; no DynamoDB: one line."""
+    import os
+    import subprocess
+
+    from helpers.processes import PAYMENTS, dynamodb_at, moto_server
+    from payments_cli.tables import create_tables
+
+    env = {name: value for name, value in os.environ.items() if not name.startswith("AWS_ENDPOINT")}
+
+    def payments(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [str(PAYMENTS), "migrate-otp-secrets", *args]
+        return subprocess.run(command, capture_output=True, text=True, env=env, cwd="/", timeout=120)
+
+    with moto_server() as endpoint:
+        client = dynamodb_at(endpoint)
+        create_tables(client)
+        put(client, LEDGER_TABLE, legacy_account(19, OLD))
+        dry = payments("--dry-run", "--dynamodb-endpoint", endpoint)
+        assert (dry.returncode, dry.stderr) == (0, "") and "au_id 19: would move the secret" in dry.stdout
+        done = payments("--dynamodb-endpoint", endpoint)
+        assert (done.returncode, done.stderr) == (0, "") and "1 moved" in done.stdout
+        assert contents(client, OTP_SECRET_TABLE) == {("ACCOUNT#19", "OTP_SECRET"): OtpSecretItem.write(19, OLD)}
+        again = payments("--dynamodb-endpoint", endpoint)
+        assert again.stdout == "No OTP secret left on the ledger: nothing to migrate.\n"
+    unreachable = payments("--dynamodb-endpoint", "http://127.0.0.1:9")
+    assert unreachable.returncode == 1 and unreachable.stdout == ""
+    assert unreachable.stderr.count("\n") == 1 and "Traceback" not in unreachable.stderr
+    assert unreachable.stderr.startswith("payments migrate-otp-secrets: cannot reach DynamoDB at http://127.0.0.1:9")
