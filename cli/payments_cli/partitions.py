@@ -288,7 +288,9 @@ class PartitionModel:
 
     def admit(self, operation: str, body: bytes) -> Admission | None:
         """The request's touches, charged at their estimate; a refusal when a partition cannot pay. None for a
-        request the model does not read (a control plane call, a body that is not JSON)."""
+        request the model does not read (a Scan, a control plane call, a body that is not JSON)."""
+        if operation not in _MODELLED:
+            return None
         try:
             request = json.loads(body or b"{}")
         except ValueError:
@@ -314,6 +316,8 @@ class PartitionModel:
     ) -> tuple[list[tuple[str, str]], bytes]:
         """Correct the estimates by the answer; hand back a batch's refused keys as unprocessed. Returns the
         answer's headers and body (changed only when keys were added to a batch's unprocessed ones)."""
+        if not admission.touches and not admission.unprocessed:
+            return headers, payload
         try:
             answer = json.loads(payload or b"{}") if payload else {}
         except ValueError:
@@ -607,3 +611,17 @@ class PartitionModel:
 
 
 _UNPROCESSED = {"BatchGetItem": "UnprocessedKeys", "BatchWriteItem": "UnprocessedItems"}
+# What the model charges; anything else (Scan: ops tools only; the control plane) is forwarded untouched.
+_MODELLED = frozenset(
+    {
+        "GetItem",
+        "PutItem",
+        "UpdateItem",
+        "DeleteItem",
+        "Query",
+        "BatchGetItem",
+        "BatchWriteItem",
+        "TransactGetItems",
+        "TransactWriteItems",
+    }
+)
