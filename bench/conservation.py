@@ -1,5 +1,5 @@
 """The conservation check after a Locust run (`make soak`, `make scale`): `reconcile` clean, as many swap logs as
-successes the clients were answered, and for every account initial + Σ answered adjustments = stored balance."""
+distinct swaps the clients were answered, and for every account initial + Σ answered adjustments = stored balance."""
 
 from __future__ import annotations
 
@@ -21,13 +21,22 @@ def conservation_problems(
 
     client, settings = boto3.client("dynamodb", endpoint_url=endpoint), get_settings()
     items = list(LedgerRepository(client, settings.ledger_table, settings.otp_secret_table).iter_ledger_items())
-    report, successes = reconcile(items), sum(len(seen.get(au_id, [])) for au_id in accounts)
+    # a request sent again with the same body (same caller, same code) is the same swap: its committed answer is
+    # replayed, log id and all, so each account's swaps are its distinct log ids; a replay must match its original
+    swaps: dict[int, dict[int, Any]] = {au_id: {} for au_id in accounts}
+    problems: list[str] = []
+    for au_id in accounts:
+        for value in seen.get(au_id, []):
+            first = swaps[au_id].setdefault(int(value["log_id"]), value)
+            if first != value:
+                problems.append(f"au_id {au_id}: log id {value['log_id']} answered as two different swaps")
+    report, successes = reconcile(items), sum(len(logs) for logs in swaps.values())
     stored = {
         (i["au_id"], i["entity"]): Decimal(i["quantity"]) for i in items if i.get("entity") in ("point", "wallet")
     }
-    problems = report.problems + ([] if report.swap_logs == successes else [f"{report.swap_logs} swap logs"])
+    problems += report.problems + ([] if report.swap_logs == successes else [f"{report.swap_logs} swap logs"])
     for au_id in accounts:
-        answered = seen.get(au_id, [])
+        answered = list(swaps[au_id].values())
         final_points = points + sum(value["point"]["adjust_point_quantity"] for value in answered)
         final_coins = coins + sum(value["coin"]["adjust_coin_quantity"] for value in answered)
         if (final_points, final_coins) != (stored[(au_id, "point")], stored[(au_id, "wallet")]):
