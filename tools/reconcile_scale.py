@@ -2,8 +2,9 @@
 
     .venv/bin/python tools/reconcile_scale.py --accounts 100000 --segments 1,2,4,8
 
-Starts DynamoDB Local (`make dynamodb-local`; data in .local/reconcile-scale, kept between runs: a second run with
-the same --accounts reuses it), creates the template's tables, and writes the accounts with BatchWriteItem
+Starts DynamoDB Local in memory (`make dynamodb-local`) with --heap of Java heap (6g by default: its Scan fails with
+InternalFailure at 512m with 100,000 accounts, and it then holds about 8 GB), or uses --endpoint URL of one already
+running (its ledger generated only if empty); creates the template's tables, and writes the accounts with BatchWriteItem
 through the ledger's item classes (payments.repositories.ledger_items), as the adjustment path and the swap
 write them: per account its account item, a point balance and a wallet opened by two opening adjustments (with
 their idempotency markers), and for every fifth account one swap (its log, its stamps, log_seq 1). Then it runs
@@ -17,9 +18,11 @@ import argparse
 import contextlib
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
@@ -41,7 +44,7 @@ from payments.repositories.ledger_items import (  # noqa: E402
     SwapLogItem,
     WalletItem,
 )
-from payments_cli.dynamodb_local import DynamoDBLocal, is_installed  # noqa: E402
+from payments_cli.dynamodb_local import emulator_dir, free_port, is_installed, stop_process  # noqa: E402
 from payments_cli.tables import create_tables  # noqa: E402
 
 LEDGER = "LedgerTable"
@@ -118,22 +121,41 @@ def reconcile(endpoint: str, segments: int) -> tuple[float, int, int, dict[str, 
     return seconds, usage.ru_maxrss // 1024, process.returncode, json.loads(out)
 
 
+@contextlib.contextmanager
+def dynamodb_local(heap: str) -> Iterator[str]:
+    """DynamoDB Local in memory with `heap` of Java heap (payments_cli.dynamodb_local's 512m is too small here)."""
+    port = free_port()
+    command = ["java", f"-Xmx{heap}", "-Djava.library.path=./DynamoDBLocal_lib", "-jar", "DynamoDBLocal.jar"]
+    command += ["-port", str(port), "-sharedDb", "-inMemory"]
+    process = subprocess.Popen(command, cwd=emulator_dir(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop_process(process)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--accounts", type=int, default=100_000)
     parser.add_argument("--segments", default="1,2,4,8", help="comma-separated segment counts to time")
     parser.add_argument("--writers", type=int, default=4, help="threads writing the generated items")
     parser.add_argument(
-        "--data-dir", type=Path, help="keep DynamoDB Local's data here (reused by a later run); default: in memory"
+        "--heap", default="6g", help="DynamoDB Local's Java heap (its Scan fails with InternalFailure at 512m)"
     )
     parser.add_argument("--endpoint", help="a DynamoDB Local already running (its ledger generated if empty)")
     args = parser.parse_args()
     if not args.endpoint and not is_installed():
         print("DynamoDB Local is not installed: make dynamodb-local", file=sys.stderr)
         return 2
-    data_dir = None if args.data_dir is None else args.data_dir / str(args.accounts)
     with contextlib.ExitStack() as stack:
-        endpoint = args.endpoint or stack.enter_context(DynamoDBLocal(data_dir=data_dir)).endpoint
+        endpoint = args.endpoint or stack.enter_context(dynamodb_local(args.heap))
         client = boto3.client(
             "dynamodb",
             endpoint_url=endpoint,
@@ -143,7 +165,7 @@ def main() -> int:
         )
         create_tables(client)
         if client.describe_table(TableName=LEDGER)["Table"].get("ItemCount", 0) == 0:
-            print(f"generating {args.accounts} accounts into DynamoDB Local ({data_dir or 'in memory'})", flush=True)
+            print(f"generating {args.accounts} accounts into DynamoDB Local at {endpoint}", flush=True)
             generate(client, args.accounts, args.writers)
         count = client.describe_table(TableName=LEDGER)["Table"].get("ItemCount", 0)
         print(f"ledger: {count} items, {args.accounts} accounts; machine: {os.cpu_count()} CPUs", flush=True)
