@@ -608,7 +608,7 @@ def test_loading_a_fixture_over_a_live_account_rolls_nothing_back(ledger, at_t0)
     account_before = next(item for item in ledger_items(ledger) if item["sk"] == "ACCOUNT" and item["au_id"] == 19)
     # When ops load the demo fixture again over the live account
     load(ledger, DEMO_FIXTURE)
-    # Then the swap counters are untouched (the balances are the fixture's: a seeding tool)
+    # Then the swap counters are untouched (and the balances too: the same fixture's adjustments are applied already)
     account_after = next(item for item in ledger_items(ledger) if item["sk"] == "ACCOUNT" and item["au_id"] == 19)
     assert account_after == account_before
     assert account_after["version"] == 1 and account_after["log_seq"] == 1
