@@ -37,8 +37,11 @@ PICTURE = "https://willson-v1.s3.ap-northeast-2.amazonaws.com/user_image/img_pro
 TEST_ENV = {"AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1", "JWT_SECRET": JWT_SECRET}
 TEST_ENV |= {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "POWERTOOLS_LOG_LEVEL": "WARNING"}
 TEST_ENV |= {"POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_METRICS_NAMESPACE": "WillsonPaymentsTest"}
+# Every request reads its shared items (apps, coins, rates, tickets, listing), as with a stale cache: the worst case,
+# the same DynamoDB calls as the floor replays, and each request's recorded answers stay in order.
+TEST_ENV |= {"SHARED_ITEMS_CACHE_SECONDS": "0"}
 SERVICE_ENV = ("AWS_", "POWERTOOLS_", "JWT_", "WILLSON_", "LEDGER_", "OTP_", "HONEYPOT_", "MAX_LISTED", "SWAP_")
-SERVICE_ENV += ("CORS_", "PAYMENTS_", "LAMBDA_", "_X_AMZN")
+SERVICE_ENV += ("CORS_", "PAYMENTS_", "LAMBDA_", "_X_AMZN", "SHARED_ITEMS_")
 HANDLERS = {"payment_progress": "progress_3", "swap": "swap_success"}
 SCENARIOS = {"progress_3": "payment progress, 3 listed", "progress_30": "payment progress, 30 listed"}
 SCENARIOS |= {"swap_success": "swap, success", "swap_refused": "swap, refused at the balances step"}
