@@ -221,3 +221,20 @@ def demo(dynamodb: Any) -> Any:
 
 def demo_fixture() -> dict[str, Any]:
     return json.loads(DEMO_FIXTURE.read_text(encoding="utf-8"))
+
+
+@pytest.fixture
+def at_t0(monkeypatch: pytest.MonkeyPatch) -> dict[str, float]:
+    """The swap handler's clock held at T0 (the demo codes' instant); set `now["t"]` to move it."""
+    from functions.swap import app as swap_app
+    from helpers.otp import T0
+
+    now = {"t": T0}
+    monkeypatch.setattr(swap_app, "clock", lambda: now["t"])
+    return now
+
+
+@pytest.fixture
+def ledger(demo: Any, at_t0: dict[str, float]) -> Any:
+    """The demo tables (moto) with the swap handler's clock at T0."""
+    return demo

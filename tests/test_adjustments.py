@@ -16,7 +16,7 @@ import pytest
 
 from conftest import LEDGER_TABLE, demo_fixture, load
 from functions.swap import app as swap_app
-from helpers import T0, account_items, ledger_items, swap, swap_body
+from helpers import account_items, ledger_items, swap, swap_body
 from payments.repositories import codec, keys
 from payments.repositories.adjustments import (
     AdjustmentConflict,
@@ -31,18 +31,6 @@ from payments_cli.reconcile import reconcile
 
 NOW = 1_795_000_100.5
 DUMP = json.loads((Path(__file__).parent / "data" / "tables_v1.json").read_text(encoding="utf-8"))
-
-
-@pytest.fixture
-def at_t0(monkeypatch):
-    now = {"t": T0}
-    monkeypatch.setattr(swap_app, "clock", lambda: now["t"])
-    return now
-
-
-@pytest.fixture
-def ledger(demo, at_t0):
-    return demo
 
 
 def repository(client: Any, **options: Any) -> AdjustmentRepository:

@@ -208,16 +208,6 @@ def padded(prefix: str, total_bytes: int, filler: str = "x") -> str:
     return result
 
 
-@pytest.fixture
-def at_t0(monkeypatch):
-    monkeypatch.setattr(swap_app, "clock", lambda: T0)
-
-
-@pytest.fixture
-def ledger(demo, at_t0):
-    return demo
-
-
 # body size: 16 KiB counted in UTF-8 bytes, inclusive, checked before anything else
 
 

@@ -27,18 +27,6 @@ from payments.repositories.ledger import CommitResult
 from seed_values import SEED_SWAP_VALUE, WALLET
 
 
-@pytest.fixture
-def at_t0(monkeypatch):
-    now = {"t": T0}
-    monkeypatch.setattr(swap_app, "clock", lambda: now["t"])
-    return now
-
-
-@pytest.fixture
-def ledger(demo, at_t0):
-    return demo
-
-
 def test_seed_example_point_to_coin(ledger):
     # Given 2100 points, no coins and a rate of 0.1
     # When the seed's swap is sent with a valid code
