@@ -238,3 +238,22 @@ def at_t0(monkeypatch: pytest.MonkeyPatch) -> dict[str, float]:
 def ledger(demo: Any, at_t0: dict[str, float]) -> Any:
     """The demo tables (moto) with the swap handler's clock at T0."""
     return demo
+
+
+TABLES_V1 = json.loads((ROOT / "tests" / "data" / "tables_v1.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture
+def tables_v1(dynamodb: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """moto tables holding exactly what the previous data model wrote (tests/data/tables_v1.json), no adjustment
+    entry at all; the swap's clock at the dump's instant."""
+    from boto3.dynamodb.table import BatchWriter
+
+    from functions.swap import app as swap_app
+
+    for table, items in TABLES_V1["tables"].items():
+        with BatchWriter(table, dynamodb) as writer:
+            for item in items:
+                writer.put_item(Item=item)
+    monkeypatch.setattr(swap_app, "clock", lambda: TABLES_V1["clock"])
+    return dynamodb

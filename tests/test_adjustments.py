@@ -7,15 +7,12 @@ what `reconcile` then finds.
 
 from __future__ import annotations
 
-import json
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from conftest import LEDGER_TABLE, demo_fixture, load
-from functions.swap import app as swap_app
 from helpers import account_items, ledger_items, swap, swap_body
 from payments.repositories import codec, keys
 from payments.repositories.adjustments import (
@@ -30,7 +27,6 @@ from payments_cli import main as cli
 from payments_cli.reconcile import reconcile
 
 NOW = 1_795_000_100.5
-DUMP = json.loads((Path(__file__).parent / "data" / "tables_v1.json").read_text(encoding="utf-8"))
 
 
 def repository(client: Any, **options: Any) -> AdjustmentRepository:
@@ -295,20 +291,8 @@ def test_a_fixture_changing_only_the_mu_id_writes_no_entry(ledger):
     assert problems(ledger) == []
 
 
-@pytest.fixture
-def legacy(dynamodb: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """Tables as the previous data model wrote them (tests/data/tables_v1.json): no adjustment entry at all."""
-    from boto3.dynamodb.table import BatchWriter
-
-    for table, items in DUMP["tables"].items():
-        with BatchWriter(table, dynamodb) as writer:
-            for item in items:
-                writer.put_item(Item=item)
-    monkeypatch.setattr(swap_app, "clock", lambda: DUMP["clock"])
-    return dynamodb
-
-
-def test_legacy_accounts_take_adjustments_and_still_reconcile(legacy):
+def test_legacy_accounts_take_adjustments_and_still_reconcile(tables_v1):
+    legacy = tables_v1
     # Given accounts written before adjustments existed (149 never swapped: 280 points and no entry)
     assert problems(legacy) == []
     # When ops correct 19 (after its 3 swaps) and a fixture gives 149 a wallet

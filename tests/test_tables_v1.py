@@ -11,31 +11,17 @@ tables would be after a deploy, and the new code is run against them at that ins
 
 from __future__ import annotations
 
-import json
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
-from boto3.dynamodb.table import BatchWriter
 
-from functions.swap import app as swap_app
+from conftest import TABLES_V1
 from helpers import T0, code_at, error, ledger_items, progress, swap, swap_body
 from payments_cli.reconcile import reconcile
 
-DUMP = json.loads((Path(__file__).parent / "data" / "tables_v1.json").read_text(encoding="utf-8"))
+DUMP = TABLES_V1
 SECRET_20 = "KRSXG5CTMVRXEZLUKN2XAZLSKRSXG5CT"
-
-
-@pytest.fixture
-def tables_v1(dynamodb: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """moto tables holding exactly the dumped items; the swap's clock at the dump's instant."""
-    for table, items in DUMP["tables"].items():
-        with BatchWriter(table, dynamodb) as writer:
-            for item in items:
-                writer.put_item(Item=item)
-    monkeypatch.setattr(swap_app, "clock", lambda: DUMP["clock"])
-    return dynamodb
 
 
 def test_the_dump_is_what_the_previous_model_wrote():
