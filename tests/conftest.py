@@ -167,10 +167,22 @@ def table_snapshots() -> dict[str, Any]:
     with mock_aws():
         client = dynamodb_client()
         create_tables(client)
-        snapshots["empty"] = copy.deepcopy(_moto_dynamodb().tables)
+        snapshots["empty+stream"] = copy.deepcopy(_moto_dynamodb().tables)
         load(client, DEMO_FIXTURE)
-        snapshots["demo"] = copy.deepcopy(_moto_dynamodb().tables)
+        snapshots["demo+stream"] = copy.deepcopy(_moto_dynamodb().tables)
+    for name in ("empty", "demo"):
+        snapshots[name] = without_streams(snapshots[f"{name}+stream"])
     return snapshots
+
+
+def without_streams(tables: dict[str, Any]) -> dict[str, Any]:
+    """A copy of moto's tables that keeps no stream records. moto deep-copies every table a transaction touches,
+    stream records included, so a swap test's transactions grow slower with each one (20 ms a copy after a few
+    swaps); only the tests that read the stream (`ledger_stream`) keep it."""
+    tables = copy.deepcopy(tables)
+    for table in tables.values():
+        table.stream_shard = None
+    return tables
 
 
 def _moto_dynamodb() -> Any:
@@ -195,8 +207,16 @@ def moto_tables(snapshot: Any) -> Iterator[Any]:
 @pytest.fixture
 def dynamodb(request: pytest.FixtureRequest, table_snapshots: dict[str, Any]) -> Iterator[Any]:
     """A fresh moto DynamoDB with the template's tables (holding the demo data when the test asks for `demo`)."""
-    with moto_tables(table_snapshots["demo" if "demo" in request.fixturenames else "empty"]) as client:
+    name = "demo" if "demo" in request.fixturenames else "empty"
+    if "ledger_stream" in request.fixturenames:
+        name += "+stream"
+    with moto_tables(table_snapshots[name]) as client:
         yield client
+
+
+@pytest.fixture
+def ledger_stream() -> None:
+    """Asked for beside `dynamodb`/`demo`: the ledger table keeps its stream (moto's records, as DynamoDB's)."""
 
 
 def load(client: Any, fixture: dict[str, Any] | str | Path) -> dict[str, int]:

@@ -452,7 +452,7 @@ def lambda_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-def swapped(demo, monkeypatch):
+def swapped(demo, ledger_stream, monkeypatch):
     from functions.swap import app as swap_app
 
     monkeypatch.setattr(swap_app, "clock", lambda: T0)
