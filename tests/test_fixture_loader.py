@@ -32,18 +32,35 @@ Key = tuple[str, str]
 Contents = dict[Key, dict[str, Any]]
 
 
-@pytest.fixture
-def client(monkeypatch: pytest.MonkeyPatch, table_snapshots: dict[str, Any]) -> Iterator[Any]:
-    """The template's tables, empty, in a fresh moto: the handlers' client (count_batch_writes' hook removed after)."""
+def _tables(monkeypatch: pytest.MonkeyPatch, snapshot: dict[str, Any]) -> Iterator[Any]:
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
         monkeypatch.setenv(name, "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.setenv("AWS_REGION", "us-east-1")
     for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB"):
         monkeypatch.delenv(name, raising=False)
-    with moto_tables(table_snapshots["empty"]) as dynamodb:
+    with moto_tables(snapshot) as dynamodb:
         yield dynamodb
         dynamodb.meta.events.unregister("before-call.dynamodb.BatchWriteItem", unique_id=_COUNTER)
+
+
+@pytest.fixture
+def client(monkeypatch: pytest.MonkeyPatch, table_snapshots: dict[str, Any]) -> Iterator[Any]:
+    """The template's tables, empty, in a fresh moto: the handlers' client (count_batch_writes' hook removed after)."""
+    yield from _tables(monkeypatch, table_snapshots["empty"])
+
+
+@pytest.fixture
+def loaded(monkeypatch: pytest.MonkeyPatch, table_snapshots: dict[str, Any]) -> Iterator[Any]:
+    """The tables holding the example fixture: conftest's "demo" snapshot (the same file, loaded once a session)."""
+    yield from _tables(monkeypatch, table_snapshots["demo"])
+
+
+@pytest.fixture(scope="module")
+def example_contents(table_snapshots: dict[str, Any]) -> tuple[Contents, Contents]:
+    """Every item of the tables holding the example fixture, read once a module."""
+    with moto_tables(table_snapshots["demo"]) as dynamodb:
+        return everything(dynamodb)
 
 
 def example() -> dict[str, Any]:
@@ -428,9 +445,9 @@ def test_example_catalogue_items(client):
 # --- Upserts ------------------------------------------------------------------------------------
 
 
-def test_loading_twice_leaves_the_same_state_and_writes_nothing_the_second_time(client):
+def test_loading_twice_leaves_the_same_state_and_writes_nothing_the_second_time(loaded):
     # Given the example fixture loaded once
-    load(client, example())
+    client = loaded
     first = everything(client)
     writes = count_batch_writes(client)
     # When it is loaded again
@@ -440,9 +457,9 @@ def test_loading_twice_leaves_the_same_state_and_writes_nothing_the_second_time(
     assert writes == []
 
 
-def test_empty_fixture_changes_nothing(client):
+def test_empty_fixture_changes_nothing(loaded):
     # Given the example fixture loaded
-    load(client, example())
+    client = loaded
     before = everything(client)
     # When a fixture with no sections is loaded
     counts = load(client, "{}")
@@ -483,9 +500,9 @@ def test_unprocessed_writes_are_sent_again(client):
     assert everything(client) == loaded
 
 
-def test_tickets_merge_with_the_stored_catalogue(client):
+def test_tickets_merge_with_the_stored_catalogue(loaded):
     # Given the example fixture loaded
-    load(client, example())
+    client = loaded
     # When a fixture changes ticket 2 and adds ticket 4
     load(client, {"tickets": [{"idx": 2, "minutes": 60, "price": 12}, {"idx": 4, "minutes": 100, "price": 18}]})
     # Then tickets 1 and 3 are kept
@@ -498,9 +515,9 @@ def test_tickets_merge_with_the_stored_catalogue(client):
     }
 
 
-def test_sessions_keep_the_latest_completion_per_willsoner(client):
+def test_sessions_keep_the_latest_completion_per_willsoner(loaded):
     # Given the example fixture loaded (asker 149 met willsoner 12 on 2020-11-20T10:00:00Z)
-    load(client, example())
+    client = loaded
     # When a fixture adds an older session with 12 and a newer one with 15, with offsets and fractions
     load(
         client,
@@ -518,9 +535,9 @@ def test_sessions_keep_the_latest_completion_per_willsoner(client):
     assert sessions["willsoners"] == {"12": "2020-11-20T10:00:00Z", "15": "2020-11-21T00:30:15Z"}
 
 
-def test_app_points_merge_with_the_stored_app(client):
+def test_app_points_merge_with_the_stored_app(loaded):
     # Given the example fixture loaded (app 1 has point 1)
-    load(client, example())
+    client = loaded
     # When a fixture restates app 1 with a second point
     app_1 = {"app_id": 1, "database_id": 1, "name": "Willson", "points": [{"point_id": 2, "name": "별"}]}
     load(client, {"apps": [app_1]})
@@ -529,9 +546,9 @@ def test_app_points_merge_with_the_stored_app(client):
     assert app is not None and app["points"] == {"1": "꿀단지", "2": "별"}
 
 
-def test_reloading_an_account_keeps_its_counters_and_secret(client):
+def test_reloading_an_account_keeps_its_counters_and_secret(loaded):
     # Given the example loaded, then account 19 used by a swap (its counters moved)
-    load(client, example())
+    client = loaded
     client.update_item(
         TableName=LEDGER,
         Key=codec.to_item({"pk": "ACCOUNT#19", "sk": "ACCOUNT"}),
@@ -570,9 +587,9 @@ def test_reloading_an_account_keeps_its_counters_and_secret(client):
     assert "opening" not in entry
 
 
-def test_new_otp_secret_replaces_the_stored_one_normalised(client):
+def test_new_otp_secret_replaces_the_stored_one_normalised(loaded):
     # Given the example fixture loaded
-    load(client, example())
+    client = loaded
     # When account 19 gets a new secret written in lower case with padding
     load(client, {"accounts": [{"au_id": 19, "otp_secret": "gezdgnbvgy3tqojqgezdgnbvgy3tqojq===="}]})
     # Then the stored secret is the canonical upper-case, unpadded form
@@ -582,9 +599,9 @@ def test_new_otp_secret_replaces_the_stored_one_normalised(client):
     assert not any("otp_secret" in item for item in contents(client, LEDGER).values())
 
 
-def test_references_resolve_against_stored_items(client):
+def test_references_resolve_against_stored_items(loaded):
     # Given the example fixture loaded
-    load(client, example())
+    client = loaded
     # When a fixture holds only a concern of stored user 31 in stored subcategory 5, and a wallet of stored coin 2
     load(
         client,
@@ -618,9 +635,9 @@ def test_references_resolve_against_stored_items(client):
 # --- Derived items follow their sources ---------------------------------------------------------
 
 
-def test_nickname_change_updates_cards_listings_and_concerns(client):
+def test_nickname_change_updates_cards_listings_and_concerns(loaded):
     # Given the example fixture loaded
-    load(client, example())
+    client = loaded
     before = contents(client, WILLSON)
     # When a fixture renames willsoner 12's user (26) and the asker of the concerns (149)
     load(
@@ -653,9 +670,9 @@ def test_nickname_change_updates_cards_listings_and_concerns(client):
     assert {after[(f"CONCERN#{idx}", "CONCERN")]["asker_nickname"] for idx in (1577, 1578, 1500)} == {"우체부"}
 
 
-def test_gender_change_moves_listing_partition(client):
+def test_gender_change_moves_listing_partition(loaded):
     # Given the example fixture loaded (willsoner 12's user 26 is 여)
-    load(client, example())
+    client = loaded
     # When user 26 becomes 남
     load(client, {"users": [user_26(gender="남")]})
     # Then willsoner 12 is listed under 남 instead of 여, and its profile records the new entries
@@ -666,9 +683,9 @@ def test_gender_change_moves_listing_partition(client):
     assert [entry["card"] for entry in listing_of(client, 12).values()] == [card_12(gender="남")] * 2
 
 
-def test_rating_change_moves_listing_rank(client):
+def test_rating_change_moves_listing_rank(loaded):
     # Given the example fixture loaded (willsoner 12 rated 4.5)
-    load(client, example())
+    client = loaded
     # When willsoner 12 is rated 4.9 and gains subcategory 2
     load(client, {"willsoners": [willsoner_12(avg_rating=4.9, subcategory_idx=[2, 1])]})
     # Then its old entries are gone and the new ones carry the new rank
@@ -684,9 +701,9 @@ def test_rating_change_moves_listing_rank(client):
     assert (card["card"]["avg_rating"], card["card"]["subcategories"]) == (Decimal("4.9"), ["짝사랑", "이별"])
 
 
-def test_status_no_longer_complete_removes_listing_entries(client):
+def test_status_no_longer_complete_removes_listing_entries(loaded):
     # Given the example fixture loaded (willsoner 12 is complete and listed twice)
-    load(client, example())
+    client = loaded
     # When willsoner 12 goes back to waiting
     load(client, {"willsoners": [willsoner_12(status="waiting")]})
     # Then it has no listing entries, and its card and profile say waiting
@@ -704,9 +721,9 @@ def test_status_no_longer_complete_removes_listing_entries(client):
     assert len(listing_of(client, 15)) == 4
 
 
-def test_subcategory_rename_updates_concerns_and_cards(client):
+def test_subcategory_rename_updates_concerns_and_cards(loaded):
     # Given the example fixture loaded
-    load(client, example())
+    client = loaded
     # When subcategory 1 of category 1 is renamed
     subcategories = [{"idx": 1, "name": "헤어짐"}, {"idx": 2, "name": "짝사랑"}]
     load(client, {"categories": [{"idx": 1, "name": "사랑", "subcategories": subcategories}]})
@@ -843,11 +860,10 @@ REFUSED: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
 
 @pytest.mark.parametrize("preloaded", [False, True], ids=["empty tables", "after a good load"])
 @pytest.mark.parametrize("case", list(REFUSED), ids=list(REFUSED))
-def test_broken_fixture_is_refused_naming_the_path_and_nothing_is_written(client, case, preloaded):
+def test_broken_fixture_is_refused_naming_the_path_and_nothing_is_written(request, case, preloaded, example_contents):
     # Given empty tables, or tables holding the example fixture
-    if preloaded:
-        load(client, example())
-    before = everything(client)
+    client = request.getfixturevalue("loaded" if preloaded else "client")
+    before = example_contents if preloaded else ({}, {})
     change, message = REFUSED[case]
     document = copy.deepcopy(example())
     change(document)
@@ -874,10 +890,9 @@ NOT_A_NUMBER = "is not a JSON number; the fixture must not contain NaN or Infini
     ],
     ids=["repeated field", "repeated section", "NaN", "Infinity", "truncated", "not an object"],
 )
-def test_malformed_json_is_refused(client, text, message):
+def test_malformed_json_is_refused(loaded, text, message, example_contents):
     # Given the example fixture loaded
-    load(client, example())
-    before = everything(client)
+    client, before = loaded, example_contents
     # When malformed text is loaded
     with pytest.raises(FixtureError) as refused:
         load(client, text)
@@ -886,10 +901,9 @@ def test_malformed_json_is_refused(client, text, message):
     assert everything(client) == before
 
 
-def test_category_update_that_orphans_stored_items_is_refused(client):
+def test_category_update_that_orphans_stored_items_is_refused(loaded, example_contents):
     # Given the example fixture loaded (willsoners 12, 15 and 18 and the concerns use subcategory 1)
-    load(client, example())
-    before = everything(client)
+    client, before = loaded, example_contents
     # When a fixture restates category 1 without subcategory 1
     with pytest.raises(FixtureError) as refused:
         load(client, {"categories": [{"idx": 1, "name": "연애", "subcategories": [{"idx": 2, "name": "짝사랑"}]}]})
@@ -898,10 +912,9 @@ def test_category_update_that_orphans_stored_items_is_refused(client):
     assert everything(client) == before
 
 
-def test_subcategory_moved_into_another_stored_category_is_refused(client):
+def test_subcategory_moved_into_another_stored_category_is_refused(loaded, example_contents):
     # Given the example fixture loaded (subcategory 5 belongs to category 2)
-    load(client, example())
-    before = everything(client)
+    client, before = loaded, example_contents
     # When a new category 3 claims subcategory 5
     with pytest.raises(FixtureError) as refused:
         load(client, {"categories": [{"idx": 3, "name": "기타", "subcategories": [{"idx": 5, "name": "취업"}]}]})
@@ -910,10 +923,9 @@ def test_subcategory_moved_into_another_stored_category_is_refused(client):
     assert everything(client) == before
 
 
-def test_wallet_decimals_follow_a_coin_changed_in_the_same_fixture(client):
+def test_wallet_decimals_follow_a_coin_changed_in_the_same_fixture(loaded, example_contents):
     # Given the example fixture loaded (coin 2 has 8 decimals)
-    load(client, example())
-    before = everything(client)
+    client, before = loaded, example_contents
     # When a fixture lowers coin 2 to 2 decimals and gives a wallet 3 of them
     fixture = {
         "coins": [{"coin_id": 2, "symbol": "WSC", "decimals": 2}],
