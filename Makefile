@@ -120,9 +120,10 @@ lock: install
 		--python-version 3.13 --generate-hashes --custom-compile-command "make lock" -o $(LAYER_LOCK)
 
 # Lint first (ruff, ruff format --check, mypy --strict, cfn-lint, sam validate): the linters run here only, never
-# inside pytest. Then the whole suite, both tiers.
+# inside pytest. Then the whole suite, both tiers, one test module per pytest-xdist worker (each worker has its own
+# state home, so the local stacks it starts never meet another worker's; see tests/conftest.py).
 test: lint dev-tools build
-	SAM_BIN=$(abspath $(SAM_VENV)/bin/sam) DYNAMODB_LOCAL_DIR=$(abspath $(DDB_LOCAL)) $(BIN)/pytest
+	SAM_BIN=$(abspath $(SAM_VENV)/bin/sam) DYNAMODB_LOCAL_DIR=$(abspath $(DDB_LOCAL)) $(BIN)/pytest -n auto --dist loadfile
 
 # The fast tier (well under a minute): handlers on moto and everything else in-process. No `payments serve`, no
 # DynamoDB Local, no SAM CLI, no browser, no linters: tests that start a process are marked `slow` (tests/conftest.py

@@ -35,7 +35,8 @@ os.environ.update(
         "POWERTOOLS_METRICS_NAMESPACE": "WillsonPaymentsTest",
         "POWERTOOLS_METRICS_DISABLED": "true",
         "POWERTOOLS_LOG_LEVEL": "WARNING",
-        # `payments serve` records its endpoint per user: the tests' serve processes never touch the real record
+        # `payments serve` records its endpoint per user: the tests' serve processes never touch the real record, and
+        # each pytest-xdist worker (its own process) has its own, so no worker finds another's stacks
         "XDG_STATE_HOME": tempfile.mkdtemp(prefix="payments-test-state-"),
     }
 )
