@@ -7,6 +7,7 @@ import os
 import subprocess
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import jwt
@@ -157,6 +158,7 @@ def test_bad_arguments_are_one_line(state_home: dict[str, str]) -> None:
 
 
 def test_nothing_reachable_is_one_line(state_home: dict[str, str], nothing_listening: str) -> None:
+    runs: list[tuple[list[str], dict[str, str]]] = []
     for args in (
         ["create-tables"],
         ["load-fixture", str(DEMO_FIXTURE)],
@@ -166,9 +168,12 @@ def test_nothing_reachable_is_one_line(state_home: dict[str, str], nothing_liste
         ["reconcile"],
         ["serve", "--port", "0"],
     ):
-        result = run_with([*args, "--dynamodb-endpoint", nothing_listening], state_home)
-        assert_one_line_failure(result, 1, f"cannot reach DynamoDB at {nothing_listening}")
-        result = run_with(args, {**state_home, "AWS_ENDPOINT_URL_DYNAMODB": nothing_listening})
+        runs.append(([*args, "--dynamodb-endpoint", nothing_listening], state_home))
+        runs.append((args, {**state_home, "AWS_ENDPOINT_URL_DYNAMODB": nothing_listening}))
+    # the runs are independent (each waits on its own start-up, not on DynamoDB): side by side
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda run: run_with(*run), runs))
+    for result in results:
         assert_one_line_failure(result, 1, f"cannot reach DynamoDB at {nothing_listening}")
     result = run_with(["create-tables", "--dynamodb-endpoint", "not-a-url"], state_home)
     assert_one_line_failure(result, 1, "Invalid endpoint: not-a-url")
