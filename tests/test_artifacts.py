@@ -83,12 +83,36 @@ def seeded_client(endpoint: str, fixture: Path) -> Any:
     return client
 
 
+def run_isolated(
+    task_root: Path, opt_dir: Path, events: list[dict[str, Any]], environment: dict[str, Any], workdir: Path
+) -> tuple[dict[str, Any], str]:
+    """Each event through the handler under `task_root`, with the layer under `opt_dir`, in one isolated interpreter
+    (`python -I -S`: one execution environment); returns the runner's output and the handler's stdout."""
+    events_file, output_file = workdir / f"{task_root.name}-events.json", workdir / f"{task_root.name}-output.json"
+    events_file.write_text(json.dumps(events), encoding="utf-8")
+    # The runner runs from a copy beside the artifacts (standing in for the Lambda runtime's bootstrap).
+    runtime = workdir / "runtime"
+    runtime.mkdir(exist_ok=True)
+    shutil.copy(ROOT / "tests" / "artifact_runner.py", runtime / "artifact_runner.py")
+    interpreter = getattr(sys, "_base_executable", None) or sys.executable
+    runner = [str(runtime / "artifact_runner.py"), str(task_root), str(opt_dir), str(events_file), str(output_file)]
+    result = subprocess.run(
+        [interpreter, "-I", "-S", *runner],
+        cwd=workdir,
+        env={key: str(value) for key, value in environment.items()},
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    output = json.loads(output_file.read_text(encoding="utf-8"))
+    assert "error" not in output, output["error"] + result.stderr
+    return output, result.stdout
+
+
 def invoke(built: Path, logical_id: str, endpoint: str, events: list[dict[str, Any]]) -> list[tuple[int, Any]]:
     """Each event through the built handler of `logical_id`, in one isolated interpreter (one execution environment)."""
     task_root = built / FUNCTIONS[logical_id]
-    events_file = built / f"{logical_id}-events.json"
-    output_file = built / f"{logical_id}-output.json"
-    events_file.write_text(json.dumps(events), encoding="utf-8")
     # The function's environment: what events/env.json gives `sam local invoke`, pointed at moto's server.
     environment = json.loads((EVENTS / "env.json").read_text(encoding="utf-8"))[logical_id]
     environment.update(
@@ -106,31 +130,7 @@ def invoke(built: Path, logical_id: str, endpoint: str, events: list[dict[str, A
             "LANG": "C.UTF-8",
         }
     )
-    # The runner runs from a copy beside the artifacts (standing in for the Lambda runtime's bootstrap).
-    runtime = built / "runtime"
-    runtime.mkdir(exist_ok=True)
-    shutil.copy(ROOT / "tests" / "artifact_runner.py", runtime / "artifact_runner.py")
-    interpreter = getattr(sys, "_base_executable", None) or sys.executable
-    result = subprocess.run(
-        [
-            interpreter,
-            "-I",
-            "-S",
-            str(runtime / "artifact_runner.py"),
-            str(task_root),
-            str(built / "opt"),
-            str(events_file),
-            str(output_file),
-        ],
-        cwd=built,
-        env={k: str(v) for k, v in environment.items()},
-        capture_output=True,
-        text=True,
-        timeout=RUN_TIMEOUT,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    output = json.loads(output_file.read_text(encoding="utf-8"))
-    assert "error" not in output, output["error"] + result.stderr
+    output, _ = run_isolated(task_root, built / "opt", events, environment, built)
     # Only the artifacts and the standard library were imported: nothing of the source tree or any virtualenv.
     assert output["foreign_modules"] == [], output["foreign_modules"]
     assert Path(output["handler_file"]).resolve() == (task_root / "app.py").resolve()

@@ -311,13 +311,8 @@ def test_audit_follow_names_a_tampered_account_and_stops_on_ctrl_c(follow_endpoi
 def test_the_built_audit_function_reports_breaks_and_a_poison_record_in_lambdas_shapes(tmp_path):
     """`make build`'s targets (the layer and AuditFunction, for this machine), imported in an isolated interpreter as
     Lambda would: the partial batch response, the break's log line and the EMF metric on stdout."""
-    import shutil
-    import sys
-
-    from test_artifacts import make
+    from test_artifacts import make, run_isolated
     from test_audit import point, stream_record, swap_records, wallet
-
-    from conftest import ROOT
 
     scratch = tmp_path / "scratch"
     scratch.mkdir()
@@ -327,8 +322,6 @@ def test_the_built_audit_function_reports_breaks_and_a_poison_record_in_lambdas_
     poison["dynamodb"]["NewImage"]["quantity"] = {"S": "lots"}
     tampered = stream_record("MODIFY", wallet("999", 1), wallet("11", 1))
     event = {"Records": [*swap_records(1, (2100, 1990), ("0", "11")), poison, tampered]}
-    (tmp_path / "events.json").write_text(json.dumps([event]), encoding="utf-8")
-    shutil.copy(ROOT / "tests" / "artifact_runner.py", tmp_path / "artifact_runner.py")
     environment = {
         "LEDGER_TABLE_NAME": "LedgerTable",
         "AWS_REGION": "us-east-1",
@@ -343,30 +336,10 @@ def test_the_built_audit_function_reports_breaks_and_a_poison_record_in_lambdas_
         "HOME": str(tmp_path),
         "LANG": "C.UTF-8",
     }
-    interpreter = getattr(sys, "_base_executable", None) or sys.executable
-    result = subprocess.run(
-        [
-            interpreter,
-            "-I",
-            "-S",
-            str(tmp_path / "artifact_runner.py"),
-            str(tmp_path / "audit"),
-            str(tmp_path / "opt"),
-            str(tmp_path / "events.json"),
-            str(tmp_path / "output.json"),
-        ],
-        cwd=tmp_path,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    output = json.loads((tmp_path / "output.json").read_text(encoding="utf-8"))
-    assert "error" not in output, output["error"]
+    output, stdout = run_isolated(tmp_path / "audit", tmp_path / "opt", [event], environment, tmp_path)
     assert output["foreign_modules"] == [], output["foreign_modules"]
     assert output["responses"] == [{"batchItemFailures": [{"itemIdentifier": poison["dynamodb"]["SequenceNumber"]}]}]
-    lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    lines = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
     [logged] = [line for line in lines if line.get("message") == "ledger audit break"]
     assert (logged["au_id"], logged["item"], logged["level"]) == (19, "WALLET#2", "WARNING")
     assert "quantity" not in json.dumps(logged), "no image is logged"
