@@ -122,7 +122,11 @@ lock: install
 # Lint first (ruff, ruff format --check, mypy --strict, cfn-lint, sam validate): the linters run here only, never
 # inside pytest. Then the whole suite, both tiers, one test module per pytest-xdist worker (each worker has its own
 # state home, so the local stacks it starts never meet another worker's; see tests/conftest.py).
-test: lint dev-tools build
+# The set-up steps are independent downloads (two virtualenvs, DynamoDB Local, Chromium): they run side by side, as
+# do lint and build; --output-sync keeps each step's output in one piece.
+test:
+	$(MAKE) --no-print-directory -j4 --output-sync=target dev-tools
+	$(MAKE) --no-print-directory -j2 --output-sync=target lint build
 	SAM_BIN=$(abspath $(SAM_VENV)/bin/sam) DYNAMODB_LOCAL_DIR=$(abspath $(DDB_LOCAL)) $(BIN)/pytest -n auto --dist loadfile
 
 # The fast tier (well under a minute): handlers on moto and everything else in-process. No `payments serve`, no
