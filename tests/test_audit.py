@@ -268,6 +268,15 @@ def test_a_balance_that_is_not_what_its_entry_left_is_a_break():
     ]
 
 
+def test_one_write_moving_both_stamps_is_a_break_even_when_its_swap_explains_the_quantity():
+    # A swap and an adjustment are two transactions: no write of ours moves both stamps of a balance at once
+    log = swap_log(1, (2100, 1990), ("0", "11"))
+    both = stream_record("MODIFY", point(1990, 1, last_adjustment_seq=1), point(2100))
+    assert reasons(findings(Ledger(log), [both])) == [
+        (AU, "POINT#1#1", "one write moved both stamps (swap log 1, adjustment 1)")
+    ]
+
+
 def test_the_chain_of_a_balance_follows_its_previous_entry():
     log1 = swap_log(1, (2100, 1990), ("0", "11"))
     # swap 2 found what swap 1 left
