@@ -13,6 +13,7 @@ from functions.swap import app as swap_app
 from helpers import (
     DEMO_SECRET,
     T0,
+    account_items,
     api_event,
     balances,
     call,
@@ -222,6 +223,64 @@ def test_insufficient_coins_changes_nothing_and_keeps_the_code_usable(ledger):
     assert swap(swap_body())[0] == 200
 
 
+def _set_wallet(ledger: Any, quantity: int) -> None:
+    """The caller's WALLET#2 holds `quantity` coins (written directly, as ops would)."""
+    from payments.repositories import codec, keys
+
+    ledger.update_item(
+        TableName="LedgerTable",
+        Key=codec.to_item(keys.wallet(19, 2)),
+        UpdateExpression="SET quantity = :q",
+        ExpressionAttributeValues={":q": {"N": str(quantity)}},
+    )
+
+
+def test_a_wallet_cannot_reach_the_coin_limit(ledger):
+    limit = 10**18
+    # Given a wallet one coin below the limit of 10^18 coins
+    _set_wallet(ledger, limit - 1)
+    before = ledger_items(ledger)
+    # When a swap of 10 points for 1 coin would land exactly on the limit
+    # Then it is refused as a coin quantity the wallet cannot take, and nothing moves
+    assert swap(swap_body(adjust_point=-10, adjust_coin=1)) == (409, error(32105, "Coin quantity is invalid"))
+    assert ledger_items(ledger) == before
+    assert balances(ledger) == (2100, Decimal(limit - 1))
+    assert swap_logs(ledger) == []
+    # Given the wallet one coin lower
+    _set_wallet(ledger, limit - 2)
+    # When the same swap is sent again (the refusal consumed no OTP step)
+    status, body = swap(swap_body(adjust_point=-10, adjust_coin=1))
+    # Then it is carried out: the wallet ends one coin below the limit
+    assert status == 200
+    assert body == {
+        "return": 0,
+        "message": "success",
+        "value": {
+            "au_id": 19,
+            "point": {
+                "mu_id": 28,
+                "app_id": 1,
+                "database_id": 1,
+                "point_id": 1,
+                "previous_point_quantity": 2100,
+                "adjust_point_quantity": -10,
+                "point_quantity": 2090,
+            },
+            "coin": {
+                "coin_id": 2,
+                "walletaddress": WALLET,
+                "previous_coin_quantity": limit - 2,
+                "adjust_coin_quantity": 1,
+                "coin_quantity": limit - 1,
+            },
+            "log_id": 1,
+            "event_id": 3,
+        },
+    }
+    assert balances(ledger) == (2090, Decimal(limit - 1))
+    assert len(swap_logs(ledger)) == 1
+
+
 def test_member_data_read_error(ledger, monkeypatch):
     from payments.repositories.ledger import LedgerReadFailed
 
@@ -331,6 +390,23 @@ def test_reused_codes_do_not_count_towards_the_lock(ledger, at_t0):
         assert swap(swap_body(adjust_point=-20, adjust_coin=2))[1]["return"] == 32108
     at_t0["t"] = T0 + 30
     assert swap(swap_body(adjust_point=-20, adjust_coin=2, when=T0 + 30))[0] == 200
+
+
+def test_a_step_stays_consumed_while_an_earlier_request_may_be_in_flight(ledger, at_t0):
+    step = int(T0) // 30  # the OTP time step of T0
+    # Given a swap at T0 with the code of the previous step (step - 1, the oldest one T0 accepts)
+    assert swap(swap_body(adjust_point=-10, adjust_coin=1, when=T0 - 30))[0] == 200
+    # and a later swap at T0 + 30 (step + 1) with the then-current code, which prunes steps no request may still use
+    at_t0["t"] = T0 + 30
+    assert swap(swap_body(adjust_point=-20, adjust_coin=2, when=T0 + 30))[0] == 200
+    # When a request that arrived at T0 and is still in flight reuses the step - 1 code with another body
+    at_t0["t"] = T0
+    answer = swap(swap_body(adjust_point=-30, adjust_coin=3, when=T0 - 30))
+    # Then the step is still consumed: refused as a code already used, and nothing moves
+    assert answer == (409, error(32108, "OTP code already used"))
+    assert account_items(ledger, 19)["ACCOUNT"]["otp_steps"] == {str(step - 1): 1, str(step + 1): 2}
+    assert balances(ledger) == (2070, Decimal("3"))
+    assert [log["log_id"] for log in swap_logs(ledger)] == [1, 2]
 
 
 # --- idempotency and crash safety ---
