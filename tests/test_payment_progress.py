@@ -8,8 +8,9 @@ from typing import Any
 import jwt
 import pytest
 
-from conftest import ROOT, LambdaContext, api_event, call, demo_fixture, load, token
+from conftest import ROOT, WILLSON_TABLE, LambdaContext, api_event, call, demo_fixture, load, token
 from functions.payment_progress import app as payment_progress
+from payments.repositories.shared_items import forget_all
 
 PATH = "/api/v1/asker/payment/progress"
 SEED_RESPONSE = json.loads(
@@ -46,6 +47,28 @@ def test_all_willsoners_ranked_by_rating_then_idx_unrated_last(demo):
     assert [t["idx"] for t in body["data"]["tickets"]] == [1, 2, 3]
     assert body["data"]["willsoners"][0]["subcategories"] == [{"name": "이별"}, {"name": "짝사랑"}]
     assert body["data"]["willsoners"][2]["subcategories"] == [{"name": "이별"}, {"name": "취업"}]
+
+
+def test_an_inactive_ticket_is_not_offered(demo):
+    # Given ticket 2 marked inactive in the stored catalogue (absent `active` means active)
+    demo.update_item(
+        TableName=WILLSON_TABLE,
+        Key={"pk": {"S": "TICKETS"}, "sk": {"S": "CATALOG"}},
+        UpdateExpression="SET tickets.#idx.active = :inactive",
+        ExpressionAttributeNames={"#idx": "2"},
+        ExpressionAttributeValues={":inactive": {"BOOL": False}},
+        ConditionExpression="attribute_exists(tickets.#idx)",
+    )
+    forget_all()  # as `load` does: the handler's kept catalogue is read again
+    # When the asker asks for concern 1577
+    status, body = progress({"concern_idx": 1577})
+    # Then ticket 2 is not offered; the others still are, in order
+    assert status == 200
+    assert body["data"]["tickets"] == [
+        {"type": "고민나누기 30분", "amount": "꿀단지 7개", "idx": 1},
+        {"type": "고민나누기 80분", "amount": "꿀단지 15개", "idx": 3},
+    ]
+    assert listed(body) == [(15, "4.8"), (12, "4.5"), (18, "0.0")]
 
 
 def test_match_type_null_means_all(demo):
@@ -104,6 +127,44 @@ def test_the_caller_is_never_listed(dynamodb):
     assert status == 200
     assert listed(body) == [(15, "4.8"), (18, "0.0")]
     assert body["data"]["point"] == {"honeypot": "0개"}
+
+
+@pytest.mark.parametrize(
+    ("met", "answer"),
+    [
+        # the caller met only their own card: nobody is left to list
+        ([12], (404, {"code": "willsoner_not_found", "message": "Willsoner not found."})),
+        # their own card is the most recent session, yet only the other willsoner is listed
+        ([12, 15], (200, [(15, "4.8")])),
+    ],
+    ids=["only_their_own_card", "their_own_card_and_another"],
+)
+def test_match_type_1_never_lists_the_caller_met_as_their_own_willsoner(dynamodb, met, answer):
+    # Given au 26, who is willsoner 12, with a concern of their own and sessions with their own card
+    fixture = demo_fixture()
+    fixture["concerns"].append(
+        {
+            "idx": 2000,
+            "au_id": 26,
+            "content": "내 고민",
+            "time": "",
+            "wil_gender": "ALL",
+            "subcategory_idx": 1,
+            "personalities": [],
+            "direction": "들어주세요",
+        }
+    )
+    completed = {12: "2021-06-01T00:00:00Z", 15: "2021-01-01T00:00:00Z"}
+    fixture["sessions"].extend(
+        {"asker_au_id": 26, "willsoner_idx": idx, "concern_idx": 2000, "completed_at": completed[idx]} for idx in met
+    )
+    load(dynamodb, fixture)
+    # When they ask for the willsoners they met before
+    status, body = progress({"concern_idx": 2000, "match_type": 1}, au_id=26)
+    # Then their own card is never listed
+    expected_status, expected = answer
+    assert status == expected_status
+    assert (listed(body) if status == 200 else body) == expected
 
 
 def many_willsoners_fixture(count: int, subcategory: int = 1) -> dict[str, Any]:
