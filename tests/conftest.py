@@ -168,9 +168,9 @@ def table_snapshots() -> dict[str, Any]:
     with mock_aws():
         client = dynamodb_client()
         create_tables(client)
-        snapshots["empty+stream"] = copy.deepcopy(_moto_dynamodb().tables)
+        snapshots["empty+stream"] = copy.deepcopy(moto_dynamodb().tables)
         load(client, DEMO_FIXTURE)
-        snapshots["demo+stream"] = copy.deepcopy(_moto_dynamodb().tables)
+        snapshots["demo+stream"] = copy.deepcopy(moto_dynamodb().tables)
     for name in ("empty", "demo"):
         snapshots[name] = without_streams(snapshots[f"{name}+stream"])
     return snapshots
@@ -186,7 +186,7 @@ def without_streams(tables: dict[str, Any]) -> dict[str, Any]:
     return tables
 
 
-def _moto_dynamodb() -> Any:
+def moto_dynamodb() -> Any:
     from moto.core import DEFAULT_ACCOUNT_ID
     from moto.dynamodb.models import dynamodb_backends
 
@@ -200,7 +200,7 @@ def moto_tables(snapshot: Any) -> Iterator[Any]:
     from payments.repositories.shared_items import forget_all
 
     with mock_aws():
-        _moto_dynamodb().tables = copy.deepcopy(snapshot)
+        moto_dynamodb().tables = copy.deepcopy(snapshot)
         forget_all()  # the handlers' environments kept items of the previous test's database
         yield dynamodb_client()
 
