@@ -563,6 +563,39 @@ def test_the_request_record_is_written_by_the_swaps_own_transaction(ledger):
     assert record["value"] == json.loads(json.dumps(SEED_SWAP_VALUE), parse_float=Decimal)
 
 
+def test_a_live_request_record_is_never_overwritten_by_another_transaction(ledger, monkeypatch):
+    # Given a committed swap, and the transaction it sent
+    sent = []
+    commit_swap = swap_app.ledger.commit_swap
+    monkeypatch.setattr(swap_app.ledger, "commit_swap", lambda commit: sent.append(commit) or commit_swap(commit))
+    assert swap(swap_body())[0] == 200
+    [first] = sent
+    before = ledger_items(ledger)
+    # When a second transaction, right about everything else it finds, carries a record of the same request while
+    # the first is live (the service never plans one: the consumed step answers first; the condition is the backstop)
+    result = first.record.result
+    second_result = result._replace(
+        log_id=2,
+        previous_point=result.new_point,
+        new_point=result.new_point + result.adjust_point,
+        previous_coin=result.new_coin,
+        new_coin=result.new_coin + result.adjust_coin,
+    )
+    second = first._replace(
+        account_version=first.account_version + 1,
+        consumed_otp_steps={**first.consumed_otp_steps, first.otp_step + 1: 2},
+        previous_point=second_result.previous_point,
+        new_point=second_result.new_point,
+        previous_coin=second_result.previous_coin,
+        new_coin=second_result.new_coin,
+        otp_step=first.otp_step + 1,
+        record=first.record._replace(result=second_result),
+    )
+    # Then DynamoDB refuses it and nothing is written
+    assert commit_swap(second) is CommitResult.STALE
+    assert ledger_items(ledger) == before
+
+
 # --- lost answers: test_faults.py injects them at botocore's wire (in-process, on moto), and
 # test_swap_outcomes_http.py once over HTTP ---
 
