@@ -50,6 +50,7 @@ from moto import mock_aws
 
 import payments_cli.tables
 from helpers.events import LambdaContext, api_event, call  # noqa: F401 - re-exported
+from helpers.ledger import moto_dynamodb
 from helpers.tokens import SECRET, token  # noqa: F401 - re-exported
 from payments_cli.fixture_loader import load_fixture, parse_fixture_text
 from payments_cli.tables import create_tables
@@ -184,13 +185,6 @@ def without_streams(tables: dict[str, Any]) -> dict[str, Any]:
     for table in tables.values():
         table.stream_shard = None
     return tables
-
-
-def moto_dynamodb() -> Any:
-    from moto.core import DEFAULT_ACCOUNT_ID
-    from moto.dynamodb.models import dynamodb_backends
-
-    return dynamodb_backends[DEFAULT_ACCOUNT_ID][os.environ["AWS_REGION"]]
 
 
 @contextmanager
