@@ -108,7 +108,8 @@ def test_gender_filter_follows_the_concern(demo):
     assert body["data"]["concern"]["wil_gender"] == "남"
 
 
-def test_the_caller_is_never_listed(dynamodb):
+def demo_with_a_concern_of_willsoner_12() -> dict[str, Any]:
+    """The demo data plus concern 2000 of au 26, who is willsoner 12 (a caller who is also a willsoner)."""
     fixture = demo_fixture()
     fixture["concerns"].append(
         {
@@ -122,6 +123,11 @@ def test_the_caller_is_never_listed(dynamodb):
             "direction": "들어주세요",
         }
     )
+    return fixture
+
+
+def test_the_caller_is_never_listed(dynamodb):
+    fixture = demo_with_a_concern_of_willsoner_12()
     load(dynamodb, fixture)
     status, body = progress({"concern_idx": 2000}, au_id=26)
     assert status == 200
@@ -141,19 +147,7 @@ def test_the_caller_is_never_listed(dynamodb):
 )
 def test_match_type_1_never_lists_the_caller_met_as_their_own_willsoner(dynamodb, met, answer):
     # Given au 26, who is willsoner 12, with a concern of their own and sessions with their own card
-    fixture = demo_fixture()
-    fixture["concerns"].append(
-        {
-            "idx": 2000,
-            "au_id": 26,
-            "content": "내 고민",
-            "time": "",
-            "wil_gender": "ALL",
-            "subcategory_idx": 1,
-            "personalities": [],
-            "direction": "들어주세요",
-        }
-    )
+    fixture = demo_with_a_concern_of_willsoner_12()
     completed = {12: "2021-06-01T00:00:00Z", 15: "2021-01-01T00:00:00Z"}
     fixture["sessions"].extend(
         {"asker_au_id": 26, "willsoner_idx": idx, "concern_idx": 2000, "completed_at": completed[idx]} for idx in met
