@@ -7,7 +7,7 @@
 - helpers.tokens    the development signing secret and access tokens
 - helpers.otp       the demo authenticator secret, codes at an instant, waiting for a calm 30 s step
 - helpers.routes    the two routes, request bodies and the catalogued answers, in-process calls
-- helpers.ledger    what the ledger stores, read back through a DynamoDB client
+- helpers.ledger    what the ledger stores, read back (through the API, or from in-process moto's storage)
 - helpers.processes `payments serve`, moto's server and the `payments` command in other processes
 """
 

@@ -1,4 +1,4 @@
-"""The ledger table as stored, read through any DynamoDB client (moto, moto's server, DynamoDB Local)."""
+"""The ledger table as stored: through the API of DynamoDB Local or moto's server, or in-process moto's storage."""
 
 from __future__ import annotations
 
