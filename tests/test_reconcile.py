@@ -472,8 +472,7 @@ def test_reconcile_from_outside_names_only_the_tampered_account(outside, tmp_pat
 
 def test_an_adjustment_after_a_log_that_does_not_exist(swapped):
     # Given account 19's second opening entry (its wallet, after log 0) said to come after log 4 (it has logs 1-3)
-    adjustment = {"pk": "ACCOUNT#19", "sk": f"ADJUSTMENT#{2:020d}"}
-    set_attribute(swapped, adjustment, "SET after_log_id = :log", {":log": 4})
+    set_attribute(swapped, keys.adjustment(19, 2), "SET after_log_id = :log", {":log": 4})
     # Then reconcile names it, and the replay that puts the wallet's opening after the swaps that spent from it
     assert problems_of(swapped) == [
         "au_id 19: adjustment 2 is after log 4, which does not exist",
@@ -484,8 +483,7 @@ def test_an_adjustment_after_a_log_that_does_not_exist(swapped):
 
 def test_adjustments_whose_logs_go_backwards(swapped):
     # Given account 19's first opening entry said to come after log 2, the one after it still after log 0
-    adjustment = {"pk": "ACCOUNT#19", "sk": f"ADJUSTMENT#{1:020d}"}
-    set_attribute(swapped, adjustment, "SET after_log_id = :log", {":log": 2})
+    set_attribute(swapped, keys.adjustment(19, 1), "SET after_log_id = :log", {":log": 2})
     # Then reconcile names the pair, and the replay that puts the points' opening between logs 2 and 3
     assert problems_of(swapped) == [
         "au_id 19: adjustment 2 is after log 0 but adjustment 1 before it is after log 2",

@@ -43,9 +43,8 @@ def account_items(client: Any, au_id: int) -> dict[str, dict[str, Any]]:
     """One account's items, decoded, by sort key (strongly consistent)."""
     stored = _stored_in_process(client)
     if stored is not None:
-        return {
-            item["sk"]: item for item in sorted(stored, key=lambda item: item["sk"]) if item["pk"] == f"ACCOUNT#{au_id}"
-        }
+        mine = [item for item in stored if item["pk"] == f"ACCOUNT#{au_id}"]
+        return {item["sk"]: item for item in sorted(mine, key=lambda item: item["sk"])}
     items: dict[str, dict[str, Any]] = {}
     for page in client.get_paginator("query").paginate(
         TableName=LEDGER_TABLE,
